@@ -1,0 +1,292 @@
+#include "nn/graph.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/rng.h"
+
+namespace tb {
+
+Graph::Graph(Shape input_shape) {
+  Node in;
+  in.name = "input";
+  in.shape = input_shape;
+  nodes_.push_back(std::move(in));
+}
+
+Graph::~Graph() = default;
+Graph::Graph(Graph&&) noexcept = default;
+Graph& Graph::operator=(Graph&&) noexcept = default;
+
+int Graph::add(const std::string& name, std::unique_ptr<Layer> layer, std::vector<int> inputs) {
+  TB_CHECK(!planned(), "cannot add '{}' to a planned graph", name);
+  std::vector<Shape> shapes;
+  for (int i : inputs) {
+    TB_CHECK(i >= 0 && i < int(nodes_.size()), "node '{}' reads unknown node {}", name, i);
+    shapes.push_back(nodes_[i].shape);
+  }
+  Node node;
+  node.name = name;
+  node.shape = layer->infer(shapes);
+  node.param_specs = layer->param_specs();
+  node.buffer_specs = layer->buffer_specs();
+  node.inputs = std::move(inputs);
+  node.layer = std::move(layer);
+  bool upstream = false;
+  for (int i : node.inputs) upstream = upstream || nodes_[i].needs_grad;
+  node.needs_grad = upstream || !node.param_specs.empty();
+  nodes_.push_back(std::move(node));
+  return int(nodes_.size()) - 1;
+}
+
+void Graph::plan(Backend& backend, int max_batch, DType dtype, bool training) {
+  TB_CHECK(!planned(), "graph planned twice");
+  TB_CHECK(max_batch > 0, "batch size must be positive");
+  for (const Node& node : nodes_) {
+    if (!node.layer) continue;
+    TB_INPUT_CHECK(backend.supports(node.layer->op(), dtype),
+                   "backend '{}' cannot run {} ({}) in {}", backend.name(), node.name,
+                   op_name(node.layer->op()), dtype_name(dtype));
+  }
+  max_batch_ = max_batch;
+  dtype_ = dtype;
+  training_ = training;
+  memory_ = std::make_unique<MemoryPlan>();
+  const size_t esize = dtype_size(dtype);
+
+  // Which writer of each gradient comes first in backward order: it overwrites, the rest add.
+  std::vector<bool> written(nodes_.size(), false);
+  for (size_t j = nodes_.size(); j-- > 1;) {
+    Node& node = nodes_[j];
+    node.accumulate.assign(node.inputs.size(), false);
+    if (!node.needs_grad) continue;
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const int i = node.inputs[k];
+      if (!nodes_[i].needs_grad) continue;
+      node.accumulate[k] = written[i];
+      written[i] = true;
+    }
+  }
+
+  for (Node& node : nodes_) {
+    const size_t item_bytes = size_t(node.shape.numel()) * esize;
+    node.output_handle = memory_->request("activations", item_bytes * max_batch);
+    if (training && node.needs_grad)
+      node.grad_handle = memory_->request("activation_gradients", item_bytes * max_batch);
+    for (const ParamSpec& spec : node.param_specs) {
+      node.param_handles.push_back(
+          memory_->request("parameters", size_t(spec.shape.numel()) * esize));
+      if (training)
+        node.grad_handles.push_back(
+            memory_->request("gradients", size_t(spec.shape.numel()) * esize));
+    }
+    for (const BufferSpec& spec : node.buffer_specs) {
+      const DType t = spec.dtype == DType::f32 ? dtype : spec.dtype;
+      const size_t bytes = size_t(spec.shape.numel()) * dtype_size(t) *
+                           (spec.per_item ? size_t(max_batch) : 1);
+      node.buffer_handles.push_back(
+          memory_->request(spec.persistent ? "buffers" : "scratch", bytes));
+    }
+  }
+  memory_->allocate(backend);
+  backend_ = &backend;
+
+  // Zero everything once: gradient padding must stay zero for flat optimizer updates.
+  for (const auto& [category, bytes] : memory_->bytes_by_category())
+    if (bytes) backend.fill_zero(Tensor(memory_->category_base(category), DType::u8,
+                                        Shape{int64_t(bytes)}, backend.device()));
+}
+
+Tensor Graph::view(size_t handle, DType dtype, Shape shape) const {
+  return Tensor(memory_->pointer(handle), dtype, shape, backend_->device());
+}
+
+void Graph::init_parameters(uint64_t seed) {
+  TB_CHECK(planned(), "init_parameters before plan");
+  Rng rng(seed);
+  std::vector<double> values;
+  std::vector<uint8_t> bytes;
+  auto upload = [&](size_t handle, const Shape& shape, DType t) {
+    const size_t n = values.size();
+    bytes.resize(n * dtype_size(t));
+    if (t == DType::f64) {
+      std::memcpy(bytes.data(), values.data(), n * sizeof(double));
+    } else {
+      TB_CHECK(t == DType::f32, "parameter init supports fp32 and fp64, not {}", dtype_name(t));
+      float* f = reinterpret_cast<float*>(bytes.data());
+      for (size_t i = 0; i < n; ++i) f[i] = float(values[i]);
+    }
+    backend_->copy_from_host(memory_->pointer(handle), bytes.data(), bytes.size());
+  };
+  auto fill = [&](Init init, int64_t fan_in, int64_t n) {
+    values.resize(size_t(n));
+    const double bound = 1.0 / std::sqrt(double(fan_in));
+    for (double& v : values) {
+      switch (init) {
+        case Init::fan_in_uniform: v = float(rng.uniform(-bound, bound)); break;
+        case Init::ones: v = 1.0; break;
+        case Init::zeros: v = 0.0; break;
+      }
+    }
+  };
+  for (Node& node : nodes_) {
+    for (size_t k = 0; k < node.param_specs.size(); ++k) {
+      const ParamSpec& spec = node.param_specs[k];
+      fill(spec.init, spec.fan_in, spec.shape.numel());
+      upload(node.param_handles[k], spec.shape, dtype_);
+    }
+    for (size_t k = 0; k < node.buffer_specs.size(); ++k) {
+      const BufferSpec& spec = node.buffer_specs[k];
+      if (!spec.persistent) continue;
+      fill(spec.init, 1, spec.shape.numel());
+      upload(node.buffer_handles[k], spec.shape, spec.dtype == DType::f32 ? dtype_ : spec.dtype);
+    }
+  }
+}
+
+LayerTensors Graph::tensors_for(const Node& node, int n) const {
+  LayerTensors t;
+  for (size_t k = 0; k < node.inputs.size(); ++k) {
+    const Node& in = nodes_[node.inputs[k]];
+    t.x.push_back(view(in.output_handle, dtype_, in.shape.with_batch(n)));
+    t.dx.push_back(training_ && in.needs_grad
+                       ? view(in.grad_handle, dtype_, in.shape.with_batch(n))
+                       : Tensor{});
+  }
+  t.accumulate_dx = node.accumulate;
+  t.y = view(node.output_handle, dtype_, node.shape.with_batch(n));
+  if (training_ && node.needs_grad) t.dy = view(node.grad_handle, dtype_, node.shape.with_batch(n));
+  for (size_t k = 0; k < node.param_specs.size(); ++k) {
+    t.params.push_back(view(node.param_handles[k], dtype_, node.param_specs[k].shape));
+    if (training_)
+      t.grads.push_back(view(node.grad_handles[k], dtype_, node.param_specs[k].shape));
+  }
+  for (size_t k = 0; k < node.buffer_specs.size(); ++k) {
+    const BufferSpec& spec = node.buffer_specs[k];
+    const DType dt = spec.dtype == DType::f32 ? dtype_ : spec.dtype;
+    t.buffers.push_back(
+        view(node.buffer_handles[k], dt, spec.per_item ? spec.shape.with_batch(n) : spec.shape));
+  }
+  return t;
+}
+
+void Graph::forward_node(size_t j, int n, bool training, uint64_t seed, uint64_t step) {
+  const Node& node = nodes_[j];
+  RunContext ctx{*backend_, n, training, seed, step, int(j)};
+  node.layer->forward(tensors_for(node, n), ctx);
+}
+
+void Graph::backward_node(size_t j, int n, uint64_t seed, uint64_t step) {
+  const Node& node = nodes_[j];
+  if (!node.needs_grad) return;
+  RunContext ctx{*backend_, n, true, seed, step, int(j)};
+  node.layer->backward(tensors_for(node, n), ctx);
+}
+
+void Graph::forward(int n, bool training, uint64_t seed, uint64_t step) {
+  TB_CHECK(planned(), "forward before plan");
+  TB_CHECK(n > 0 && n <= max_batch_, "batch of {} exceeds the planned {}", n, max_batch_);
+  TB_CHECK(!training || training_, "training forward on a graph planned for inference");
+  for (size_t j = 1; j < nodes_.size(); ++j) forward_node(j, n, training, seed, step);
+}
+
+void Graph::backward(int n, uint64_t seed, uint64_t step) {
+  TB_CHECK(training_, "backward on a graph planned for inference");
+  TB_CHECK(n > 0 && n <= max_batch_, "batch of {} exceeds the planned {}", n, max_batch_);
+  for (size_t j = nodes_.size(); j-- > 1;) backward_node(j, n, seed, step);
+}
+
+Tensor Graph::input(int n) const {
+  return view(nodes_.front().output_handle, dtype_, nodes_.front().shape.with_batch(n));
+}
+
+Tensor Graph::output(int n) const {
+  return view(nodes_.back().output_handle, dtype_, nodes_.back().shape.with_batch(n));
+}
+
+Tensor Graph::output_grad(int n) const {
+  TB_CHECK(training_, "no gradients in an inference graph");
+  return view(nodes_.back().grad_handle, dtype_, nodes_.back().shape.with_batch(n));
+}
+
+std::vector<ParamRef> Graph::parameters() const {
+  std::vector<ParamRef> out;
+  for (const Node& node : nodes_)
+    for (size_t k = 0; k < node.param_specs.size(); ++k) {
+      const Shape& s = node.param_specs[k].shape;
+      out.push_back({node.name + "." + node.param_specs[k].name,
+                     view(node.param_handles[k], dtype_, s),
+                     training_ ? view(node.grad_handles[k], dtype_, s) : Tensor{}});
+    }
+  return out;
+}
+
+std::vector<StateRef> Graph::persistent_buffers() const {
+  std::vector<StateRef> out;
+  for (const Node& node : nodes_)
+    for (size_t k = 0; k < node.buffer_specs.size(); ++k) {
+      const BufferSpec& spec = node.buffer_specs[k];
+      if (!spec.persistent) continue;
+      out.push_back({node.name + "." + spec.name,
+                     view(node.buffer_handles[k], spec.dtype == DType::f32 ? dtype_ : spec.dtype,
+                          spec.shape)});
+    }
+  return out;
+}
+
+Tensor Graph::parameter_block() const {
+  const size_t bytes = memory_->category_bytes("parameters");
+  return Tensor(memory_->category_base("parameters"), dtype_,
+                Shape{int64_t(bytes / dtype_size(dtype_))}, backend_->device());
+}
+
+Tensor Graph::gradient_block() const {
+  const size_t bytes = memory_->category_bytes("gradients");
+  return Tensor(memory_->category_base("gradients"), dtype_,
+                Shape{int64_t(bytes / dtype_size(dtype_))}, backend_->device());
+}
+
+std::vector<Graph::NodeInfo> Graph::describe() const {
+  std::vector<NodeInfo> out;
+  for (const Node& node : nodes_) {
+    NodeInfo info;
+    info.name = node.name;
+    info.inputs = node.inputs;
+    info.output_shape = node.shape;
+    if (node.layer) {
+      info.type = node.layer->type();
+      info.description = node.layer->describe();
+      info.forward_flops = node.layer->forward_flops();
+      bool dx = false;
+      for (int i : node.inputs) dx = dx || nodes_[i].needs_grad;
+      info.backward_flops = node.layer->backward_flops(dx);
+    } else {
+      info.type = "input";
+      info.description = "input " + node.shape.to_string();
+    }
+    for (const ParamSpec& spec : node.param_specs) info.parameters += spec.shape.numel();
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+int64_t Graph::parameter_count() const {
+  int64_t n = 0;
+  for (const Node& node : nodes_)
+    for (const ParamSpec& spec : node.param_specs) n += spec.shape.numel();
+  return n;
+}
+
+double Graph::forward_flops_per_item() const {
+  double f = 0;
+  for (const NodeInfo& info : describe()) f += info.forward_flops;
+  return f;
+}
+
+double Graph::training_flops_per_item() const {
+  double f = 0;
+  for (const NodeInfo& info : describe()) f += info.forward_flops + info.backward_flops;
+  return f;
+}
+
+}  // namespace tb

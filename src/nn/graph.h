@@ -1,0 +1,109 @@
+// A static model graph: nodes in topological order (each node's inputs come before it), one
+// layer per node, planned once for a maximum batch size. forward() and backward() walk the
+// nodes and allocate nothing.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/memory_plan.h"
+#include "nn/layer.h"
+#include "train/optimizer.h"
+
+namespace tb {
+
+class Graph {
+ public:
+  // The graph's input: items of shape [C,H,W]; node 0.
+  explicit Graph(Shape input_shape);
+  ~Graph();
+  Graph(Graph&&) noexcept;
+  Graph& operator=(Graph&&) noexcept;
+
+  static constexpr int kInput = 0;
+
+  // Appends a layer fed by `inputs` (node ids); returns the new node's id. `name` prefixes
+  // its parameters ("layer1.0.conv1" -> "layer1.0.conv1.weight").
+  int add(const std::string& name, std::unique_ptr<Layer> layer, std::vector<int> inputs);
+  int add(const std::string& name, std::unique_ptr<Layer> layer, int input) {
+    return add(name, std::move(layer), std::vector<int>{input});
+  }
+
+  // Plans and allocates all memory for batches of up to max_batch items. With training false
+  // no gradients are allocated (inference only). Checks that the backend supports every op.
+  void plan(Backend& backend, int max_batch, DType dtype, bool training);
+  bool planned() const { return backend_ != nullptr; }
+  // Draws every parameter from its init rule with a generator seeded by `seed`, and resets
+  // persistent buffers (running statistics).
+  void init_parameters(uint64_t seed);
+
+  // Runs the first n items of the input tensor through the graph.
+  void forward(int n, bool training, uint64_t seed, uint64_t step);
+  // Back-propagates from output_grad(n) (written by the loss) to every parameter gradient.
+  void backward(int n, uint64_t seed, uint64_t step);
+
+  Tensor input(int n) const;        // [n,C,H,W], to be filled by the caller
+  Tensor output(int n) const;       // [n,...] of the last node
+  Tensor output_grad(int n) const;
+
+  // Parameters and gradients in a fixed order; both live in one contiguous block each.
+  std::vector<ParamRef> parameters() const;
+  // Persistent buffers (batch-norm running statistics), for checkpoints.
+  std::vector<StateRef> persistent_buffers() const;
+  Tensor parameter_block() const;  // all parameters as one flat tensor (padding included)
+  Tensor gradient_block() const;
+
+  // ---- description --------------------------------------------------------------------
+  struct NodeInfo {
+    std::string name;
+    std::string description;
+    std::string type;
+    Shape output_shape;  // per item
+    int64_t parameters = 0;
+    double forward_flops = 0;   // per item
+    double backward_flops = 0;  // per item
+    std::vector<int> inputs;
+  };
+  std::vector<NodeInfo> describe() const;
+  int64_t parameter_count() const;
+  double forward_flops_per_item() const;
+  double training_flops_per_item() const;  // forward + backward
+  Shape input_shape() const { return nodes_.front().shape; }
+  Shape output_shape() const { return nodes_.back().shape; }
+  const MemoryPlan& memory() const { return *memory_; }
+  Backend& backend() const { return *backend_; }
+  int max_batch() const { return max_batch_; }
+  DType dtype() const { return dtype_; }
+  size_t node_count() const { return nodes_.size(); }
+
+  // Runs one node's forward or backward (for per-layer profiling).
+  void forward_node(size_t node, int n, bool training, uint64_t seed, uint64_t step);
+  void backward_node(size_t node, int n, uint64_t seed, uint64_t step);
+
+ private:
+  struct Node {
+    std::string name;
+    std::unique_ptr<Layer> layer;  // null for the input node
+    std::vector<int> inputs;
+    Shape shape;  // output, per item
+    std::vector<ParamSpec> param_specs;
+    std::vector<BufferSpec> buffer_specs;
+    bool needs_grad = false;        // some parameter lies upstream, or it has parameters
+    std::vector<bool> accumulate;   // per input: add into that input's gradient
+    // Memory handles, filled by plan().
+    size_t output_handle = 0, grad_handle = 0;
+    std::vector<size_t> param_handles, grad_handles, buffer_handles;
+  };
+
+  LayerTensors tensors_for(const Node& node, int n) const;
+  Tensor view(size_t handle, DType dtype, Shape shape) const;
+
+  std::vector<Node> nodes_;
+  std::unique_ptr<MemoryPlan> memory_;
+  Backend* backend_ = nullptr;
+  int max_batch_ = 0;
+  DType dtype_ = DType::f32;
+  bool training_ = false;
+};
+
+}  // namespace tb

@@ -1,0 +1,160 @@
+// The layer types models are built from. Each wraps one op family of the backend.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "nn/layer.h"
+
+namespace tb {
+
+class Conv2dLayer : public Layer {
+ public:
+  Conv2dLayer(int out_channels, int kernel, int stride, int pad, bool bias)
+      : out_(out_channels), kernel_(kernel), stride_(stride), pad_(pad), bias_(bias) {}
+  const char* type() const override { return "conv2d"; }
+  std::string describe() const override;
+  OpKind op() const override { return OpKind::conv2d; }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  std::vector<ParamSpec> param_specs() const override;
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+  double forward_flops() const override;
+  Conv2dParams params(int batch) const;
+
+ private:
+  int out_, kernel_, stride_, pad_;
+  bool bias_;
+  Shape in_;
+};
+
+class LinearLayer : public Layer {
+ public:
+  LinearLayer(int out_features, bool bias) : out_(out_features), bias_(bias) {}
+  const char* type() const override { return "linear"; }
+  std::string describe() const override;
+  OpKind op() const override { return OpKind::linear; }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  std::vector<ParamSpec> param_specs() const override;
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+  double forward_flops() const override { return 2.0 * double(in_features_) * out_; }
+  LinearParams params(int batch) const { return {batch, in_features_, out_, bias_}; }
+
+ private:
+  int out_;
+  bool bias_;
+  int in_features_ = 0;
+};
+
+class ReluLayer : public Layer {
+ public:
+  const char* type() const override { return "relu"; }
+  std::string describe() const override { return "relu"; }
+  OpKind op() const override { return OpKind::relu; }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+};
+
+enum class PoolKind { max, average };
+
+class Pool2dLayer : public Layer {
+ public:
+  Pool2dLayer(PoolKind kind, int kernel, int stride, int pad)
+      : kind_(kind), kernel_(kernel), stride_(stride), pad_(pad) {}
+  const char* type() const override { return kind_ == PoolKind::max ? "max_pool2d" : "avg_pool2d"; }
+  std::string describe() const override;
+  OpKind op() const override {
+    return kind_ == PoolKind::max ? OpKind::max_pool2d : OpKind::avg_pool2d;
+  }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+  Pool2dParams params(int batch) const;
+
+ private:
+  PoolKind kind_;
+  int kernel_, stride_, pad_;
+  Shape in_;
+};
+
+class GlobalAvgPoolLayer : public Layer {
+ public:
+  const char* type() const override { return "global_avg_pool"; }
+  std::string describe() const override;
+  OpKind op() const override { return OpKind::global_avg_pool; }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+
+ private:
+  Shape in_;
+  GlobalPoolParams params(int batch) const {
+    return {batch, int(in_[0]), int(in_[1]), int(in_[2])};
+  }
+};
+
+// Batch norm over [C,H,W] items (2-D) or [C] items (1-D).
+class BatchNormLayer : public Layer {
+ public:
+  explicit BatchNormLayer(double eps = 1e-5, double momentum = 0.1)
+      : eps_(eps), momentum_(momentum) {}
+  const char* type() const override { return in_.rank == 1 ? "batch_norm1d" : "batch_norm2d"; }
+  std::string describe() const override;
+  OpKind op() const override { return OpKind::batch_norm; }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  std::vector<ParamSpec> param_specs() const override;
+  std::vector<BufferSpec> buffer_specs() const override;
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+  BatchNormParams params(int batch) const;
+
+ private:
+  double eps_, momentum_;
+  Shape in_;
+};
+
+class DropoutLayer : public Layer {
+ public:
+  explicit DropoutLayer(float p) : p_(p) {}
+  const char* type() const override { return "dropout"; }
+  std::string describe() const override;
+  OpKind op() const override { return OpKind::dropout; }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  std::vector<BufferSpec> buffer_specs() const override;
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+
+ private:
+  DropoutParams params(const RunContext& ctx, int64_t numel) const;
+  float p_;
+  Shape in_;
+};
+
+// [C,H,W] -> [C*H*W]. Copies (cheap next to the layers around it) so that every node owns
+// its output and the graph needs no aliasing rules.
+class FlattenLayer : public Layer {
+ public:
+  const char* type() const override { return "flatten"; }
+  std::string describe() const override;
+  OpKind op() const override { return OpKind::copy; }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+
+ private:
+  Shape in_;
+};
+
+// Residual add: y = a + b.
+class AddLayer : public Layer {
+ public:
+  const char* type() const override { return "add"; }
+  std::string describe() const override { return "add (residual)"; }
+  OpKind op() const override { return OpKind::add; }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+};
+
+}  // namespace tb

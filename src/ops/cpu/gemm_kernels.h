@@ -1,0 +1,57 @@
+// Internal to the CPU GEMM: the micro-kernel interface shared by gemm.cpp and the per-ISA
+// kernel files. A micro-kernel multiplies one packed MR x kc sliver of A by one packed
+// kc x NR sliver of B and writes the MR x NR tile of C (only its first m rows and n columns:
+// edge tiles are zero-padded in the packed operands and cut at the store).
+#pragma once
+#include <cstdint>
+
+#include "ops/cpu/cpu_features.h"
+
+namespace tb::cpu::detail {
+
+// How a tile is written: C = act(alpha * acc + beta * C + bias). beta == 0 never reads C
+// (so NaN garbage there is ignored); beta == 1 is an exact add. Bias and activation are only
+// passed on the last K block. bias_row is already offset to the tile's first row, bias_col to
+// its first column.
+struct TileStore {
+  float alpha = 1.0f;
+  float beta = 0.0f;
+  const float* bias_row = nullptr;
+  const float* bias_col = nullptr;
+  bool relu = false;
+};
+
+// a: packed A sliver [kc][MR], b: packed B sliver [kc][NR] (64-byte aligned), c: the tile's
+// top-left element, row stride ldc.
+using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, int64_t ldc,
+                             int m, int n, const TileStore& store);
+
+// Packs `lines` lines of length kc of an operand into ceil(lines / width) consecutive
+// slivers, each dst[kc][width], zero-padding the last sliver's lines past `lines` so the
+// micro-kernel never branches on them. Two source layouts:
+//  - k-major: line element (r, k) is src[k * ld + r] (A transposed, B as is): copies.
+//  - k-minor: line element (r, k) is src[r * ld + k] (A as is, B transposed): transposes.
+using PackFn = void (*)(const float* src, int64_t ld, int lines, int kc, int width, float* dst);
+
+struct GemmKernel {
+  Isa isa;
+  int mr, nr;
+  MicroKernel kernel;
+  const char* name;
+  PackFn pack_kmajor, pack_kminor;
+};
+
+// Packers: plain loops (any CPU) and AVX2 (8x8 register transposes; also used by the AVX-512
+// kernels, since every AVX-512 CPU has AVX2).
+void pack_kmajor_portable(const float* src, int64_t ld, int lines, int kc, int width, float* dst);
+void pack_kminor_portable(const float* src, int64_t ld, int lines, int kc, int width, float* dst);
+void pack_kmajor_avx2(const float* src, int64_t ld, int lines, int kc, int width, float* dst);
+void pack_kminor_avx2(const float* src, int64_t ld, int lines, int kc, int width, float* dst);
+
+// The kernels each file provides, best first. Calling one on a CPU without its ISA is
+// undefined, so callers check isa_supported() first.
+const GemmKernel* avx512_gemm_kernels(int* count);
+const GemmKernel* avx2_gemm_kernels(int* count);
+const GemmKernel* portable_gemm_kernels(int* count);
+
+}  // namespace tb::cpu::detail

@@ -1,0 +1,16 @@
+// Fully connected layer: y[N,out] = x[N,in] * w[out,in]^T + b[out].
+#pragma once
+#include <cstdint>
+
+namespace tb {
+
+struct LinearParams {
+  int N = 0;
+  int in = 0;
+  int out = 0;
+  bool has_bias = true;
+
+  double forward_flops() const { return 2.0 * double(N) * in * out; }
+};
+
+}  // namespace tb

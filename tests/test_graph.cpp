@@ -1,0 +1,151 @@
+// The graph as a whole: gradients of a small residual network by finite differences in
+// double precision, allocation-free steps, and the model zoo's shapes and sizes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/rng.h"
+#include "nn/graph.h"
+#include "nn/layers/layers.h"
+#include "nn/models.h"
+#include "ops/ref/ref_backend.h"
+#include "train/classifier.h"
+#include "train/optimizer.h"
+
+namespace tb {
+namespace {
+
+// A small network touching every layer type: conv (bias and not, stride 2), batch norm
+// 2-D and 1-D, ReLU, max and average pooling, a residual add with a projection shortcut,
+// global average pooling, flatten, dropout and linear layers.
+Graph small_residual_net() {
+  Graph g(Shape{2, 8, 8});
+  int x = g.add("stem", std::make_unique<Conv2dLayer>(4, 3, 1, 1, true), Graph::kInput);
+  x = g.add("stem_bn", std::make_unique<BatchNormLayer>(), x);
+  x = g.add("stem_relu", std::make_unique<ReluLayer>(), x);
+  int y = g.add("b.conv1", std::make_unique<Conv2dLayer>(6, 3, 2, 1, false), x);
+  y = g.add("b.bn1", std::make_unique<BatchNormLayer>(), y);
+  y = g.add("b.relu1", std::make_unique<ReluLayer>(), y);
+  y = g.add("b.conv2", std::make_unique<Conv2dLayer>(6, 3, 1, 1, false), y);
+  int s = g.add("b.short", std::make_unique<Conv2dLayer>(6, 1, 2, 0, false), x);
+  y = g.add("b.add", std::make_unique<AddLayer>(), std::vector<int>{y, s});
+  y = g.add("b.relu", std::make_unique<ReluLayer>(), y);
+  // Two heads from one activation: the gradient of y is accumulated from both.
+  int gap = g.add("gap", std::make_unique<GlobalAvgPoolLayer>(), y);
+  int mp = g.add("maxpool", std::make_unique<Pool2dLayer>(PoolKind::max, 2, 2, 0), y);
+  int ap = g.add("avgpool", std::make_unique<Pool2dLayer>(PoolKind::average, 2, 1, 0), mp);
+  int fl = g.add("flatten", std::make_unique<FlattenLayer>(), ap);
+  int fc1 = g.add("fc1", std::make_unique<LinearLayer>(6, true), fl);
+  fc1 = g.add("bn1d", std::make_unique<BatchNormLayer>(), fc1);
+  fc1 = g.add("drop", std::make_unique<DropoutLayer>(0.3f), fc1);
+  int sum = g.add("sum", std::make_unique<AddLayer>(), std::vector<int>{fc1, gap});
+  g.add("fc2", std::make_unique<LinearLayer>(3, true), sum);
+  return g;
+}
+
+TEST(Graph, ResidualNetworkGradientsMatchFiniteDifferencesInDouble) {
+  auto backend = make_ref_backend();
+  Graph g = small_residual_net();
+  const int n = 3;
+  g.plan(*backend, n, DType::f64, true);
+  g.init_parameters(5);
+  Rng rng(11);
+  const Tensor in = g.input(n);
+  for (int64_t i = 0; i < in.numel(); ++i) in.ptr<double>()[i] = rng.normal();
+  const Tensor out = g.output(n);
+  std::vector<double> r(size_t(out.numel()));
+  for (double& v : r) v = rng.normal();
+  const uint64_t seed = 3, step = 9;  // fixed: dropout draws the same mask every pass
+
+  auto loss = [&]() {
+    g.forward(n, true, seed, step);
+    double l = 0;
+    for (int64_t i = 0; i < out.numel(); ++i) l += r[size_t(i)] * out.ptr<double>()[i];
+    return l;
+  };
+  loss();
+  std::copy(r.begin(), r.end(), g.output_grad(n).ptr<double>());
+  g.backward(n, seed, step);
+
+  double worst = 0;
+  int checked = 0;
+  for (const ParamRef& p : g.parameters()) {
+    double* w = p.value.ptr<double>();
+    const double* grad = p.grad.ptr<double>();
+    // Check a spread of entries of every parameter tensor.
+    for (int64_t i = 0; i < p.value.numel(); i += 1 + p.value.numel() / 7) {
+      const double keep = w[i], h = 1e-6;
+      w[i] = keep + h;
+      const double up = loss();
+      w[i] = keep - h;
+      const double down = loss();
+      w[i] = keep;
+      const double numeric = (up - down) / (2 * h);
+      // Relative error, with a floor: biases feeding batch norm have a true gradient of 0,
+      // where the numeric one is rounding noise of up to about 1e-9.
+      const double err = std::abs(numeric - grad[i]) / std::max(1e-3, std::abs(numeric) + std::abs(grad[i]));
+      worst = std::max(worst, err);
+      EXPECT_LT(err, 1e-5) << p.name << "[" << i << "] analytic " << grad[i] << " numeric " << numeric;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 40);
+  RecordProperty("worst_relative_error", std::to_string(worst));
+}
+
+TEST(Graph, TrainingStepAllocatesNothing) {
+  auto backend = make_ref_backend();
+  Classifier model(build_model("cifar_cnn", {1, 28, 28, 10}), *backend, 4, true, 0.1f);
+  model.graph().init_parameters(1);
+  Optimizer opt(*backend, model.graph().parameters(), OptimizerConfig{"adam"});
+  std::vector<float> images(4 * 28 * 28, 0.5f);
+  std::vector<int32_t> labels{1, 2, 3, 4};
+  const size_t before = backend->allocation_count();
+  for (int step = 0; step < 2; ++step) {
+    model.set_batch(4, images.data(), labels.data());
+    model.forward_loss(4, true, 1, step);
+    model.backward(4, 1, step);
+    opt.step(0.001f);
+  }
+  EXPECT_EQ(backend->allocation_count(), before);
+}
+
+struct ModelSize {
+  const char* name;
+  ModelInput input;
+  int64_t parameters;
+};
+
+TEST(Models, ParameterCountsMatchThePyTorchDefinitions) {
+  // Counts of the same definitions in PyTorch (../shared/peers/torch_anchor.py).
+  const ModelSize sizes[] = {
+      {"simple_cnn", {1, 28, 28, 10}, 11738},     {"alexnet_lite", {1, 28, 28, 10}, 3291402},
+      {"cifar_cnn", {3, 32, 32, 10}, 2169578},    {"resnet18", {3, 32, 32, 10}, 11173962},
+      {"resnet34", {3, 32, 32, 10}, 21282122},    {"resnet50", {3, 32, 32, 10}, 23520842},
+  };
+  for (const auto& s : sizes) EXPECT_EQ(build_model(s.name, s.input).parameter_count(), s.parameters) << s.name;
+}
+
+TEST(Models, EveryModelBuildsForBothInputSizes) {
+  for (const auto& name : model_names())
+    for (ModelInput in : {ModelInput{1, 28, 28, 10}, ModelInput{3, 32, 32, 10}}) {
+      Graph g = build_model(name, in);
+      EXPECT_EQ(g.output_shape(), (Shape{10})) << name;
+      EXPECT_GT(g.forward_flops_per_item(), 0) << name;
+      EXPECT_GT(g.training_flops_per_item(), 2 * g.forward_flops_per_item()) << name;
+    }
+}
+
+TEST(Models, ResNet18ForwardFlopsAreTheKnownFigure) {
+  // CIFAR ResNet-18 at 32x32: about 0.56 G multiply-adds, 1.11 GFLOP.
+  const double f = build_model("resnet18", {3, 32, 32, 10}).forward_flops_per_item();
+  EXPECT_NEAR(f / 1e9, 1.11, 0.02);
+}
+
+TEST(Models, UnknownModelIsAnInputError) {
+  EXPECT_THROW(build_model("vgg16", {1, 28, 28, 10}), InputError);
+  EXPECT_THROW(build_model("alexnet_lite", {1, 2, 2, 10}), InputError);
+}
+
+}  // namespace
+}  // namespace tb
