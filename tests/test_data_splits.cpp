@@ -21,7 +21,8 @@ Dataset make_dataset(int64_t n, int channels = 1, int side = 4, int label_offset
   d.height = d.width = side;
   for (int64_t i = 0; i < n; ++i) {
     d.labels.push_back(int32_t((i + label_offset) % 10));
-    for (int64_t p = 0; p < d.image_numel(); ++p) d.images.push_back(uint8_t((i * 31 + p * 7) % 256));
+    for (int64_t p = 0; p < d.image_numel(); ++p)
+      d.images.push_back(uint8_t((i * 31 + p * 7) % 256));
   }
   return d;
 }
@@ -78,8 +79,10 @@ TEST(DataSplits, RatiosPoolTrainAndTest) {
   }
   EXPECT_EQ(all.size(), 1000u);
   // The test split mixes items from both official sets.
-  EXPECT_TRUE(std::any_of(s.test.indices.begin(), s.test.indices.end(), [](int64_t i) { return i < 700; }));
-  EXPECT_TRUE(std::any_of(s.test.indices.begin(), s.test.indices.end(), [](int64_t i) { return i >= 700; }));
+  EXPECT_TRUE(
+      std::any_of(s.test.indices.begin(), s.test.indices.end(), [](int64_t i) { return i < 700; }));
+  EXPECT_TRUE(std::any_of(s.test.indices.begin(), s.test.indices.end(),
+                          [](int64_t i) { return i >= 700; }));
 
   // Deterministic: a fresh copy split with the same seed gives the same items.
   DatasetFiles g = make_files(700, 300);
@@ -102,9 +105,13 @@ TEST(DataSplits, NoOfficialTestUses80_10_10) {
 }
 
 TEST(DataSplits, BadRatiosAreRejected) {
-  const std::vector<std::vector<double>> bad = {
-      {70, 30}, {70, 10, 10, 10}, {-1, 1, 1}, {0, 1, 1}, {0, 0, 0},
-      {std::numeric_limits<double>::quiet_NaN(), 1, 1}, {std::numeric_limits<double>::infinity(), 1, 1}};
+  const std::vector<std::vector<double>> bad = {{70, 30},
+                                                {70, 10, 10, 10},
+                                                {-1, 1, 1},
+                                                {0, 1, 1},
+                                                {0, 0, 0},
+                                                {std::numeric_limits<double>::quiet_NaN(), 1, 1},
+                                                {std::numeric_limits<double>::infinity(), 1, 1}};
   for (const auto& r : bad) {
     DatasetFiles f = make_files(50, 10);
     SplitSpec spec;
@@ -185,7 +192,8 @@ std::vector<float> expected_augmented(const Dataset& d, int64_t index, const Nor
                                       int pad, uint64_t seed, uint64_t epoch) {
   const int span = 2 * pad + 1;
   const int oy = std::min(int(counter_uniform(seed, epoch, uint64_t(index) * 4) * span), span - 1);
-  const int ox = std::min(int(counter_uniform(seed, epoch, uint64_t(index) * 4 + 1) * span), span - 1);
+  const int ox =
+      std::min(int(counter_uniform(seed, epoch, uint64_t(index) * 4 + 1) * span), span - 1);
   const bool flip = counter_uniform(seed, epoch, uint64_t(index) * 4 + 2) < 0.5f;
   const int H = d.height, W = d.width;
   std::vector<float> out(size_t(d.image_numel()));

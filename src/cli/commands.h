@@ -18,5 +18,6 @@ void add_models_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_backends_command(CLI::App& app);
+void add_throughput_command(CLI::App& app);
 
 }  // namespace tb

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "trainbench " TB_VERSION " (" TB_GIT_COMMIT ")");
   tb::add_train_command(app);
   tb::add_predict_command(app);
+  tb::add_throughput_command(app);
   tb::add_models_command(app);
   tb::add_backends_command(app);
   tb::add_data_command(app);

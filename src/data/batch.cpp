@@ -10,7 +10,8 @@ namespace tb {
 
 Normalization compute_normalization(const Subset& train) {
   TB_CHECK(train.data != nullptr, "compute_normalization: subset has no dataset");
-  if (train.size() == 0) throw InputError("cannot compute normalisation: the training split is empty");
+  if (train.size() == 0)
+    throw InputError("cannot compute normalisation: the training split is empty");
   const Dataset& d = *train.data;
   const int C = d.channels;
   const int64_t plane = int64_t(d.height) * d.width;
@@ -44,9 +45,9 @@ Normalization compute_normalization(const Subset& train) {
   return norm;
 }
 
-void gather_batch(const Subset& subset, const int64_t* positions, int n,
-                  const Normalization& norm, const Augmentation& aug, uint64_t seed,
-                  uint64_t epoch, float* images, int32_t* labels) {
+void gather_batch(const Subset& subset, const int64_t* positions, int n, const Normalization& norm,
+                  const Augmentation& aug, uint64_t seed, uint64_t epoch, float* images,
+                  int32_t* labels) {
   TB_CHECK(subset.data != nullptr, "gather_batch: subset has no dataset");
   const Dataset& d = *subset.data;
   const int C = d.channels, H = d.height, W = d.width;

@@ -43,7 +43,8 @@ void extract_cifar_archive(const std::string& archive, const std::string& data_d
   std::unique_ptr<FILE, FileCloser> out;
   read_tar(archive, [&](const TarEntry& e) -> TarSink {
     if (!is_safe_relative_path(e.path))
-      throw InputError(fmt::format("{}: refusing unsafe path '{}' in the archive", archive, e.path));
+      throw InputError(
+          fmt::format("{}: refusing unsafe path '{}' in the archive", archive, e.path));
     const std::string top = kTopFolder;
     if (!e.is_regular() || e.path.compare(0, top.size(), top) != 0) return {};
     const std::string name = e.path.substr(top.size());
@@ -63,7 +64,8 @@ void extract_cifar_archive(const std::string& archive, const std::string& data_d
 
   // Read the staged batches completely before publishing anything.
   const DatasetFiles files = read_cifar10(staging.path);
-  log(fmt::format("  checked: {} training and {} test images", files.train.size(), files.test.size()));
+  log(fmt::format("  checked: {} training and {} test images", files.train.size(),
+                  files.test.size()));
   fsutil::make_dirs(final_dir);
   for (const auto& name : names)
     fsutil::rename_into_place(staging.path + "/" + name, final_dir + "/" + name);

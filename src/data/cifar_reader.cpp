@@ -27,10 +27,10 @@ void append_batch(const std::string& path, Dataset& out) {
   if (!S_ISREG(st.st_mode)) throw InputError(fmt::format("{}: not a regular file", path));
   const uint64_t size = uint64_t(st.st_size);
   if (size == 0 || size % kCifarRecordBytes != 0)
-    throw InputError(fmt::format(
-        "{}: size {} bytes is not a positive multiple of the 3073-byte CIFAR-10 record "
-        "(1 label byte + 3072 pixel bytes)",
-        path, size));
+    throw InputError(
+        fmt::format("{}: size {} bytes is not a positive multiple of the 3073-byte CIFAR-10 record "
+                    "(1 label byte + 3072 pixel bytes)",
+                    path, size));
   std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
   if (!f) throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
 
@@ -42,11 +42,11 @@ void append_batch(const std::string& path, Dataset& out) {
   std::vector<uint8_t> record(kCifarRecordBytes);
   for (int64_t r = 0; r < records; ++r) {
     if (std::fread(record.data(), 1, record.size(), f.get()) != record.size())
-      throw InputError(fmt::format("{}: truncated while reading record {} of {}", path, r,
-                                   records));
+      throw InputError(
+          fmt::format("{}: truncated while reading record {} of {}", path, r, records));
     if (record[0] >= kCifarClasses)
-      throw InputError(fmt::format("{}: label {} in record {} is out of range (classes 0..9)",
-                                   path, record[0], r));
+      throw InputError(fmt::format("{}: label {} in record {} is out of range (classes 0..9)", path,
+                                   record[0], r));
     out.labels.push_back(record[0]);
     std::memcpy(out.images.data() + first + size_t(r) * pixels, record.data() + 1, pixels);
   }
@@ -89,15 +89,17 @@ std::vector<std::string> read_cifar_class_names(const std::string& batches_dir) 
   }
   // A wrong count means a wrong or damaged file; better to say so than to mislabel results.
   if (names.size() != kCifarClasses)
-    throw InputError(fmt::format("{}: expected 10 class names (one per line), found {}; fix or "
-                                 "remove the file to use the standard names",
-                                 path, names.size()));
+    throw InputError(
+        fmt::format("{}: expected 10 class names (one per line), found {}; fix or "
+                    "remove the file to use the standard names",
+                    path, names.size()));
   return names;
 }
 
 DatasetFiles read_cifar10(const std::string& batches_dir) {
   std::vector<std::string> train_paths;
-  for (const auto& name : cifar_train_batch_names()) train_paths.push_back(batches_dir + "/" + name);
+  for (const auto& name : cifar_train_batch_names())
+    train_paths.push_back(batches_dir + "/" + name);
   DatasetFiles files;
   files.train = read_cifar_batches(train_paths);
   files.test = read_cifar_batches({batches_dir + "/" + cifar_test_batch_name()});

@@ -14,7 +14,7 @@ inline constexpr int kCifarRecordBytes = 1 + 3 * 32 * 32;  // 3073
 
 // The file names the binary release uses, relative to cifar-10-batches-bin/.
 std::vector<std::string> cifar_train_batch_names();  // data_batch_1.bin .. data_batch_5.bin
-std::string cifar_test_batch_name();                  // test_batch.bin
+std::string cifar_test_batch_name();                 // test_batch.bin
 
 // Concatenates the records of the given batch files. Each file must be a non-empty multiple
 // of 3073 bytes with labels < 10.

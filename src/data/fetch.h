@@ -17,10 +17,10 @@
 namespace tb {
 
 struct FetchResult {
-  std::string dataset;          // canonical name
-  std::string directory;        // where the files are now, e.g. DATA/mnist
-  std::string source;           // said to the user: "already present", "downloaded from ...", ...
-  bool embedded_sample = false; // the 1,000-image MNIST sample: accuracy is not comparable
+  std::string dataset;           // canonical name
+  std::string directory;         // where the files are now, e.g. DATA/mnist
+  std::string source;            // said to the user: "already present", "downloaded from ...", ...
+  bool embedded_sample = false;  // the 1,000-image MNIST sample: accuracy is not comparable
 };
 
 // Receives each progress line ("trying ...", "failed: ..."). Empty: lines go to stderr.
@@ -28,7 +28,7 @@ using FetchLog = std::function<void(const std::string&)>;
 
 // data_dir "" means $TRAINBENCH_DATA, then ./data. Throws InputError when every source
 // failed, with the reason from each. Never leaves a partial file under a final name.
-FetchResult fetch_dataset(const std::string& name, const std::string& data_dir,
-                          bool offline_only, const FetchLog& log = {});
+FetchResult fetch_dataset(const std::string& name, const std::string& data_dir, bool offline_only,
+                          const FetchLog& log = {});
 
 }  // namespace tb

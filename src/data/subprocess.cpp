@@ -66,8 +66,10 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
     ::close(fds[1]);
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) _exit(126);
     ::execvp(args[0], args.data());
-    const std::string msg = std::string("cannot run ") + args[0] + ": " + std::strerror(errno) + "\n";
-    if (::write(2, msg.data(), msg.size()) < 0) {}
+    const std::string msg =
+        std::string("cannot run ") + args[0] + ": " + std::strerror(errno) + "\n";
+    if (::write(2, msg.data(), msg.size()) < 0) {
+    }
     _exit(127);
   }
   ::close(fds[1]);
@@ -76,7 +78,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   char buf[4096];
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now()).count();
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
     if (left <= 0) {
       result.timed_out = true;
       ::kill(-pid, SIGKILL);
@@ -94,9 +97,12 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
   }
   ::close(fds[0]);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status))
+    result.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    result.exit_code = 128 + WTERMSIG(status);
   if (result.exit_code == 127 && result.output.rfind("cannot run ", 0) == 0) result.started = false;
   if (result.output.size() > 4096) result.output.erase(0, result.output.size() - 4096);
   return result;

@@ -10,7 +10,7 @@ struct ProcessResult {
   bool started = false;  // false: the program could not be run at all (e.g. not installed)
   int exit_code = -1;    // exit status, or 128 + signal number if it was killed
   bool timed_out = false;
-  std::string output;    // stdout and stderr together, the last 4 KiB
+  std::string output;  // stdout and stderr together, the last 4 KiB
 };
 
 // Runs argv[0] (looked up in PATH) in folder cwd ("" = current), stdin from /dev/null, and

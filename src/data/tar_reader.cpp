@@ -138,7 +138,8 @@ void read_tar(const std::string& path, const std::function<TarSink(const TarEntr
     }
     const std::string name = field(hc, 100), prefix = field(hc + 345, 155);
     const bool ustar = std::memcmp(hc + 257, "ustar", 5) == 0;
-    e.path = !long_name.empty() ? long_name : (ustar && !prefix.empty() ? prefix + "/" + name : name);
+    e.path =
+        !long_name.empty() ? long_name : (ustar && !prefix.empty() ? prefix + "/" + name : name);
     if (has_pax_size) e.size = pax_size;
     long_name.clear();
     has_pax_size = false;

@@ -40,6 +40,11 @@ int Graph::add(const std::string& name, std::unique_ptr<Layer> layer, std::vecto
 }
 
 void Graph::plan(Backend& backend, int max_batch, DType dtype, bool training) {
+  plan(backend, max_batch, GraphPrecision{dtype, dtype}, training);
+}
+
+void Graph::plan(Backend& backend, int max_batch, GraphPrecision precision, bool training) {
+  const DType dtype = precision.activations;
   TB_CHECK(!planned(), "graph planned twice");
   TB_CHECK(max_batch > 0, "batch size must be positive");
   for (const Node& node : nodes_) {
@@ -50,6 +55,8 @@ void Graph::plan(Backend& backend, int max_batch, DType dtype, bool training) {
   }
   max_batch_ = max_batch;
   dtype_ = dtype;
+  param_dtype_ = precision.params;
+  const size_t param_esize = dtype_size(param_dtype_);
   training_ = training;
   memory_ = std::make_unique<MemoryPlan>();
   const size_t esize = dtype_size(dtype);
@@ -75,13 +82,13 @@ void Graph::plan(Backend& backend, int max_batch, DType dtype, bool training) {
       node.grad_handle = memory_->request("activation_gradients", item_bytes * max_batch);
     for (const ParamSpec& spec : node.param_specs) {
       node.param_handles.push_back(
-          memory_->request("parameters", size_t(spec.shape.numel()) * esize));
+          memory_->request("parameters", size_t(spec.shape.numel()) * param_esize));
       if (training)
         node.grad_handles.push_back(
-            memory_->request("gradients", size_t(spec.shape.numel()) * esize));
+            memory_->request("gradients", size_t(spec.shape.numel()) * param_esize));
     }
     for (const BufferSpec& spec : node.buffer_specs) {
-      const DType t = spec.dtype == DType::f32 ? dtype : spec.dtype;
+      const DType t = buffer_dtype(spec);
       const size_t bytes = size_t(spec.shape.numel()) * dtype_size(t) *
                            (spec.per_item ? size_t(max_batch) : 1);
       node.buffer_handles.push_back(
@@ -95,6 +102,12 @@ void Graph::plan(Backend& backend, int max_batch, DType dtype, bool training) {
   for (const auto& [category, bytes] : memory_->bytes_by_category())
     if (bytes) backend.fill_zero(Tensor(memory_->category_base(category), DType::u8,
                                         Shape{int64_t(bytes)}, backend.device()));
+}
+
+// Float buffers (batch-norm statistics) stay in the parameters' precision; others (dropout
+// masks) keep their own type.
+DType Graph::buffer_dtype(const BufferSpec& spec) const {
+  return spec.dtype == DType::f32 ? param_dtype_ : spec.dtype;
 }
 
 Tensor Graph::view(size_t handle, DType dtype, Shape shape) const {
@@ -133,13 +146,13 @@ void Graph::init_parameters(uint64_t seed) {
     for (size_t k = 0; k < node.param_specs.size(); ++k) {
       const ParamSpec& spec = node.param_specs[k];
       fill(spec.init, spec.fan_in, spec.shape.numel());
-      upload(node.param_handles[k], spec.shape, dtype_);
+      upload(node.param_handles[k], spec.shape, param_dtype_);
     }
     for (size_t k = 0; k < node.buffer_specs.size(); ++k) {
       const BufferSpec& spec = node.buffer_specs[k];
       if (!spec.persistent) continue;
       fill(spec.init, 1, spec.shape.numel());
-      upload(node.buffer_handles[k], spec.shape, spec.dtype == DType::f32 ? dtype_ : spec.dtype);
+      upload(node.buffer_handles[k], spec.shape, buffer_dtype(spec));
     }
   }
 }
@@ -157,13 +170,13 @@ LayerTensors Graph::tensors_for(const Node& node, int n) const {
   t.y = view(node.output_handle, dtype_, node.shape.with_batch(n));
   if (training_ && node.needs_grad) t.dy = view(node.grad_handle, dtype_, node.shape.with_batch(n));
   for (size_t k = 0; k < node.param_specs.size(); ++k) {
-    t.params.push_back(view(node.param_handles[k], dtype_, node.param_specs[k].shape));
+    t.params.push_back(view(node.param_handles[k], param_dtype_, node.param_specs[k].shape));
     if (training_)
-      t.grads.push_back(view(node.grad_handles[k], dtype_, node.param_specs[k].shape));
+      t.grads.push_back(view(node.grad_handles[k], param_dtype_, node.param_specs[k].shape));
   }
   for (size_t k = 0; k < node.buffer_specs.size(); ++k) {
     const BufferSpec& spec = node.buffer_specs[k];
-    const DType dt = spec.dtype == DType::f32 ? dtype_ : spec.dtype;
+    const DType dt = buffer_dtype(spec);
     t.buffers.push_back(
         view(node.buffer_handles[k], dt, spec.per_item ? spec.shape.with_batch(n) : spec.shape));
   }
@@ -215,8 +228,8 @@ std::vector<ParamRef> Graph::parameters() const {
     for (size_t k = 0; k < node.param_specs.size(); ++k) {
       const Shape& s = node.param_specs[k].shape;
       out.push_back({node.name + "." + node.param_specs[k].name,
-                     view(node.param_handles[k], dtype_, s),
-                     training_ ? view(node.grad_handles[k], dtype_, s) : Tensor{}});
+                     view(node.param_handles[k], param_dtype_, s),
+                     training_ ? view(node.grad_handles[k], param_dtype_, s) : Tensor{}});
     }
   return out;
 }
@@ -228,22 +241,21 @@ std::vector<StateRef> Graph::persistent_buffers() const {
       const BufferSpec& spec = node.buffer_specs[k];
       if (!spec.persistent) continue;
       out.push_back({node.name + "." + spec.name,
-                     view(node.buffer_handles[k], spec.dtype == DType::f32 ? dtype_ : spec.dtype,
-                          spec.shape)});
+                     view(node.buffer_handles[k], buffer_dtype(spec), spec.shape)});
     }
   return out;
 }
 
 Tensor Graph::parameter_block() const {
   const size_t bytes = memory_->category_bytes("parameters");
-  return Tensor(memory_->category_base("parameters"), dtype_,
-                Shape{int64_t(bytes / dtype_size(dtype_))}, backend_->device());
+  return Tensor(memory_->category_base("parameters"), param_dtype_,
+                Shape{int64_t(bytes / dtype_size(param_dtype_))}, backend_->device());
 }
 
 Tensor Graph::gradient_block() const {
   const size_t bytes = memory_->category_bytes("gradients");
-  return Tensor(memory_->category_base("gradients"), dtype_,
-                Shape{int64_t(bytes / dtype_size(dtype_))}, backend_->device());
+  return Tensor(memory_->category_base("gradients"), param_dtype_,
+                Shape{int64_t(bytes / dtype_size(param_dtype_))}, backend_->device());
 }
 
 std::vector<Graph::NodeInfo> Graph::describe() const {

@@ -12,6 +12,13 @@
 
 namespace tb {
 
+// Mixed precision keeps parameters, their gradients and batch-norm statistics in fp32
+// ("master weights") while activations and their gradients are bf16 or fp16.
+struct GraphPrecision {
+  DType params = DType::f32;
+  DType activations = DType::f32;
+};
+
 class Graph {
  public:
   // The graph's input: items of shape [C,H,W]; node 0.
@@ -32,6 +39,7 @@ class Graph {
   // Plans and allocates all memory for batches of up to max_batch items. With training false
   // no gradients are allocated (inference only). Checks that the backend supports every op.
   void plan(Backend& backend, int max_batch, DType dtype, bool training);
+  void plan(Backend& backend, int max_batch, GraphPrecision precision, bool training);
   bool planned() const { return backend_ != nullptr; }
   // Draws every parameter from its init rule with a generator seeded by `seed`, and resets
   // persistent buffers (running statistics).
@@ -73,7 +81,8 @@ class Graph {
   const MemoryPlan& memory() const { return *memory_; }
   Backend& backend() const { return *backend_; }
   int max_batch() const { return max_batch_; }
-  DType dtype() const { return dtype_; }
+  DType dtype() const { return dtype_; }  // of activations
+  DType param_dtype() const { return param_dtype_; }
   size_t node_count() const { return nodes_.size(); }
 
   // Runs one node's forward or backward (for per-layer profiling).
@@ -97,12 +106,14 @@ class Graph {
 
   LayerTensors tensors_for(const Node& node, int n) const;
   Tensor view(size_t handle, DType dtype, Shape shape) const;
+  DType buffer_dtype(const BufferSpec& spec) const;
 
   std::vector<Node> nodes_;
   std::unique_ptr<MemoryPlan> memory_;
   Backend* backend_ = nullptr;
   int max_batch_ = 0;
   DType dtype_ = DType::f32;
+  DType param_dtype_ = DType::f32;
   bool training_ = false;
 };
 

@@ -16,6 +16,7 @@
 #include "train/checkpoint.h"
 #include "train/checkpoint_state.h"
 #include "train/classifier.h"
+#include "train/run_layout.h"
 
 namespace tb {
 
@@ -39,15 +40,6 @@ Trainer::Trainer(TrainConfig config, std::ostream& log) : config_(std::move(conf
 Trainer::~Trainer() = default;
 
 namespace {
-
-// The order of training items in an epoch: a shuffle that depends only on (seed, epoch), so
-// a resumed run sees the same order without carrying generator state.
-void epoch_order(std::vector<int64_t>& order, int64_t n, uint64_t seed, int epoch) {
-  order.resize(size_t(n));
-  std::iota(order.begin(), order.end(), 0);
-  Rng rng(counter_hash(seed, 0x0E90C4, uint64_t(epoch)));
-  shuffle_indices(order.data(), n, rng);
-}
 
 void validate(const TrainConfig& c) {
   TB_INPUT_CHECK(c.epochs >= 1, "--epochs must be at least 1, got {}", c.epochs);
@@ -83,7 +75,7 @@ TrainResult Trainer::run() {
   limit_splits(s.splits, config_.limit);
   TB_INPUT_CHECK(s.splits.train.size() > 0, "the training split of {} is empty", config_.dataset);
   s.norm = compute_normalization(s.splits.train);
-  s.aug.enabled = config_.augment == "on" || (config_.augment == "auto" && s.files.train.channels == 3);
+  s.aug.enabled = augmentation_enabled(config_, s.files.train.channels);
 
   const Dataset& d = s.files.train;
   ModelInput input{d.channels, d.height, d.width, d.classes};
@@ -93,25 +85,12 @@ TrainResult Trainer::run() {
   graph.init_parameters(config_.seed);
   s.optimizer = std::make_unique<Optimizer>(*s.backend, graph.parameters(), config_.optimizer);
 
-  // A last batch of one item is dropped: batch norm cannot train on a single value per
-  // channel (PyTorch refuses it too). Any other partial batch is used.
-  const int64_t remainder = s.splits.train.size() % config_.batch_size;
-  s.steps_per_epoch = s.splits.train.size() / config_.batch_size + (remainder >= 2 ? 1 : 0);
-  TB_INPUT_CHECK(s.steps_per_epoch > 0, "the training split has {} image(s): too few to train on",
-                 s.splits.train.size());
-  s.total_steps = s.steps_per_epoch * config_.epochs;
-  if (config_.max_steps > 0) s.total_steps = std::min(s.total_steps, config_.max_steps);
-  s.schedule.kind = config_.schedule;
-  s.schedule.base_lr = effective_lr(config_);
-  s.schedule.total_steps = s.total_steps;
-  s.schedule.warmup_steps = config_.warmup_steps;
-  s.schedule.gamma = config_.step_gamma;
-  s.schedule.step_size = config_.step_size_epochs > 0
-                             ? config_.step_size_epochs * s.steps_per_epoch
-                             : std::max<int64_t>(1, s.total_steps / 3);
-  validate_schedule(s.schedule);
-  const bool cycle_momentum = s.schedule.kind == "one-cycle" &&
-                              (config_.optimizer.kind != "sgd" || config_.optimizer.momentum > 0);
+  // Steps and schedule come from run_layout.h, which the PyTorch peer's run plan shares.
+  const RunLayout layout = layout_run(config_, s.splits.train.size());
+  s.steps_per_epoch = layout.steps_per_epoch;
+  s.total_steps = layout.total_steps;
+  s.schedule = layout.schedule;
+  const bool cycle_momentum = layout.cycle_momentum;
 
   result_ = TrainResult{};
   result_.class_names = d.class_names;
@@ -276,7 +255,7 @@ TrainResult Trainer::run() {
 
   save("final");
   if (s.splits.test.size() > 0) {
-    result_.test = evaluate(s.splits.test);
+    result_.test = evaluate(s.splits.test, kResultSamples);
     result_.tested = true;
     log_ << fmt::format("test: loss {:.4f}  accuracy {} ({} images)\n", result_.test.loss,
                         percent(result_.test.accuracy), result_.test.count);
@@ -285,7 +264,7 @@ TrainResult Trainer::run() {
   return result_;
 }
 
-EvalResult Trainer::evaluate(const Subset& subset) {
+EvalResult Trainer::evaluate(const Subset& subset, int keep_samples) {
   State& s = *state_;
   const int batch = config_.batch_size;
   const int classes = s.model->classes();
@@ -305,6 +284,11 @@ EvalResult Trainer::evaluate(const Subset& subset) {
     for (int i = 0; i < n; ++i) {
       correct += s.predicted[i] == s.labels[i];
       ++r.confusion[size_t(s.labels[i]) * classes + s.predicted[i]];
+      if (begin + i < keep_samples) {
+        const uint8_t* image = subset.data->image(subset.indices[size_t(begin + i)]);
+        r.samples.push_back({begin + i, s.labels[i], s.predicted[i],
+                             {image, image + subset.data->image_numel()}});
+      }
     }
   }
   r.count = subset.size();

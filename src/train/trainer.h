@@ -15,11 +15,20 @@
 
 namespace tb {
 
+// A test image with the model's prediction, kept in results so a report can show examples.
+struct PredictionSample {
+  int64_t index = 0;  // position in the evaluated split
+  int32_t label = 0, predicted = 0;
+  std::vector<uint8_t> pixels;  // C x H x W, as stored in the dataset
+};
+inline constexpr int kResultSamples = 32;  // test images kept with predictions per run
+
 struct EvalResult {
   double loss = 0.0;
   double accuracy = 0.0;
   int64_t count = 0;
   std::vector<int64_t> confusion;  // classes x classes, row = true label, column = predicted
+  std::vector<PredictionSample> samples;  // the first few items (test split: kResultSamples)
 };
 
 struct EpochMetrics {
@@ -75,7 +84,7 @@ class Trainer {
 
  private:
   struct State;
-  EvalResult evaluate(const Subset& subset);
+  EvalResult evaluate(const Subset& subset, int keep_samples = 0);
 
   TrainConfig config_;
   std::ostream& log_;
