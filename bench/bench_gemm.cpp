@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ops/cpu/cpu_features.h"
@@ -34,7 +35,8 @@ int env_int(const char* name, int fallback) {
 
 SgemmOptions bench_options() {
   SgemmOptions o;
-  static const std::string kernel = std::getenv("TRAINBENCH_GEMM_KERNEL") ? std::getenv("TRAINBENCH_GEMM_KERNEL") : "";
+  static const char* kernel_env = std::getenv("TRAINBENCH_GEMM_KERNEL");
+  static const std::string kernel = kernel_env ? kernel_env : "";
   if (!kernel.empty()) o.kernel = kernel.c_str();
   o.blocking = GemmBlocking{env_int("TRAINBENCH_GEMM_KC", 0), env_int("TRAINBENCH_GEMM_MC", 0),
                             env_int("TRAINBENCH_GEMM_NC", 0)};
@@ -129,6 +131,20 @@ std::vector<GemmShape> resnet18_gemms() {
   return shapes;
 }
 
+// The same GEMMs for one image (the lowering that keeps the im2col matrix in cache), for a
+// large-spatial and a small-spatial layer.
+std::vector<GemmShape> resnet18_per_image_gemms() {
+  std::vector<GemmShape> shapes;
+  for (auto [name, cin, cout, p] : {std::tuple{"l1", 64, 64, 32}, std::tuple{"l3b", 256, 256, 8}}) {
+    const int pq = p * p, ckk = cin * 9;
+    std::string base = std::string("resnet18_1img/") + name;
+    shapes.push_back({base + "/fwd", cout, pq, ckk, false, false});
+    shapes.push_back({base + "/bwd_data", ckk, pq, cout, true, false});
+    shapes.push_back({base + "/bwd_weight", cout, ckk, pq, false, true});
+  }
+  return shapes;
+}
+
 // Every conv GEMM of one training step, weighted by how often each occurs: the figure that
 // bounds a whole step's convolution time.
 void bench_resnet18_step(benchmark::State& state) {
@@ -155,7 +171,8 @@ int main(int argc, char** argv) {
   const CpuFeatures& f = cpu_features();
   std::printf("cpu: %s, %d threads, isa %s, kernel %s, L1d %zu KiB, L2 %zu KiB, L3 %zu MiB\n",
               f.model_name.c_str(), cpu_threads(), isa_name(active_isa()),
-              gemm_kernel_name(active_isa()), f.l1d_bytes >> 10, f.l2_bytes >> 10, f.l3_bytes >> 20);
+              gemm_kernel_name(active_isa()), f.l1d_bytes >> 10, f.l2_bytes >> 10,
+              f.l3_bytes >> 20);
   std::printf("measured FMA peak: %.1f GFLOP/s\n", peak_gflops());
 
   for (int n : {256, 512, 1024, 2048})
@@ -163,7 +180,9 @@ int main(int argc, char** argv) {
                                  GemmShape{"", n, n, n, false, false})
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
-  for (const GemmShape& s : resnet18_gemms())
+  std::vector<GemmShape> shapes = resnet18_gemms(), per_image = resnet18_per_image_gemms();
+  shapes.insert(shapes.end(), per_image.begin(), per_image.end());
+  for (const GemmShape& s : shapes)
     benchmark::RegisterBenchmark(s.name.c_str(), bench_shape, s)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);

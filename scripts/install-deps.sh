@@ -9,7 +9,12 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libdnnl-dev libopenblas-dev libsvm-dev
+  nodejs chromium
+  python3-torch python3-numpy
 )
+# npm fetches the HTML report's chart libraries at build time. Debian's npm package, unless
+# an npm is already on the PATH: NodeSource's nodejs bundles one and conflicts with Debian's.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -12,7 +12,5 @@ cmake --build build
 echo "== 3/4 fetching MNIST and Fashion-MNIST into ./data"
 build/trainbench data fetch mnist --data-dir data
 build/trainbench data fetch fashion-mnist --data-dir data
-echo "== 4/4 the main job"
-build/trainbench train --model simple_cnn --dataset mnist --impl ref --epochs 1 \
-  --data-dir data --results results.jsonl
-build/trainbench throughput --model simple_cnn,alexnet_lite --impl ref --threads 1 --repeats 5
+echo "== 4/4 the main job: the default comparison study"
+build/trainbench bench --data-dir data --results results.jsonl --report report.html

@@ -54,7 +54,8 @@ struct Problem {
     // beta == 0 must not read C: NaN there would poison any result that did.
     if (beta == 0.0f)
       for (int i = 0; i < M; ++i)
-        for (int j = 0; j < N; ++j) c0[size_t(i) * ldc() + j] = std::numeric_limits<float>::quiet_NaN();
+        for (int j = 0; j < N; ++j)
+          c0[size_t(i) * ldc() + j] = std::numeric_limits<float>::quiet_NaN();
   }
   float A(int i, int k) const { return ta ? a[size_t(k) * lda() + i] : a[size_t(i) * lda() + k]; }
   float B(int k, int j) const { return tb ? b[size_t(j) * ldb() + k] : b[size_t(k) * ldb() + j]; }
@@ -112,7 +113,8 @@ struct Shape {
 TEST(CpuGemm, MatchesDoubleReferenceOnEveryIsa) {
   const Shape shapes[] = {{1, 1, 1},    {37, 53, 71}, {1, 100, 50},  {100, 1, 50},
                           {200, 3, 1},  {3, 200, 1},  {64, 33, 5},   {15, 33, 769},
-                          {42, 64, 385}, {300, 300, 300}, {13, 700, 20}};
+                          {42, 64, 385}, {300, 300, 300}, {13, 700, 20},
+                          {20, 30, 9000}};  // the last one takes the split-K path
   const float alpha_beta[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-1.5f, 0.25f}};
   ThreadPool pool(2);
   uint32_t seed = 1;
@@ -156,9 +158,10 @@ TEST(CpuGemm, EveryMicroKernelAndSmallBlocking) {
 }
 
 TEST(CpuGemm, BitIdenticalForAnyThreadCount) {
-  ThreadPool pool1(1), pool2(2), pool3(3);
-  const Shape shapes[] = {{37, 53, 71}, {300, 300, 300}, {64, 2000, 576}, {512, 40, 1000},
-                          {5, 3000, 100}};
+  // 4 threads can form a 2 x 2 grid: row groups sharing B panels, several column groups.
+  ThreadPool pool1(1), pool2(2), pool3(3), pool4(4);
+  const Shape shapes[] = {{37, 53, 71},   {300, 300, 300}, {64, 2000, 576}, {512, 40, 1000},
+                          {5, 3000, 100}, {400, 700, 90},   {64, 100, 20000}};
   for (Isa isa : supported_isas())
     for (const Shape& s : shapes)
       for (GemmBlocking blocking : {GemmBlocking{}, GemmBlocking{64, 28, 96}}) {
@@ -173,16 +176,74 @@ TEST(CpuGemm, BitIdenticalForAnyThreadCount) {
         std::vector<float> c2 = p.run(o);
         o.pool = &pool3;
         std::vector<float> c3 = p.run(o);
+        o.pool = &pool4;
+        std::vector<float> c4 = p.run(o);
         EXPECT_EQ(std::memcmp(c1.data(), c2.data(), c1.size() * 4), 0) << describe(p, isa);
         EXPECT_EQ(std::memcmp(c1.data(), c3.data(), c1.size() * 4), 0) << describe(p, isa);
+        EXPECT_EQ(std::memcmp(c1.data(), c4.data(), c1.size() * 4), 0) << describe(p, isa);
       }
+}
+
+// Called from inside a task of the same pool, sgemm runs on that thread alone.
+TEST(CpuGemm, NestedCallRunsInlineWithSameBits) {
+  ThreadPool pool(3);
+  Problem p(200, 300, 150, false, false, 0, 1.0f, 0.0f);
+  p.fill(21);
+  SgemmOptions o;
+  o.pool = &pool;
+  std::vector<float> direct = p.run(o);
+  std::vector<std::vector<float>> nested(3);
+  pool.parallel_for(0, 3, [&](int64_t i) { nested[size_t(i)] = p.run(o); });
+  for (const auto& c : nested) EXPECT_EQ(std::memcmp(c.data(), direct.data(), c.size() * 4), 0);
+}
+
+// A B packer callback that reads op(B) from a matrix must give exactly the matrix path's bits.
+struct MatrixPacker {
+  const Problem* p;
+  static void pack(const void* ctx, int k0, int kc, int j0, int n, int nr, int64_t stride,
+                   float* dst) {
+    const Problem& p = *static_cast<const MatrixPacker*>(ctx)->p;
+    for (int s = 0; s * nr < n; ++s)
+      for (int k = 0; k < kc; ++k)
+        for (int c = 0; c < nr; ++c) {
+          const int j = j0 + s * nr + c;
+          dst[s * stride + int64_t(k) * nr + c] = j < j0 + n ? p.B(k0 + k, j) : 0.0f;
+        }
+  }
+};
+
+TEST(CpuGemm, BPackerCallbackMatchesMatrix) {
+  ThreadPool pool1(1), pool4(4);
+  const Shape shapes[] = {{150, 333, 700}, {30, 40, 9000}};  // the second one splits K
+  for (Isa isa : supported_isas())
+    for (int variant = 0; variant < 4; ++variant) {
+      const Shape s = shapes[variant / 2];
+      const bool tb = variant % 2;
+      Problem p(s.M, s.N, s.K, false, tb, 2, 1.0f, 0.0f);
+      p.fill(40);
+      SgemmOptions o;
+      o.isa = int(isa);
+      o.pool = &pool4;
+      std::vector<float> want = p.run(o);
+      MatrixPacker packer{&p};
+      o.b_packer = SgemmBPacker{&MatrixPacker::pack, &packer};
+      for (ThreadPool* pool : {&pool1, &pool4}) {
+        o.pool = pool;
+        std::vector<float> got = p.c0;
+        sgemm(false, tb, p.M, p.N, p.K, p.alpha, p.a.data(), p.lda(), nullptr, 0, p.beta,
+              got.data(), p.ldc(), o);
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0) << describe(p, isa);
+      }
+    }
 }
 
 TEST(CpuGemm, FusedEpilogue) {
   ThreadPool pool(2);
   for (Isa isa : supported_isas())
-    for (int variant = 0; variant < 3; ++variant) {
-      Problem p(45, 70, 500, variant == 1, false, 2, 1.0f, variant == 2 ? 1.0f : 0.0f);
+    for (int variant = 0; variant < 4; ++variant) {
+      // variant 3: long K, small C - the split-K path applies the epilogue in its reduction
+      Problem p(45, 70, variant == 3 ? 8200 : 500, variant == 1, false, 2, 1.0f,
+                variant == 2 ? 1.0f : 0.0f);
       p.fill(30 + variant);
       std::vector<float> bias_row = random_vector(size_t(p.M), 5);
       std::vector<float> bias_col = random_vector(size_t(p.N), 6);

@@ -6,14 +6,13 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "metrics/base64.h"
 
 namespace tb {
 namespace {
 
 static_assert(std::endian::native == std::endian::little,
               "plan arrays are written in host byte order, which must be little-endian");
-
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 std::string deflate_bytes(const void* data, size_t n) {
   uLongf size = compressBound(uLong(n));
@@ -35,6 +34,10 @@ std::string inflate_bytes(const std::string& in, size_t expected, const std::str
   return out;
 }
 
+std::string base64_text(const std::string& bytes) {
+  return base64_encode(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
+
 template <class T>
 nlohmann::json encode(const std::vector<T>& values, std::vector<int64_t> shape,
                       const char* dtype) {
@@ -45,7 +48,7 @@ nlohmann::json encode(const std::vector<T>& values, std::vector<int64_t> shape,
   return {{"dtype", dtype},
           {"shape", shape},
           {"encoding", "zlib+base64"},
-          {"data", base64_encode(deflate_bytes(values.data(), values.size() * sizeof(T)))}};
+          {"data", base64_text(deflate_bytes(values.data(), values.size() * sizeof(T)))}};
 }
 
 template <class T>
@@ -58,10 +61,11 @@ std::vector<T> decode(const nlohmann::json& a, const char* dtype, const std::str
     int64_t n = 1;
     for (const auto& d : a.at("shape")) n *= d.get<int64_t>();
     TB_INPUT_CHECK(n >= 0, "{}: negative array size", what);
-    const std::string raw =
-        inflate_bytes(base64_decode(a.at("data").get<std::string>(), what), size_t(n) * sizeof(T),
-                      what);
-    std::vector<T> out(size_t(n));
+    const auto packed = base64_decode(a.at("data").get<std::string>());
+    TB_INPUT_CHECK(packed.has_value(), "{}: array data is not base64", what);
+    const std::string raw = inflate_bytes(std::string(packed->begin(), packed->end()),
+                                          size_t(n) * sizeof(T), what);
+    std::vector<T> out(static_cast<size_t>(n));
     if (n) std::memcpy(out.data(), raw.data(), raw.size());
     return out;
   } catch (const nlohmann::json::exception& e) {
@@ -82,55 +86,6 @@ std::vector<int32_t> decode_int32_array(const nlohmann::json& array, const std::
 }
 std::vector<uint8_t> decode_uint8_array(const nlohmann::json& array, const std::string& what) {
   return decode<uint8_t>(array, "uint8", what);
-}
-
-std::string base64_encode(const std::string& bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = uint32_t(uint8_t(bytes[i])) << 16 | uint32_t(uint8_t(bytes[i + 1])) << 8 |
-                       uint8_t(bytes[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest) {
-    uint32_t v = uint32_t(uint8_t(bytes[i])) << 16;
-    if (rest == 2) v |= uint32_t(uint8_t(bytes[i + 1])) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::string base64_decode(const std::string& text, const std::string& what) {
-  int8_t value[256];
-  std::memset(value, -1, sizeof value);
-  for (int k = 0; k < 64; ++k) value[uint8_t(kAlphabet[k])] = int8_t(k);
-  TB_INPUT_CHECK(text.size() % 4 == 0, "{}: base64 text of {} characters", what, text.size());
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    uint32_t v = 0;
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = text[i + k];
-      if (c == '=' && i + 4 == text.size() && k >= 2) {
-        ++pad;
-        v <<= 6;
-        continue;
-      }
-      TB_INPUT_CHECK(!pad && value[uint8_t(c)] >= 0, "{}: not base64 at character {}", what,
-                     i + k);
-      v = v << 6 | uint32_t(value[uint8_t(c)]);
-    }
-    out += char(v >> 16);
-    if (pad < 2) out += char((v >> 8) & 255);
-    if (pad < 1) out += char(v & 255);
-  }
-  return out;
 }
 
 }  // namespace tb

@@ -19,8 +19,4 @@ nlohmann::json encode_array(const std::vector<uint8_t>& values, std::vector<int6
 std::vector<int32_t> decode_int32_array(const nlohmann::json& array, const std::string& what);
 std::vector<uint8_t> decode_uint8_array(const nlohmann::json& array, const std::string& what);
 
-std::string base64_encode(const std::string& bytes);
-// Throws InputError (naming `what`) for text that is not base64.
-std::string base64_decode(const std::string& text, const std::string& what);
-
 }  // namespace tb

@@ -103,7 +103,7 @@ nlohmann::json epochs_json(const TrainConfig& config, const RunLayout& layout, c
     if (steps <= 0) break;
     epoch_order(order, n, config.seed, e);
     const int64_t used = std::min(n, steps * config.batch_size);
-    std::vector<int32_t> items(size_t(used));
+    std::vector<int32_t> items(static_cast<size_t>(used));
     std::vector<uint8_t> draws(size_t(aug.enabled ? used * 3 : 0));
     for (int64_t j = 0; j < used; ++j) {
       const int64_t idx = train.indices[size_t(order[size_t(j)])];
@@ -158,8 +158,8 @@ nlohmann::json make_run_plan(const TrainConfig& config, const std::string& plan_
 
   const Dataset& d = files.train;
   const ModelInput input{d.channels, d.height, d.width, d.classes};
+  auto backend = make_ref_backend();  // before the graph: the graph's memory goes back to it
   Graph graph = build_model(config.model, input);
-  auto backend = make_ref_backend();
   graph.plan(*backend, 1, DType::f32, false);
   graph.init_parameters(config.seed);
   WeightsInfo info{config.model, input, norm, d.class_names,
@@ -189,6 +189,7 @@ nlohmann::json make_run_plan(const TrainConfig& config, const std::string& plan_
         {"classes", d.classes},
         {"class_names", d.class_names},
         {"source", d.source},
+        {"data_dir", absolute(dir)},
         {"files", data_files(canonical, dir, files.has_test)},
         {"pool", {{"train_file_items", train_file_items},
                   {"test_file_items", test_file_items},

@@ -5,8 +5,10 @@
 
 #include "core/rng.h"
 #include "core/timer.h"
+#include "ops/cuda/step_control.h"
 #include "train/classifier.h"
 #include "train/optimizer.h"
+#include "train/train_step.h"
 
 namespace tb {
 
@@ -37,9 +39,13 @@ ThroughputResult measure_throughput(const ThroughputSpec& spec) {
     return r;
   }
   try {
-    TB_INPUT_CHECK(spec.precision == "fp32", "--precision {} is not supported by --impl {}",
+    const DType activations = precision_dtype(spec.precision);
+    GpuStepControl* gpu = TrainStep::gpu_control(*backend);
+    TB_INPUT_CHECK(activations == DType::f32 || gpu,
+                   "--precision {} needs a GPU backend (--impl cuda or cudnn), not {}",
                    spec.precision, spec.impl);
-    Classifier model(build_model(spec.model, spec.input), *backend, spec.batch_size, true, 0.0f);
+    Classifier model(build_model(spec.model, spec.input), *backend, spec.batch_size, true, 0.0f,
+                     activations);
     model.graph().init_parameters(spec.seed);
     OptimizerConfig oc;
     oc.kind = "sgd";
@@ -55,13 +61,28 @@ ThroughputResult measure_throughput(const ThroughputSpec& spec) {
     for (int32_t& l : labels) l = int32_t(rng.below(uint64_t(spec.input.classes)));
     model.set_batch(n, images.data(), labels.data());
 
+    // GPU backends run the device-driven step (one CUDA graph replayed, or enqueued each
+    // time with cuda_graph off); the others the host-driven one. Both do the same work.
+    TrainStep train_step(model, opt, spec.seed);
+    if (gpu) {
+      TrainStep::DeviceOptions o;
+      o.cuda_graph = spec.cuda_graph;
+      o.dynamic_loss_scale = activations == DType::f16;
+      train_step.start_device({0.01f}, {oc.momentum}, 0, 1, o);
+    }
     auto step = [&](int i) {
-      model.forward_loss(n, true, spec.seed, uint64_t(i));
-      model.backward(n, spec.seed, uint64_t(i));
-      opt.step(0.01f);
+      if (gpu)
+        train_step.device_step(n, n);
+      else
+        train_step.host_step(n, i, 0.01f, nullptr);
     };
     for (int i = 0; i < spec.warmup; ++i) step(i);
     backend->synchronize();
+    // The timed steps' own peak: warm-up's one-off algorithm searches are reported apart.
+    if (gpu) {
+      r.setup_peak_device_bytes = double(gpu->peak_bytes());
+      gpu->reset_peak();
+    }
     for (int i = 0; i < spec.repeats; ++i) {
       Stopwatch clock;
       step(spec.warmup + i);
@@ -75,6 +96,12 @@ ThroughputResult measure_throughput(const ThroughputSpec& spec) {
     r.training_flops_per_image = model.graph().training_flops_per_item();
     r.achieved_gflops = r.training_flops_per_image * n / r.median_step_seconds / 1e9;
     r.planned_bytes = double(model.graph().memory().total_bytes());
+    if (gpu) {
+      r.peak_device_bytes = double(gpu->peak_bytes());
+      r.device_used_bytes = double(gpu->device_used_bytes());
+      r.graph_replayed = spec.cuda_graph && spec.warmup >= 2;
+      r.device_name = gpu->device_name();
+    }
   } catch (const InputError& e) {
     r.status = "failed";
     r.error = e.what();
@@ -105,6 +132,13 @@ nlohmann::json to_json(const ThroughputResult& r) {
     j["training_flops_per_image"] = r.training_flops_per_image;
     j["achieved_gflops"] = r.achieved_gflops;
     j["planned_bytes"] = r.planned_bytes;
+    if (!r.device_name.empty()) {
+      j["device"] = r.device_name;
+      j["peak_device_bytes"] = r.peak_device_bytes;
+      j["setup_peak_device_bytes"] = r.setup_peak_device_bytes;
+      j["device_used_bytes"] = r.device_used_bytes;
+      j["cuda_graph"] = r.graph_replayed;
+    }
   }
   return j;
 }

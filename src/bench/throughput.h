@@ -22,6 +22,7 @@ struct ThroughputSpec {
   int warmup = 3;
   int repeats = 10;
   uint64_t seed = 0;
+  bool cuda_graph = true;  // GPU backends: capture the step once and replay it
 };
 
 struct ThroughputResult {
@@ -35,6 +36,13 @@ struct ThroughputResult {
   double achieved_gflops = 0;           // at the median step
   double planned_bytes = 0;             // the model's memory plan
   int threads_used = 0;
+  // GPU backends: the most device memory the backend held at once (its own allocations:
+  // plan, workspace, weight copies), and the device's total in use after the run (all
+  // allocators, the libraries' handles included), as cudaMemGetInfo reports it.
+  double peak_device_bytes = 0, device_used_bytes = 0;
+  double setup_peak_device_bytes = 0;  // the same, over warm-up too (algorithm searches)
+  bool graph_replayed = false;
+  std::string device_name;
 };
 
 // The canonical input of each model in comparisons (as in ../shared/peers/torch_anchor.py):

@@ -28,6 +28,7 @@ struct ThroughputOptions {
   std::string baseline;  // "" = the first impl
   std::string results;
   bool no_peak = false;
+  bool no_graph = false;
 };
 
 bool is_cpu_impl(const std::string& impl) { return impl == "ref" || impl == "cpu" || impl == "onednn"; }
@@ -58,9 +59,9 @@ void run(const ThroughputOptions& o) {
     }
   for (const auto& [n, gflops] : peak)
     fmt::print("measured FMA peak at {} thread(s): {:.1f} GFLOP/s\n", n, gflops);
-  fmt::print("\n{:<13} {:<9} {:<7} {:>3} {:>6} {:>11} {:>15} {:>9} {:>9} {:>7} {:>8}\n", "model",
-             "input", "impl", "thr", "batch", "img/s", "p10-p90 img/s", "step ms", "GFLOP/s",
-             "% peak", "ratio");
+  fmt::print("\n{:<13} {:<9} {:<7} {:>3} {:>6} {:>11} {:>15} {:>9} {:>9} {:>7} {:>8} {:>9}\n",
+             "model", "input", "impl", "thr", "batch", "img/s", "p10-p90 img/s", "step ms",
+             "GFLOP/s", "% peak", "ratio", "peak MiB");
   const std::string baseline = o.baseline.empty() ? o.impls.front() : o.baseline;
   for (const auto& model : o.models)
     for (int batch : o.batch_sizes)
@@ -77,6 +78,7 @@ void run(const ThroughputOptions& o) {
           spec.precision = o.precision;
           spec.warmup = o.warmup;
           spec.repeats = o.repeats;
+          spec.cuda_graph = !o.no_graph;
           ThroughputResult r = measure_throughput(spec);
           r.threads_used = is_cpu_impl(impl) ? (impl == "ref" ? 1 : resolve_threads(t)) : 0;
           if (r.status == "ok") rate[impl] = r.images_per_second;
@@ -102,12 +104,15 @@ void run(const ThroughputOptions& o) {
           if (r.threads_used && peak.count(r.threads_used))
             pct = fmt::format("{:.0f}%", 100.0 * r.achieved_gflops / peak[r.threads_used]);
           std::string ratio = rate.count(baseline) ? fmt::format("{:.2f}x", r.images_per_second / rate[baseline]) : "-";
-          fmt::print("{:<13} {:<9} {:<7} {:>3} {:>6} {:>11.1f} {:>15} {:>9.2f} {:>9.1f} {:>7} {:>8}\n",
+          const std::string mem = r.device_name.empty()
+                                      ? "-"
+                                      : fmt::format("{:.0f}", r.peak_device_bytes / 1048576.0);
+          fmt::print("{:<13} {:<9} {:<7} {:>3} {:>6} {:>11.1f} {:>15} {:>9.2f} {:>9.1f} {:>7} {:>8} {:>9}\n",
                      s.model, in, s.impl, r.threads_used ? std::to_string(r.threads_used) : "-",
                      s.batch_size, r.images_per_second,
                      fmt::format("{:.0f}-{:.0f}", s.batch_size / r.p90_step_seconds,
                                  s.batch_size / r.p10_step_seconds),
-                     1e3 * r.median_step_seconds, r.achieved_gflops, pct, ratio);
+                     1e3 * r.median_step_seconds, r.achieved_gflops, pct, ratio, mem);
         }
       }
   fmt::print("\nratio: images/s over the {} row of the same model, threads and batch (same run)\n",
@@ -137,6 +142,8 @@ void add_throughput_command(CLI::App& app) {
   cmd->add_option("--baseline", o->baseline, "Implementation the ratio column divides by (default: the first)");
   cmd->add_option("--results", o->results, "Append one JSON record per row to FILE");
   cmd->add_flag("--no-peak", o->no_peak, "Skip measuring the CPU FMA peak");
+  cmd->add_flag("--no-graph", o->no_graph,
+                "GPU backends: enqueue every step instead of replaying one captured CUDA graph");
   cmd->callback([o]() { run(*o); });
 }
 

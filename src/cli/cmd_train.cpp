@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/option_text.h"
+#include "cli/peer_commands.h"
 #include "core/interrupt.h"
 #include "metrics/environment.h"
 #include "metrics/results.h"
@@ -69,6 +70,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--precision", c.precision,
                   "fp32, or bf16 / fp16 mixed precision with fp32 master weights (GPU backends)")
       ->capture_default_str();
+  cmd->add_flag("--no-graph", [&c](int64_t) { c.cuda_graph = false; },
+                "GPU backends: enqueue every step instead of replaying one captured CUDA graph");
   cmd->add_option("--epochs", c.epochs, "Passes over the training split")->capture_default_str();
   cmd->add_option("--batch-size", c.batch_size, "Images per optimizer step (evaluation uses the "
                                                 "same batch size)")->capture_default_str();
@@ -122,11 +125,18 @@ void add_train_command(CLI::App& app) {
                   "docs/results-schema.md)");
   auto no_progress = std::make_shared<bool>(false);
   cmd->add_flag("--no-progress", *no_progress, "No in-epoch progress line on a terminal");
-  cmd->callback([config, split, no_progress]() {
+  auto peer = std::make_shared<PeerTrainOptions>();
+  add_peer_train_options(*cmd, *peer);
+  cmd->callback([config, split, no_progress, peer]() {
     TrainConfig run = *config;
     run.split = parse_ratio_list(*split, "--split");
     run.progress = !*no_progress;
-    run_train(run);
+    if (!peer->export_plan.empty())
+      export_run_plan(run, peer->export_plan);
+    else if (run.impl == "pytorch")
+      run_train_with_pytorch(run, *peer);
+    else
+      run_train(run);
   });
 }
 

@@ -18,6 +18,11 @@ void add_models_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_predict_command(CLI::App& app);
 void add_backends_command(CLI::App& app);
+void add_report_command(CLI::App& app);
+void add_export_csv_command(CLI::App& app);
 void add_throughput_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_sweep_command(CLI::App& app);
+void add_profile_command(CLI::App& app);
 
 }  // namespace tb

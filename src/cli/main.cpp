@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/peer_commands.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -14,12 +15,20 @@ int main(int argc, char** argv) {
       "Run `trainbench SUBCOMMAND --help` for the options of each subcommand."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "trainbench " TB_VERSION " (" TB_GIT_COMMIT ")");
+  tb::add_bench_command(app);
   tb::add_train_command(app);
+  tb::add_sweep_command(app);
+  tb::add_profile_command(app);
   tb::add_predict_command(app);
+  tb::add_evaluate_command(app);
+  tb::add_export_weights_command(app);
+  tb::add_golden_export_command(app);
   tb::add_throughput_command(app);
   tb::add_models_command(app);
   tb::add_backends_command(app);
   tb::add_data_command(app);
+  tb::add_report_command(app);
+  tb::add_export_csv_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,6 +1,7 @@
 #include "metrics/results.h"
 
 #include "core/atomic_file.h"
+#include "metrics/base64.h"
 #include "train/checkpoint_state.h"
 
 namespace tb {
@@ -38,6 +39,18 @@ nlohmann::json training_record(const TrainConfig& config, const TrainResult& r,
                            {"class_names", r.class_names},
                            {"epochs", epochs},
                            {"final", final_metrics}};
+  if (!r.test.samples.empty()) {
+    // The first test images with predictions, pixels C x H x W as base64 uint8.
+    nlohmann::json items = nlohmann::json::array();
+    for (const PredictionSample& s : r.test.samples)
+      items.push_back({{"index", s.index},
+                       {"label", s.label},
+                       {"predicted", s.predicted},
+                       {"pixels", base64_encode(s.pixels.data(), s.pixels.size())}});
+    record["samples"] = {{"shape", r.model.value("input", nlohmann::json::array())},
+                         {"encoding", "base64-uint8-chw"},
+                         {"items", items}};
+  }
   if (!r.error.empty()) record["error"] = r.error;
   return record;
 }

@@ -19,6 +19,7 @@ struct TrainConfig {
   std::string impl = "ref";
   int threads = 0;       // 0 = all cores (backends that use threads)
   std::string precision = "fp32";
+  bool cuda_graph = true;  // GPU backends: replay each step as a captured CUDA graph
 
   // How long.
   int epochs = 1;

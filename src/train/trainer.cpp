@@ -16,6 +16,8 @@
 #include "train/checkpoint.h"
 #include "train/checkpoint_state.h"
 #include "train/classifier.h"
+#include "train/device_epoch.h"
+#include "train/train_step.h"
 #include "train/run_layout.h"
 
 namespace tb {
@@ -28,6 +30,9 @@ struct Trainer::State {
   Augmentation aug;
   std::unique_ptr<Classifier> model;
   std::unique_ptr<Optimizer> optimizer;
+  // GPU backends: the device-driven step (batches gathered on the GPU, CUDA graphs).
+  GpuStepControl* gpu = nullptr;
+  std::unique_ptr<TrainStep> step;
   ScheduleConfig schedule;
   std::vector<float> images;
   std::vector<int32_t> labels, predicted;
@@ -80,7 +85,8 @@ TrainResult Trainer::run() {
   const Dataset& d = s.files.train;
   ModelInput input{d.channels, d.height, d.width, d.classes};
   s.model = std::make_unique<Classifier>(build_model(config_.model, input), *s.backend,
-                                         config_.batch_size, true, config_.label_smoothing);
+                                         config_.batch_size, true, config_.label_smoothing,
+                                         precision_dtype(config_.precision));
   Graph& graph = s.model->graph();
   graph.init_parameters(config_.seed);
   s.optimizer = std::make_unique<Optimizer>(*s.backend, graph.parameters(), config_.optimizer);
@@ -115,6 +121,36 @@ TrainResult Trainer::run() {
                         s.progress.epoch + 1, s.progress.global_step, s.total_steps);
   }
 
+  auto device_setup = [&] {
+    DeviceEpochSetup setup;
+    setup.train = &s.splits.train;
+    setup.batch = config_.batch_size;
+    setup.steps_per_epoch = s.steps_per_epoch;
+    setup.total_steps = s.total_steps;
+    setup.seed = config_.seed;
+    setup.schedule = &s.schedule;
+    return setup;
+  };
+  s.gpu = TrainStep::gpu_control(*s.backend);
+  if (s.gpu) {
+    s.step = std::make_unique<TrainStep>(*s.model, *s.optimizer, config_.seed);
+    TrainStep::DeviceOptions o;
+    o.cuda_graph = config_.cuda_graph;
+    o.dynamic_loss_scale = config_.precision == "fp16";
+    o.gather = true;
+    o.augment = s.aug.enabled;
+    o.crop_pad = s.aug.crop_padding;
+    o.flip = s.aug.horizontal_flip;
+    const float momentum = float(config_.optimizer.kind == "sgd" ? config_.optimizer.momentum
+                                                                 : config_.optimizer.beta1);
+    start_device_training(
+        *s.step, *s.gpu, device_setup(), o, s.norm, s.progress.global_step,
+        [&](int64_t i) { return float(learning_rate_at(s.schedule, i)); },
+        [&](int64_t i) {
+          return cycle_momentum ? float(one_cycle_momentum_at(s.schedule, i)) : momentum;
+        });
+  }
+
   log_ << fmt::format(
       "trainbench: {} on {} (train {} / validation {} / test {}), impl {}, batch {}, {} lr {} "
       "({}), seed {}\n",
@@ -146,9 +182,34 @@ TrainResult Trainer::run() {
   TrainProgress& p = s.progress;
   bool stopped = false;
   while (p.epoch < config_.epochs && p.global_step < s.total_steps && !stopped) {
+    if (s.gpu) {
+      DeviceEpochHooks hooks;
+      hooks.should_stop = [&] { return stop_requested_ || interrupt_requested(); };
+      hooks.on_step = on_step;
+      hooks.checkpoint_due = [&](int64_t step) {
+        return config_.checkpoint_every > 0 && step % config_.checkpoint_every == 0 &&
+               p.step_in_epoch < s.steps_per_epoch;
+      };
+      hooks.save_periodic = [&] { save("periodic"); };
+      if (show_progress)
+        hooks.progress = [&](const TrainProgress& q) {
+          fmt::print(stderr, "\r  epoch {}/{} {:5.1f}%  loss {:.4f}  {:.0f} img/s   ", q.epoch + 1,
+                     config_.epochs, 100.0 * double(q.step_in_epoch) / s.steps_per_epoch,
+                     q.loss_sum / std::max<int64_t>(q.seen, 1),
+                     q.seen / std::max(1e-9, q.compute_seconds));
+        };
+      hooks.last_good_checkpoint = [&] { return config_.checkpoint; };
+      try {
+        stopped = !run_device_epoch(*s.step, *s.gpu, device_setup(), p, hooks);
+      } catch (const DivergedError& e) {
+        result_.status = "failed";
+        result_.error = e.what();
+        throw;
+      }
+    }
     epoch_order(s.order, s.splits.train.size(), config_.seed, p.epoch);
     Stopwatch progress_clock;
-    while (p.step_in_epoch < s.steps_per_epoch && p.global_step < s.total_steps) {
+    while (!s.gpu && p.step_in_epoch < s.steps_per_epoch && p.global_step < s.total_steps) {
       if (stop_requested_ || interrupt_requested()) {
         stopped = true;
         break;
@@ -295,6 +356,11 @@ EvalResult Trainer::evaluate(const Subset& subset, int keep_samples) {
   r.loss = r.count ? loss_sum / r.count : 0.0;
   r.accuracy = r.count ? double(correct) / r.count : 0.0;
   return r;
+}
+
+const Classifier& Trainer::model() const {
+  TB_CHECK(state_ && state_->model, "no model yet");
+  return *state_->model;
 }
 
 std::vector<float> Trainer::parameters_host() const {

@@ -15,6 +15,8 @@
 
 namespace tb {
 
+class Classifier;
+
 // A test image with the model's prediction, kept in results so a report can show examples.
 struct PredictionSample {
   int64_t index = 0;  // position in the evaluated split
@@ -81,6 +83,8 @@ class Trainer {
   std::vector<float> parameters_host() const;
 
   const TrainResult& result() const { return result_; }
+  // The trained model (after run()), e.g. to measure its inference speed.
+  const Classifier& model() const;
 
  private:
   struct State;

@@ -77,13 +77,15 @@ Shape FlattenLayer::infer(const std::vector<Shape>& inputs) {
   return Shape{in_.numel()};
 }
 
+// The copy sees the 4-D input and the flat output (equal element counts): a backend that
+// keeps 4-D activations channels-last converts to the C,H,W feature order here.
 void FlattenLayer::forward(const LayerTensors& t, const RunContext& ctx) {
-  ctx.backend.copy(t.x[0].reshaped(t.y.shape), t.y, false);
+  ctx.backend.copy(t.x[0], t.y, false);
 }
 
 void FlattenLayer::backward(const LayerTensors& t, const RunContext& ctx) {
   if (t.dx[0].defined())
-    ctx.backend.copy(t.dy.reshaped(t.dx[0].shape), t.dx[0], t.accumulate_dx[0]);
+    ctx.backend.copy(t.dy, t.dx[0], t.accumulate_dx[0]);
 }
 
 // ---- add ----------------------------------------------------------------------------------

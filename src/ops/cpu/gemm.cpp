@@ -41,29 +41,62 @@ class PackBuffer {
 
 // Each thread packs its own A blocks, and its own B slivers when no other thread needs them;
 // a shared B panel lives with the thread that called sgemm.
-thread_local PackBuffer t_a_pack, t_b_private, t_b_pack;
+thread_local PackBuffer t_a_pack, t_b_private, t_b_pack, t_split_k;
 
 struct Operand {
   const float* data;
   int64_t ld;
   bool trans;  // stored transposed: element (row, col) of op(X) is data[col * ld + row]
+  const SgemmBPacker* packer = nullptr;  // B only: produced by a callback instead
+  int k_offset = 0;                      // with packer: row 0 of this B is row k_offset
+
+  // The operand restricted to k in [k0, ...): columns of op(A) (is_a) or rows of op(B).
+  Operand from_k(int k0, bool is_a) const {
+    Operand o = *this;
+    if (packer) {
+      o.k_offset += k0;
+    } else {
+      o.data += (trans == is_a) ? int64_t(k0) * ld : k0;
+    }
+    return o;
+  }
 };
 
 // Packs rows [i0, i0 + m) x columns [p0, p0 + kc) of op(A) into ceil(m / mr) slivers.
 void pack_a(const GemmKernel& kern, const Operand& a, int i0, int m, int p0, int kc, float* dst) {
+  const int64_t stride = int64_t(kc) * kern.mr;
   if (a.trans) {
-    kern.pack_kmajor(a.data + int64_t(p0) * a.ld + i0, a.ld, m, kc, kern.mr, dst);
+    kern.pack_kmajor(a.data + int64_t(p0) * a.ld + i0, a.ld, m, kc, kern.mr, stride, dst);
   } else {
-    kern.pack_kminor(a.data + int64_t(i0) * a.ld + p0, a.ld, m, kc, kern.mr, dst);
+    kern.pack_kminor(a.data + int64_t(i0) * a.ld + p0, a.ld, m, kc, kern.mr, stride, dst);
   }
 }
 
-// Packs rows [p0, p0 + kc) x columns [j0, j0 + n) of op(B) into ceil(n / nr) slivers.
-void pack_b(const GemmKernel& kern, const Operand& b, int j0, int n, int p0, int kc, float* dst) {
-  if (b.trans) {
-    kern.pack_kminor(b.data + int64_t(j0) * b.ld + p0, b.ld, n, kc, kern.nr, dst);
+// Packs part of the B panel of columns [j0, j0 + n) x rows [p0, p0 + kc), whose slivers are
+// kc * nr floats apart: part `part` of `parts` (the threads sharing the panel). Untransposed
+// (and callback-produced) B is split by k rows, so each thread reads whole panel-wide runs of
+// its rows (the prefetcher needs long runs); transposed B is split by slivers, whose source
+// lines run along k.
+void pack_b_part(const GemmKernel& kern, const Operand& b, int j0, int n, int p0, int kc,
+                 int part, int parts, float* panel) {
+  const int nr = kern.nr;
+  const int64_t stride = int64_t(kc) * nr;
+  if (b.packer) {
+    const auto [k0, k1] = static_chunk(0, kc, part, parts);
+    if (k0 < k1)
+      b.packer->pack(b.packer->ctx, b.k_offset + p0 + int(k0), int(k1 - k0), j0, n, nr, stride,
+                     panel + k0 * nr);
+  } else if (!b.trans) {
+    const auto [k0, k1] = static_chunk(0, kc, part, parts);
+    if (k0 < k1)
+      kern.pack_kmajor(b.data + (p0 + k0) * b.ld + j0, b.ld, n, int(k1 - k0), nr, stride,
+                       panel + k0 * nr);
   } else {
-    kern.pack_kmajor(b.data + int64_t(p0) * b.ld + j0, b.ld, n, kc, kern.nr, dst);
+    const auto [q0, q1] = static_chunk(0, ceil_div(n, nr), part, parts);
+    if (q0 < q1)
+      kern.pack_kminor(b.data + (j0 + q0 * nr) * b.ld + p0, b.ld,
+                       std::min(n - int(q0) * nr, int(q1 - q0) * nr), kc, nr, stride,
+                       panel + q0 * stride);
   }
 }
 
@@ -77,22 +110,34 @@ const GemmKernel* kernel_list(Isa isa, int* count) {
 }
 
 const GemmKernel& select_kernel(const SgemmOptions& o) {
-  Isa isa = o.isa < 0 ? active_isa() : Isa(o.isa);
+  if (o.kernel != nullptr) {  // by name, from any ISA's list
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::portable}) {
+      int count = 0;
+      const GemmKernel* list = kernel_list(isa, &count);
+      for (int i = 0; i < count; ++i) {
+        if (std::strcmp(list[i].name, o.kernel) != 0) continue;
+        TB_CHECK(isa_supported(isa), "sgemm: kernel {} needs {}", o.kernel, isa_name(isa));
+        return list[i];
+      }
+    }
+    TB_FAIL("sgemm: no micro-kernel named '{}'", o.kernel);
+  }
+  const Isa isa = o.isa < 0 ? active_isa() : Isa(o.isa);
   TB_CHECK(isa_supported(isa), "sgemm: ISA {} is not supported by this CPU", isa_name(isa));
   int count = 0;
-  const GemmKernel* list = kernel_list(isa, &count);
-  if (o.kernel == nullptr) return list[0];
-  for (int i = 0; i < count; ++i)
-    if (std::strcmp(list[i].name, o.kernel) == 0) return list[i];
-  TB_FAIL("sgemm: no micro-kernel '{}' for ISA {}", o.kernel, isa_name(isa));
+  return kernel_list(isa, &count)[0];
 }
 
-// Cache blocking. kc depends only on K and the kernel (never on threads), so the summation
-// order of every C element is fixed by the shape. The K blocks are balanced: K = 400 with a
-// 384 limit gives two blocks of 200, not 384 + 16.
-// Splits `threads` into a tm x tn grid over (row tiles, column slivers): thread (ti, tj)
-// owns a block of C. The cost model is the thread's tile area (compute) plus the A rows it
-// packs (each column group repacks its rows) and its share of B packing.
+// Column groups that share B panels (one barrier each); more threads than this form more
+// row groups instead.
+constexpr int kMaxGroups = 64;
+
+// Splits `threads` into tm x tn: with tm > 1, tn column groups of tm threads each share the
+// B panels of a contiguous column range; with tm == 1 every thread packs its own panels. The
+// modelled cost of a thread is its MACs per k (rows x cols) plus the operand floats feeding
+// them (its rows of A, its columns of B), each weighted like 32 MACs - at peak, a float from
+// L3 or another core's cache costs about that - which favours near-square blocks per thread.
+// Among equals, fewer row groups win (tm == 1 needs no barriers).
 struct Grid {
   int tm = 1, tn = 1;
 };
@@ -100,11 +145,12 @@ Grid choose_grid(int threads, int m_tiles, int n_slivers, int mr, int nr) {
   Grid best;
   double best_cost = 1e300;
   for (int tm = 1; tm <= threads; ++tm) {
-    if (threads % tm) continue;
-    int tn = threads / tm;
-    double rows = double(ceil_div(m_tiles, tm)) * mr, cols = double(ceil_div(n_slivers, tn)) * nr;
-    double cost = rows * cols + 8.0 * rows + 8.0 * cols / tm;
-    if (cost < best_cost) best_cost = cost, best = Grid{tm, tn};
+    const int tn = threads / tm;
+    if (threads % tm || (tm > 1 && tn > kMaxGroups)) continue;
+    const double rows = double(ceil_div(m_tiles, tm)) * mr;
+    const double cols = double(ceil_div(n_slivers, tn)) * nr;
+    const double cost = rows * cols + 32.0 * (rows + cols);
+    if (cost < best_cost * (1.0 - 1e-9)) best_cost = cost, best = Grid{tm, tn};
   }
   return best;
 }
@@ -139,13 +185,29 @@ Plan make_plan(const GemmKernel& kern, const GemmBlocking& blocking, int M, int 
   p.threads = int(std::min<double>({double(pool_threads), std::max(1.0, flops / 1.0e6),
                                     double(m_tiles) * n_slivers}));
   p.grid = choose_grid(p.threads, m_tiles, n_slivers, mr, nr);
-  // nc: the packed B panel (kc x nc) is reused by every A block and lives in L3. Measured on
-  // Zen 4: a panel small enough for L2 (tried for few-row problems) was slower, because A is
-  // repacked for every panel, and long panels make B packing read long contiguous runs.
-  int nc = blocking.nc > 0
-               ? blocking.nc
-               : int(std::min<size_t>(f.l3_bytes / 2, 16u << 20) / 4 / 2 / size_t(p.kc));
-  p.nc = std::min(std::max(nr, nc / nr * nr), round_up(N, nr));
+  // nc: shared panels (two per column group) split at most 32 MiB of L3 between them. A
+  // private panel (tm == 1) that serves one A block is consumed right after packing and only
+  // needs to stay in L2; one that serves several A blocks is reused and gets the thread's
+  // share of L3 (at most 8 MiB), so A is repacked rarely.
+  int nc = blocking.nc;
+  if (nc <= 0) {
+    const size_t kc_bytes = 4 * size_t(p.kc);
+    if (p.grid.tm > 1) {
+      nc = int(std::min<size_t>(f.l3_bytes / 2, 32u << 20) / 2 / kc_bytes / size_t(p.grid.tn));
+    } else if (M <= p.mc) {
+      nc = int(f.l2_bytes / 2 / kc_bytes);
+    } else {
+      nc = int(std::min<size_t>(f.l3_bytes / 2 / size_t(p.threads), 8u << 20) / kc_bytes);
+    }
+  }
+  nc = std::max(nr, nc / nr * nr);
+  // Private panels are the work items threads take: about three per thread when A is one
+  // block (cheap to repack per panel), else one per thread (each panel repacks all of A).
+  if (blocking.nc <= 0 && p.grid.tm == 1 && p.threads > 1) {
+    const int per_thread = M <= p.mc ? 3 : 1;
+    nc = std::min(nc, round_up(ceil_div(N, per_thread * p.threads), nr));
+  }
+  p.nc = std::min(nc, round_up(N, nr));
   return p;
 }
 
@@ -162,69 +224,151 @@ void scale_only(int M, int N, float beta, float* C, int64_t ldc, const SgemmEpil
   }
 }
 
+// A work counter on its own cache line.
+struct alignas(64) WorkCounter {
+  std::atomic<int64_t> next{0};
+};
+
+// Work is handed out dynamically (an atomic counter), because the cores of a shared machine
+// are not equally fast: with a static split, measured on a 16-vCPU VM, the slowest thread took
+// up to 1.8x as long as the fastest for the same tiles. This keeps results bit-identical:
+// whoever computes a tile for a K block runs the same kernel on the same packed data, and the
+// K blocks of a tile stay in order (one thread, or separated by a barrier).
 void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Operand& B, int M,
                   int N, int K, float alpha, float beta, float* C, int64_t ldc,
                   const SgemmEpilogue* epi) {
   const GemmKernel& kern = *p.kernel;
   const int mr = kern.mr, nr = kern.nr;
-  const int m_tiles = ceil_div(M, mr), panel_slivers = ceil_div(p.nc, nr);
   const int64_t panel_floats = int64_t(p.kc) * p.nc;
-  const int pool_used = p.threads;  // <= pool.size()
-  const Grid pool_grid = p.grid;
-  // With tm > 1 the threads of a column group share its B slivers: one panel, packed
-  // together. Two panels alternate: while slow threads still read panel i, fast ones pack
-  // panel i + 1, so one barrier per K block suffices (nobody packs panel i + 2 before all
-  // finished panel i). With tm == 1 every thread packs its slivers into its own buffer and
-  // runs without barriers (threads may then drift apart by any number of blocks).
-  float* shared_panels = pool_grid.tm > 1 ? t_b_pack.get(size_t(2 * panel_floats)) : nullptr;
-  SpinBarrier barrier(pool_used);
+  // With tm > 1 the threads of a column group share its B panels, packed together, and take
+  // row chunks of each K block from the group's counter. Two panels alternate: while slow
+  // threads still read panel i, fast ones pack panel i + 1, so one barrier per K block
+  // suffices (nobody packs panel i + 2 before all finished panel i). With tm == 1 threads take
+  // whole column panels (all K blocks) from one counter and pack them privately: no barriers.
+  const Grid grid = p.grid;
+  const bool shared_b = grid.tm > 1;
+  float* shared_panels = shared_b ? t_b_pack.get(size_t(2 * panel_floats * grid.tn)) : nullptr;
+  std::array<SpinBarrier, kMaxGroups> barriers;
+  std::array<WorkCounter, kMaxGroups> counters;
+  if (shared_b)
+    for (int g = 0; g < grid.tn; ++g) barriers[size_t(g)].reset(grid.tm);
+  // Row chunks: about three per thread of a group, so faster threads can take more.
+  const int chunk_rows = std::min(p.mc, round_up(ceil_div(M, 3 * grid.tm), mr));
+  const int row_chunks = ceil_div(M, chunk_rows);
 
   pool.run([&](int t, int nt) {
-    const int used = nt == 1 ? 1 : pool_used;  // nt is pool.size(), or 1 when nested
-    if (t >= used) return;
-    const Grid g = used == 1 ? Grid{} : pool_grid;
-    const bool shared = g.tm > 1;
-    const int ti = t / g.tn, tj = t % g.tn;
-    const auto [tile0, tile1] = static_chunk(0, m_tiles, ti, g.tm);
-    const int row0 = int(tile0) * mr, row1 = std::min(int(tile1) * mr, M);
+    const bool alone = nt == 1;  // nt is pool.size(), or 1 when nested
+    if (!alone && t >= p.threads) return;
     float* a_pack = t_a_pack.get(size_t(p.mc) * p.kc);
-    float* own_panel =
-        shared ? nullptr : t_b_private.get(size_t(p.kc) * ceil_div(panel_slivers, g.tn) * nr);
-    int iteration = 0;
-    for (int jc = 0; jc < N; jc += p.nc) {
-      const int ncur = std::min(p.nc, N - jc), slivers = ceil_div(ncur, nr);
-      const auto [s0, s1] = static_chunk(0, slivers, tj, g.tn);
-      for (int p0 = 0; p0 < K; p0 += p.kc, ++iteration) {
-        const int kcur = std::min(p.kc, K - p0);
-        // Sliver s of this panel lives at panel + (s - first) * kcur * nr.
-        float* panel = shared ? shared_panels + (iteration & 1) * panel_floats : own_panel;
-        const int64_t first = shared ? 0 : s0;
-        // The threads of column group tj pack its slivers between them.
-        const auto [q0, q1] = static_chunk(s0, s1, ti, g.tm);
-        if (q0 < q1)
-          pack_b(kern, B, jc + int(q0) * nr, std::min(ncur - int(q0) * nr, int(q1 - q0) * nr),
-                 p0, kcur, panel + (q0 - first) * kcur * nr);
-        if (shared) barrier.arrive_and_wait();
 
-        const bool last = p0 + kcur >= K;
-        TileStore st;
-        st.alpha = alpha;
-        st.beta = p0 == 0 ? beta : 1.0f;
-        st.relu = last && epi && epi->relu;
-        for (int ic = row0; ic < row1; ic += p.mc) {
-          const int mcur = std::min(p.mc, row1 - ic);
-          pack_a(kern, A, ic, mcur, p0, kcur, a_pack);
-          for (int s = int(s0); s < int(s1); ++s) {
-            const int j = jc + s * nr, n = std::min(nr, N - j);
-            const float* b_sliver = panel + (s - first) * kcur * nr;
-            st.bias_col = last && epi && epi->bias_col ? epi->bias_col + j : nullptr;
-            for (int ir = 0; ir < mcur; ir += mr) {
-              const int i = ic + ir;
-              st.bias_row = last && epi && epi->bias_row ? epi->bias_row + i : nullptr;
-              kern.kernel(kcur, a_pack + int64_t(ir) * kcur, b_sliver, C + i * ldc + j, ldc,
-                          std::min(mr, M - i), n, st);
-            }
+    // C[rows r0..r1, columns jc..jc+ncur] += this K block, A packed in blocks of mc rows.
+    auto compute = [&](const float* panel, int jc, int ncur, int p0, int kcur, int r0, int r1) {
+      const bool last = p0 + kcur >= K;
+      TileStore st;
+      st.alpha = alpha;
+      st.beta = p0 == 0 ? beta : 1.0f;
+      st.relu = last && epi && epi->relu;
+      for (int ic = r0; ic < r1; ic += p.mc) {
+        const int mcur = std::min(p.mc, r1 - ic);
+        pack_a(kern, A, ic, mcur, p0, kcur, a_pack);
+        for (int j = jc; j < jc + ncur; j += nr) {
+          const float* b_sliver = panel + int64_t(j - jc) * kcur;
+          st.bias_col = last && epi && epi->bias_col ? epi->bias_col + j : nullptr;
+          for (int ir = 0; ir < mcur; ir += mr) {
+            const int i = ic + ir;
+            st.bias_row = last && epi && epi->bias_row ? epi->bias_row + i : nullptr;
+            kern.kernel(kcur, a_pack + int64_t(ir) * kcur, b_sliver, C + i * ldc + j, ldc,
+                        std::min(mr, M - i), std::min(nr, N - j), st);
           }
+        }
+      }
+    };
+
+    if (alone || !shared_b) {
+      float* panel = t_b_private.get(size_t(panel_floats));
+      std::atomic<int64_t>& next = counters[0].next;
+      const int panels = ceil_div(N, p.nc);
+      for (int item = alone ? 0 : int(next.fetch_add(1)); item < panels;
+           item = alone ? item + 1 : int(next.fetch_add(1))) {
+        const int jc = item * p.nc, ncur = std::min(p.nc, N - jc);
+        for (int p0 = 0; p0 < K; p0 += p.kc) {
+          const int kcur = std::min(p.kc, K - p0);
+          pack_b_part(kern, B, jc, ncur, p0, kcur, 0, 1, panel);
+          compute(panel, jc, ncur, p0, kcur, 0, M);
+        }
+      }
+      return;
+    }
+
+    const int ti = t / grid.tn, tj = t % grid.tn;
+    const auto [sliver0, sliver1] = static_chunk(0, ceil_div(N, nr), tj, grid.tn);
+    const int col0 = int(sliver0) * nr, col1 = std::min(int(sliver1) * nr, N);
+    std::atomic<int64_t>& next = counters[size_t(tj)].next;
+    // Every thread of the group ends each K block with exactly one failed grab, so block i's
+    // chunks are numbered from i * (row_chunks + tm) on the shared counter.
+    int64_t base = 0;
+    int iteration = 0;
+    for (int jc = col0; jc < col1; jc += p.nc) {
+      const int ncur = std::min(p.nc, col1 - jc);
+      for (int p0 = 0; p0 < K; p0 += p.kc, ++iteration, base += row_chunks + grid.tm) {
+        const int kcur = std::min(p.kc, K - p0);
+        float* panel = shared_panels + (2 * tj + (iteration & 1)) * panel_floats;
+        pack_b_part(kern, B, jc, ncur, p0, kcur, ti, grid.tm, panel);
+        barriers[size_t(tj)].arrive_and_wait();
+        for (int64_t c = next.fetch_add(1) - base; c < row_chunks; c = next.fetch_add(1) - base)
+          compute(panel, jc, ncur, p0, kcur, int(c) * chunk_rows,
+                  std::min(M, int(c + 1) * chunk_rows));
+      }
+    }
+  });
+}
+
+// Deterministic split-K, for a C too small to keep the threads busy with a long K (a
+// convolution's weight gradient: K = batch x pixels). K is cut into chunks fixed by the shape,
+// each chunk is a single-threaded GEMM into its own partial C, and the partials are summed in
+// chunk order - so the bits do not depend on the thread count either.
+int split_k_chunks(const GemmKernel& kern, int M, int N, int K) {
+  const int64_t tiles = int64_t(ceil_div(M, kern.mr)) * ceil_div(N, kern.nr);
+  if (K < 4096 || tiles >= 256) return 1;
+  const int64_t by_size = (int64_t(16) << 20) / (int64_t(M) * N);  // partials <= 64 MiB
+  return int(std::clamp<int64_t>(std::min<int64_t>(K / 2048, by_size), 1, 64));
+}
+
+void gemm_split_k(const GemmKernel& kern, const GemmBlocking& blocking, int chunks,
+                  ThreadPool& pool, const Operand& A, const Operand& B, int M, int N, int K,
+                  float alpha, float beta, float* C, int64_t ldc, const SgemmEpilogue* epi) {
+  const int64_t mn = int64_t(M) * N;
+  float* partials = t_split_k.get(size_t(chunks * mn));
+  WorkCounter counter;
+  pool.run([&](int t, int nt) {
+    if (nt > 1 && t >= chunks) return;
+    for (int s = nt == 1 ? 0 : int(counter.next.fetch_add(1)); s < chunks;
+         s = nt == 1 ? s + 1 : int(counter.next.fetch_add(1))) {
+      const auto [k0, k1] = static_chunk(0, K, s, chunks);
+      const int ks = int(k1 - k0);
+      // Nested in this task, the chunk's GEMM runs on this thread alone.
+      gemm_blocked(make_plan(kern, blocking, M, N, ks, 1), pool, A.from_k(int(k0), true),
+                   B.from_k(int(k0), false), M, N, ks, 1.0f, 0.0f, partials + s * mn, N,
+                   nullptr);
+    }
+  });
+  pool.parallel_for_range(0, M, [&](int64_t i0, int64_t i1) {
+    float sum[256];  // a piece of a row, summed chunk by chunk (vectorisable, same order)
+    for (int64_t i = i0; i < i1; ++i) {
+      float* row = C + i * ldc;
+      for (int j0 = 0; j0 < N; j0 += 256) {
+        const int n = std::min(256, N - j0);
+        const float* first = partials + i * N + j0;
+        for (int j = 0; j < n; ++j) sum[j] = first[j];
+        for (int s = 1; s < chunks; ++s)
+          for (int j = 0; j < n; ++j) sum[j] += first[s * mn + j];
+        for (int j = 0; j < n; ++j) {
+          float x = alpha * sum[j];
+          if (beta != 0.0f) x = beta * row[j0 + j] + x;
+          if (epi && epi->bias_row) x += epi->bias_row[i];
+          if (epi && epi->bias_col) x += epi->bias_col[j0 + j];
+          if (epi && epi->relu) x = x > 0.0f ? x : 0.0f;
+          row[j0 + j] = x;
         }
       }
     }
@@ -242,16 +386,20 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
            const float* B, int ldb, float beta, float* C, int ldc, const SgemmOptions& o) {
   TB_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative size {}x{}x{}", M, N, K);
   TB_CHECK(lda >= std::max(1, trans_a ? M : K), "sgemm: lda {} too small", lda);
-  TB_CHECK(ldb >= std::max(1, trans_b ? K : N), "sgemm: ldb {} too small", ldb);
+  TB_CHECK(o.b_packer.pack || ldb >= std::max(1, trans_b ? K : N), "sgemm: ldb {} too small",
+           ldb);
   TB_CHECK(ldc >= std::max(1, N), "sgemm: ldc {} too small", ldc);
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) return scale_only(M, N, beta, C, ldc, o.epilogue);
 
   const GemmKernel& kern = select_kernel(o);
   ThreadPool& pool = o.pool ? *o.pool : cpu_pool();
+  const Operand a{A, lda, trans_a}, b{B, ldb, trans_b, o.b_packer.pack ? &o.b_packer : nullptr};
+  if (const int chunks = split_k_chunks(kern, M, N, K); chunks > 1)
+    return gemm_split_k(kern, o.blocking, chunks, pool, a, b, M, N, K, alpha, beta, C, ldc,
+                        o.epilogue);
   const Plan plan = make_plan(kern, o.blocking, M, N, K, pool.size());
-  gemm_blocked(plan, pool, Operand{A, lda, trans_a}, Operand{B, ldb, trans_b}, M, N, K, alpha,
-               beta, C, ldc, o.epilogue);
+  gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue);
 }
 
 const char* gemm_kernel_name(Isa isa) {

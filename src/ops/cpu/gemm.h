@@ -2,13 +2,16 @@
 //   C[M,N] = act(alpha * op(A)[M,K] * op(B)[K,N] + beta * C + bias)
 // where op(A) = A (stored M x K, row stride lda) or A^T (stored K x M), likewise for B.
 //
-// BLIS/GotoBLAS structure: B is packed into a K-block x N-block panel, A into cache-sized
+// BLIS/GotoBLAS structure: B is packed into K-block x N-block panels, A into cache-sized
 // blocks, and a register-tiled micro-kernel chosen at run time for the CPU (AVX-512, AVX2+FMA
-// or portable C++) computes MR x NR tiles of C. Packing buffers are thread-local and only grow,
-// so after the first call of a given size sgemm allocates nothing.
+// or portable C++) computes MR x NR tiles of C. Threads share B panels or pack their own, take
+// work from atomic counters (cores of a shared VM differ in speed), and a small C with a long
+// K (a convolution's weight gradient) is split along K into fixed chunks summed in order.
+// Packing buffers are thread-local and only grow: after the first call of a given size,
+// sgemm allocates nothing. See docs/cpu-gemm.md.
 //
-// Determinism: every element of C is computed by one thread with one summation order that
-// depends only on the shape (the K blocking is never derived from the thread count), so
+// Determinism: every element of C gets one summation order that depends only on the shape
+// (the K blocking and any K split are never derived from the thread count or timing), so
 // results are bit-identical for any number of threads. Different ISAs give different bits.
 #pragma once
 #include <cstdint>
@@ -32,11 +35,25 @@ struct GemmBlocking {
   int kc = 0, mc = 0, nc = 0;
 };
 
+// Produces B on the fly instead of reading a matrix (B and ldb are then ignored): for a
+// convolution, the columns of the im2col matrix straight from the input, so the im2col matrix
+// never exists in memory. pack(ctx, k0, kc, j0, n, nr, sliver_stride, dst) writes rows
+// [k0, k0 + kc) x columns [j0, j0 + n) of op(B) as ceil(n / nr) slivers: element (k0 + k,
+// j0 + s * nr + c) goes to dst[s * sliver_stride + k * nr + c], with zeros for the columns
+// past n in the last sliver. It is called concurrently from several threads for disjoint
+// row ranges, and must depend on nothing but its arguments (results stay bit-identical).
+struct SgemmBPacker {
+  void (*pack)(const void* ctx, int k0, int kc, int j0, int n, int nr, int64_t sliver_stride,
+               float* dst) = nullptr;
+  const void* ctx = nullptr;
+};
+
 struct SgemmOptions {
   const SgemmEpilogue* epilogue = nullptr;
+  SgemmBPacker b_packer{};         // pack == nullptr: B is a matrix
   ThreadPool* pool = nullptr;      // nullptr: cpu_pool()
   int isa = -1;                    // an Isa value, or -1 for active_isa()
-  const char* kernel = nullptr;    // a micro-kernel name (gemm_kernel_names()), for tuning
+  const char* kernel = nullptr;    // a micro-kernel by name (overrides isa), for tuning
   GemmBlocking blocking{};
 };
 

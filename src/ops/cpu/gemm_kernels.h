@@ -26,12 +26,14 @@ struct TileStore {
 using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, int64_t ldc,
                              int m, int n, const TileStore& store);
 
-// Packs `lines` lines of length kc of an operand into ceil(lines / width) consecutive
-// slivers, each dst[kc][width], zero-padding the last sliver's lines past `lines` so the
-// micro-kernel never branches on them. Two source layouts:
+// Packs `lines` lines of length kc of an operand into ceil(lines / width) slivers, each
+// dst[kc][width] and sliver_stride floats after the previous one (kc * width, or more when
+// several threads pack different k ranges of the same slivers), zero-padding the last
+// sliver's lines past `lines` so the micro-kernel never branches on them. Two layouts:
 //  - k-major: line element (r, k) is src[k * ld + r] (A transposed, B as is): copies.
 //  - k-minor: line element (r, k) is src[r * ld + k] (A as is, B transposed): transposes.
-using PackFn = void (*)(const float* src, int64_t ld, int lines, int kc, int width, float* dst);
+using PackFn = void (*)(const float* src, int64_t ld, int lines, int kc, int width,
+                       int64_t sliver_stride, float* dst);
 
 struct GemmKernel {
   Isa isa;
@@ -43,10 +45,14 @@ struct GemmKernel {
 
 // Packers: plain loops (any CPU) and AVX2 (8x8 register transposes; also used by the AVX-512
 // kernels, since every AVX-512 CPU has AVX2).
-void pack_kmajor_portable(const float* src, int64_t ld, int lines, int kc, int width, float* dst);
-void pack_kminor_portable(const float* src, int64_t ld, int lines, int kc, int width, float* dst);
-void pack_kmajor_avx2(const float* src, int64_t ld, int lines, int kc, int width, float* dst);
-void pack_kminor_avx2(const float* src, int64_t ld, int lines, int kc, int width, float* dst);
+void pack_kmajor_portable(const float* src, int64_t ld, int lines, int kc, int width,
+                          int64_t sliver_stride, float* dst);
+void pack_kminor_portable(const float* src, int64_t ld, int lines, int kc, int width,
+                          int64_t sliver_stride, float* dst);
+void pack_kmajor_avx2(const float* src, int64_t ld, int lines, int kc, int width,
+                      int64_t sliver_stride, float* dst);
+void pack_kminor_avx2(const float* src, int64_t ld, int lines, int kc, int width,
+                      int64_t sliver_stride, float* dst);
 
 // The kernels each file provides, best first. Calling one on a CPU without its ISA is
 // undefined, so callers check isa_supported() first.

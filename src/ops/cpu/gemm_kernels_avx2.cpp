@@ -145,8 +145,7 @@ TB_AVX2 void transpose_sliver(const float* src, int64_t ld, int valid, int kc, i
 // k outer, slivers inner: each k line of the source is read from start to end in one pass,
 // which the hardware prefetcher follows (sliver by sliver it would see hundreds of streams).
 TB_AVX2 void pack_kmajor_avx2(const float* src, int64_t ld, int lines, int kc, int width,
-                              float* dst) {
-  const int64_t sliver = int64_t(kc) * width;
+                              int64_t sliver, float* dst) {
   for (int k = 0; k < kc; ++k) {
     const float* line = src + k * ld;
     float* d = dst + int64_t(k) * width;
@@ -156,8 +155,8 @@ TB_AVX2 void pack_kmajor_avx2(const float* src, int64_t ld, int lines, int kc, i
 }
 
 TB_AVX2 void pack_kminor_avx2(const float* src, int64_t ld, int lines, int kc, int width,
-                              float* dst) {
-  for (int s = 0; s < lines; s += width, dst += int64_t(kc) * width)
+                              int64_t sliver, float* dst) {
+  for (int s = 0; s < lines; s += width, dst += sliver)
     transpose_sliver(src + s * ld, ld, std::min(width, lines - s), kc, width, dst);
 }
 

@@ -45,8 +45,9 @@ const GemmKernel kKernels[] = {
 
 }  // namespace
 
-void pack_kmajor_portable(const float* src, int64_t ld, int lines, int kc, int width, float* dst) {
-  for (int s = 0; s < lines; s += width, dst += int64_t(kc) * width) {
+void pack_kmajor_portable(const float* src, int64_t ld, int lines, int kc, int width,
+                          int64_t sliver, float* dst) {
+  for (int s = 0; s < lines; s += width, dst += sliver) {
     const int valid = lines - s < width ? lines - s : width;
     for (int k = 0; k < kc; ++k) {
       const float* line = src + k * ld + s;
@@ -57,8 +58,9 @@ void pack_kmajor_portable(const float* src, int64_t ld, int lines, int kc, int w
   }
 }
 
-void pack_kminor_portable(const float* src, int64_t ld, int lines, int kc, int width, float* dst) {
-  for (int s = 0; s < lines; s += width, dst += int64_t(kc) * width) {
+void pack_kminor_portable(const float* src, int64_t ld, int lines, int kc, int width,
+                          int64_t sliver, float* dst) {
+  for (int s = 0; s < lines; s += width, dst += sliver) {
     const int valid = lines - s < width ? lines - s : width;
     // Line by line: each source line is read contiguously, the writes stride by width.
     for (int r = 0; r < valid; ++r) {

@@ -116,11 +116,17 @@ class ThreadPool {
 // the participants are known to be running, so sleeping would only add latency.
 class SpinBarrier {
  public:
+  SpinBarrier() = default;
   explicit SpinBarrier(int threads) : threads_(threads) {}
+  // Only while no thread is waiting in it.
+  void reset(int threads) {
+    threads_ = threads;
+    arrived_.store(0, std::memory_order_relaxed);
+  }
   void arrive_and_wait();
 
  private:
-  int threads_;
+  int threads_ = 1;
   alignas(64) std::atomic<int> arrived_{0};
   alignas(64) std::atomic<uint32_t> generation_{0};
 };

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# One call on the GPU machine (the device tool), from the repository root, with devdata/
+# carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
+# sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
+# machine's. Sections (default: tests bench torch sanitizer): tests profile bench torch train
+# sanitizer. Logs and JSON lines go to $OUT; the last lines printed are the comparison table.
+set -uo pipefail
+OUT=${OUT:-/tmp/tb-out}
+mkdir -p "$OUT" /tmp/tb
+SECTIONS=${*:-tests bench torch sanitizer}
+tar -C /tmp/tb -xJf devdata/bundle.tar.xz
+lib_dir() { find /usr/local /usr/lib /opt -name "$1" 2>/dev/null | head -1 | xargs -r dirname; }
+# Only our programs see these libraries: PyTorch must keep its own cuDNN.
+TBLIB=/tmp/tb/lib:$(lib_dir libcudnn.so.9):$(lib_dir libcublasLt.so.13)
+tb() { LD_LIBRARY_PATH=$TBLIB "$@"; }
+B=/tmp/tb/bin
+{
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total --format=csv
+  echo "our libraries: $TBLIB"
+  tb ldd $B/trainbench | grep -E "not found|cudnn|cublas|cudart"
+} 2>&1 | tee "$OUT/env.log"
+
+has() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
+if has tests; then
+  echo "== GPU tests"
+  tb timeout 300 $B/trainbench_tests \
+    --gtest_filter='Backends/GpuOps.*:Backends/GpuTraining.*:GpuLossScaling.*:GpuDataset.*:*GpuGolden*' \
+    > "$OUT/gpu_tests.log" 2>&1
+  echo "exit $?"
+  grep -E "^\[  (PASSED|FAILED) " "$OUT/gpu_tests.log" | sed 's/, where GetParam.*//' | head -40
+fi
+
+if has profile; then
+  echo "== per-layer profile, resnet18 batch 512 bf16"
+  for impl in cudnn cuda; do
+    tb timeout 120 $B/trainbench profile --model resnet18 --impl $impl --batch-size 512 \
+      --precision bf16 --repeats 5 --json "$OUT/profile_$impl.json" > "$OUT/profile_$impl.log" 2>&1
+    tail -4 "$OUT/profile_$impl.log"
+  done
+fi
+
+BENCH="$B/trainbench throughput --no-peak --warmup 3 --repeats 20 --impl cudnn,cuda --baseline cudnn --results $OUT/throughput.jsonl"
+if has bench; then
+  echo "== throughput"
+  {
+    tb timeout 200 $BENCH --model resnet18 --batch-size 64,512 --precision bf16
+    tb timeout 200 $BENCH --model resnet18 --batch-size 64,512 --precision fp32
+    tb timeout 200 $BENCH --model alexnet_lite,cifar_cnn,resnet34,resnet50 --batch-size 512 --precision bf16
+    tb timeout 100 $BENCH --model resnet18 --batch-size 64,512 --precision bf16 --no-graph
+  } > "$OUT/throughput.log" 2>&1
+  grep -E "^(resnet|alexnet|cifar)" "$OUT/throughput.log"
+fi
+
+if has torch; then
+  echo "== PyTorch peer (gpu part)"
+  (cd devdata && PYTHONUNBUFFERED=1 OUT="$OUT" timeout 180 python3 torch_anchor.py gpu > "$OUT/torch.log" 2>&1)
+  tail -2 "$OUT/torch.log"
+fi
+
+if has train; then
+  echo "== time to accuracy (resnet18, bf16, batch 512, SGD one-cycle as the peer)"
+  for ds in fashion-mnist mnist; do
+    ep=10; [ $ds = mnist ] && ep=3
+    for impl in cudnn cuda; do
+      echo "-- $ds $impl $ep epochs"
+      tb timeout 150 $B/trainbench train --model resnet18 --dataset $ds --data-dir devdata/data \
+        --impl $impl --precision bf16 --batch-size 512 --epochs $ep --optimizer sgd --momentum 0.9 \
+        --nesterov --weight-decay 5e-4 --lr 0.2 --schedule one-cycle --no-progress \
+        --results "$OUT/train.jsonl" 2>&1 | grep -E "^epoch|^test|error" | tail -3
+      [ $ds = mnist ] && break
+    done
+  done > "$OUT/train.log" 2>&1
+  cat "$OUT/train.log"
+fi
+
+if has sanitizer; then
+  echo "== compute-sanitizer (memcheck), training steps on both backends"
+  CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+  TB_CONV_AUTOTUNE=0 tb timeout 240 $CS --tool memcheck --error-exitcode 9 $B/trainbench_tests \
+    --gtest_filter='Backends/GpuTraining.CapturedStepsMatchHostSteps/cuda_bf16:Backends/GpuTraining.CapturedStepsMatchHostSteps/cudnn_bf16' \
+    > "$OUT/sanitizer.log" 2>&1
+  echo "exit $?"
+  grep -E "ERROR SUMMARY|PASSED|FAILED|Invalid" "$OUT/sanitizer.log" | head -10
+fi
+
+python3 scripts/gpu_compare.py "$OUT/throughput.jsonl" "$OUT/torch_anchor.jsonl" 2>&1 | tee "$OUT/compare.txt"

@@ -1,0 +1,301 @@
+// Batch norm in three launches per pass: per-block partial sums, a per-channel finish (in
+// double, in a fixed order), and one elementwise pass that applies per-channel coefficients.
+#include <algorithm>
+
+#include "ops/cuda/batchnorm_kernels.h"
+#include "ops/cuda/gpu_types.cuh"
+
+namespace tb::gpu {
+namespace {
+
+constexpr int kCols = 32;  // channels per block (one warp across)
+constexpr int kRows = 8;   // rows a block walks at once
+
+struct Grid {
+  int col_blocks;
+  int chunks;
+  int64_t rows_per_chunk;
+};
+
+Grid grid_for(int64_t rows, int C) {
+  Grid g;
+  g.col_blocks = (C + kCols - 1) / kCols;
+  const int64_t by_rows = std::max<int64_t>(1, (rows + 255) / 256);
+  const int64_t by_blocks = std::max<int64_t>(1, 2048 / g.col_blocks);
+  g.chunks = int(std::min(by_rows, by_blocks));
+  g.rows_per_chunk = (rows + g.chunks - 1) / g.chunks;
+  return g;
+}
+
+// kMode 0: sums of (x - x[0,c]) and its square. kMode 1: sums of dy and dy * (x - mean[c]).
+// kMode 2: sums of y only (column sums).
+template <class T, int kMode>
+__global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, int64_t rows,
+                                    int C, int64_t rows_per_chunk, float2* partials) {
+  __shared__ float2 red[kRows][kCols];
+  const int c = blockIdx.x * kCols + threadIdx.x;
+  const int64_t begin = blockIdx.y * rows_per_chunk;
+  const int64_t end = min(rows, begin + rows_per_chunk);
+  float s1 = 0.0f, s2 = 0.0f;
+  if (c < C) {
+    const float shift = kMode == 0 ? to_float(x[c]) : (kMode == 1 ? mean[c] : 0.0f);
+    for (int64_t r = begin + threadIdx.y; r < end; r += kRows) {
+      const int64_t i = r * C + c;
+      if (kMode == 0) {
+        const float d = to_float(x[i]) - shift;
+        s1 += d;
+        s2 += d * d;
+      } else if (kMode == 1) {
+        const float g = to_float(dy[i]);
+        s1 += g;
+        s2 += g * (to_float(x[i]) - shift);
+      } else {
+        s1 += to_float(x[i]);
+      }
+    }
+  }
+  red[threadIdx.y][threadIdx.x] = make_float2(s1, s2);
+  __syncthreads();
+  if (threadIdx.y == 0 && c < C) {
+    float2 sum = red[0][threadIdx.x];
+    for (int k = 1; k < kRows; ++k) {
+      sum.x += red[k][threadIdx.x].x;
+      sum.y += red[k][threadIdx.x].y;
+    }
+    partials[int64_t(blockIdx.y) * C + c] = sum;
+  }
+}
+
+// coef[c] = scale, coef[C + c] = shift: y = x * scale + shift.
+template <class T>
+__global__ void finish_forward_kernel(const T* x, const float2* partials, int chunks, int64_t rows,
+                                      int C, double eps, double momentum, const float* gamma,
+                                      const float* beta, float* running_mean, float* running_var,
+                                      float* save_mean, float* save_invstd, float* coef) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  double s1 = 0, s2 = 0;
+  for (int k = 0; k < chunks; ++k) {
+    s1 += partials[int64_t(k) * C + c].x;
+    s2 += partials[int64_t(k) * C + c].y;
+  }
+  const double m = double(rows);
+  const double shifted_mean = s1 / m;
+  const double var = fmax(s2 / m - shifted_mean * shifted_mean, 0.0);
+  const double mean = double(to_float(x[c])) + shifted_mean;
+  const double invstd = 1.0 / sqrt(var + eps);
+  save_mean[c] = float(mean);
+  save_invstd[c] = float(invstd);
+  const double unbiased = rows > 1 ? var * m / (m - 1) : var;
+  running_mean[c] = float((1.0 - momentum) * double(running_mean[c]) + momentum * mean);
+  running_var[c] = float((1.0 - momentum) * double(running_var[c]) + momentum * unbiased);
+  const double scale = double(gamma[c]) * invstd;
+  coef[c] = float(scale);
+  coef[C + c] = float(double(beta[c]) - mean * scale);
+}
+
+__global__ void finish_eval_kernel(int C, double eps, const float* gamma, const float* beta,
+                                   const float* running_mean, const float* running_var,
+                                   float* coef) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  const double scale = double(gamma[c]) / sqrt(double(running_var[c]) + eps);
+  coef[c] = float(scale);
+  coef[C + c] = float(double(beta[c]) - double(running_mean[c]) * scale);
+}
+
+// dx = a * dy + b * x + d, with a = gamma*invstd, b = -k*sum_dy_xhat*invstd,
+// d = -b*mean - k*sum_dy and k = gamma*invstd/m (the ref's formula, expanded).
+__global__ void finish_backward_kernel(const float2* partials, int chunks, int64_t rows, int C,
+                                       const float* gamma, const float* save_mean,
+                                       const float* save_invstd, float* dgamma, float* dbeta,
+                                       float* coef) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  double sum_dy = 0, sum_dy_xmu = 0;
+  for (int k = 0; k < chunks; ++k) {
+    sum_dy += partials[int64_t(k) * C + c].x;
+    sum_dy_xmu += partials[int64_t(k) * C + c].y;
+  }
+  const double invstd = save_invstd[c], mean = save_mean[c];
+  const double sum_dy_xhat = sum_dy_xmu * invstd;
+  dbeta[c] = float(sum_dy);
+  dgamma[c] = float(sum_dy_xhat);
+  const double m = double(rows);
+  const double k = double(gamma[c]) * invstd / m;
+  const double a = double(gamma[c]) * invstd;
+  const double b = -k * sum_dy_xhat * invstd;
+  coef[c] = float(a);
+  coef[C + c] = float(b);
+  coef[2 * C + c] = float(-b * mean - k * sum_dy);
+}
+
+__global__ void finish_column_sum_kernel(const float2* partials, int chunks, int C, float* out) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  double s = 0;
+  for (int k = 0; k < chunks; ++k) s += partials[int64_t(k) * C + c].x;
+  out[c] = float(s);
+}
+
+// y = x * coef[c] + coef[C + c]; 16-byte vectors when C is a multiple of the vector width.
+template <class T, bool kVector>
+__global__ void apply_forward_kernel(const T* x, T* y, int64_t n, int C, const float* coef) {
+  constexpr int V = Vec16<T>::kCount;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (kVector) {
+    for (int64_t i = tid; i < n / V; i += stride) {
+      Vec16<T> a = reinterpret_cast<const Vec16<T>*>(x)[i];
+      const int c0 = int((i * V) % C);
+#pragma unroll
+      for (int j = 0; j < V; ++j)
+        a.v[j] = from_float<T>(to_float(a.v[j]) * coef[c0 + j] + coef[C + c0 + j]);
+      reinterpret_cast<Vec16<T>*>(y)[i] = a;
+    }
+  } else {
+    for (int64_t i = tid; i < n; i += stride) {
+      const int c = int(i % C);
+      y[i] = from_float<T>(to_float(x[i]) * coef[c] + coef[C + c]);
+    }
+  }
+}
+
+template <class T, bool kVector>
+__global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n, int C,
+                                      const float* coef, bool accumulate) {
+  constexpr int V = Vec16<T>::kCount;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (kVector) {
+    for (int64_t i = tid; i < n / V; i += stride) {
+      const Vec16<T> a = reinterpret_cast<const Vec16<T>*>(x)[i];
+      const Vec16<T> g = reinterpret_cast<const Vec16<T>*>(dy)[i];
+      Vec16<T> out;
+      if (accumulate) out = reinterpret_cast<const Vec16<T>*>(dx)[i];
+      const int c0 = int((i * V) % C);
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const int c = c0 + j;
+        const float v = coef[c] * to_float(g.v[j]) + coef[C + c] * to_float(a.v[j]) + coef[2 * C + c];
+        out.v[j] = from_float<T>(accumulate ? to_float(out.v[j]) + v : v);
+      }
+      reinterpret_cast<Vec16<T>*>(dx)[i] = out;
+    }
+  } else {
+    for (int64_t i = tid; i < n; i += stride) {
+      const int c = int(i % C);
+      const float v = coef[c] * to_float(dy[i]) + coef[C + c] * to_float(x[i]) + coef[2 * C + c];
+      dx[i] = from_float<T>(accumulate ? to_float(dx[i]) + v : v);
+    }
+  }
+}
+
+size_t round256(size_t n) { return (n + 255) / 256 * 256; }
+
+// Workspace layout: partials (float2 per chunk and channel), then 3*C coefficients.
+float2* partials_of(void* ws) { return static_cast<float2*>(ws); }
+float* coef_of(void* ws, int64_t rows, int C) {
+  const Grid g = grid_for(rows, C);
+  return reinterpret_cast<float*>(static_cast<char*>(ws) +
+                                  round256(sizeof(float2) * size_t(g.chunks) * C));
+}
+
+template <class T>
+bool vector_ok(int C, const void* a, const void* b, const void* c) {
+  return C % Vec16<T>::kCount == 0 && aligned16(a) && aligned16(b) && (!c || aligned16(c));
+}
+
+template <class T>
+void apply_forward(const void* x, void* y, int64_t n, int C, const float* coef, cudaStream_t s) {
+  if (vector_ok<T>(C, x, y, nullptr))
+    apply_forward_kernel<T, true><<<blocks_for(n / Vec16<T>::kCount, 256), 256, 0, s>>>(
+        (const T*)x, (T*)y, n, C, coef);
+  else
+    apply_forward_kernel<T, false><<<blocks_for(n, 256), 256, 0, s>>>((const T*)x, (T*)y, n, C, coef);
+  TB_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+size_t batch_norm_workspace_bytes(int64_t rows, int C) {
+  const Grid g = grid_for(rows, C);
+  return round256(sizeof(float2) * size_t(g.chunks) * C) + round256(sizeof(float) * 3 * size_t(C));
+}
+
+size_t column_sum_workspace_bytes(int64_t rows, int K) { return batch_norm_workspace_bytes(rows, K); }
+
+void batch_norm_forward_train(DType t, const BatchNormParams& p, const void* x, const float* gamma,
+                              const float* beta, void* y, float* running_mean, float* running_var,
+                              float* save_mean, float* save_invstd, void* workspace,
+                              cudaStream_t s) {
+  const int64_t rows = int64_t(p.N) * p.spatial;
+  const int C = p.C;
+  const Grid g = grid_for(rows, C);
+  float* coef = coef_of(workspace, rows, C);
+  TB_GPU_DISPATCH(t, T, {
+    partial_sums_kernel<T, 0><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
+        (const T*)x, nullptr, nullptr, rows, C, g.rows_per_chunk, partials_of(workspace));
+    TB_CUDA_LAUNCH_CHECK();
+    finish_forward_kernel<T><<<(C + 127) / 128, 128, 0, s>>>(
+        (const T*)x, partials_of(workspace), g.chunks, rows, C, p.eps, p.momentum, gamma, beta,
+        running_mean, running_var, save_mean, save_invstd, coef);
+    TB_CUDA_LAUNCH_CHECK();
+    apply_forward<T>(x, y, rows * C, C, coef, s);
+  });
+}
+
+void batch_norm_forward_eval(DType t, const BatchNormParams& p, const void* x, const float* gamma,
+                             const float* beta, const float* running_mean,
+                             const float* running_var, void* y, void* workspace, cudaStream_t s) {
+  const int64_t rows = int64_t(p.N) * p.spatial;
+  const int C = p.C;
+  float* coef = coef_of(workspace, rows, C);
+  finish_eval_kernel<<<(C + 127) / 128, 128, 0, s>>>(C, p.eps, gamma, beta, running_mean,
+                                                     running_var, coef);
+  TB_CUDA_LAUNCH_CHECK();
+  TB_GPU_DISPATCH(t, T, { apply_forward<T>(x, y, rows * C, C, coef, s); });
+}
+
+void batch_norm_backward(DType t, const BatchNormParams& p, const void* x, const float* gamma,
+                         const float* save_mean, const float* save_invstd, const void* dy,
+                         void* dx, float* dgamma, float* dbeta, bool accumulate, void* workspace,
+                         cudaStream_t s) {
+  const int64_t rows = int64_t(p.N) * p.spatial;
+  const int C = p.C;
+  const Grid g = grid_for(rows, C);
+  float* coef = coef_of(workspace, rows, C);
+  TB_GPU_DISPATCH(t, T, {
+    partial_sums_kernel<T, 1><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
+        (const T*)x, (const T*)dy, save_mean, rows, C, g.rows_per_chunk, partials_of(workspace));
+    TB_CUDA_LAUNCH_CHECK();
+    finish_backward_kernel<<<(C + 127) / 128, 128, 0, s>>>(partials_of(workspace), g.chunks, rows,
+                                                           C, gamma, save_mean, save_invstd,
+                                                           dgamma, dbeta, coef);
+    TB_CUDA_LAUNCH_CHECK();
+    if (dx) {
+      const int64_t n = rows * C;
+      if (vector_ok<T>(C, x, dy, dx))
+        apply_backward_kernel<T, true><<<blocks_for(n / Vec16<T>::kCount, 256), 256, 0, s>>>(
+            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
+      else
+        apply_backward_kernel<T, false><<<blocks_for(n, 256), 256, 0, s>>>(
+            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
+      TB_CUDA_LAUNCH_CHECK();
+    }
+  });
+}
+
+void column_sum(DType t, const void* y, int64_t rows, int K, float* out, void* workspace,
+                cudaStream_t s) {
+  const Grid g = grid_for(rows, K);
+  TB_GPU_DISPATCH(t, T, {
+    partial_sums_kernel<T, 2><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
+        (const T*)y, nullptr, nullptr, rows, K, g.rows_per_chunk, partials_of(workspace));
+  });
+  TB_CUDA_LAUNCH_CHECK();
+  finish_column_sum_kernel<<<(K + 127) / 128, 128, 0, s>>>(partials_of(workspace), g.chunks, K, out);
+  TB_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace tb::gpu

@@ -1,0 +1,69 @@
+#include "ops/cuda/conv_autotune.h"
+
+#include <cuda_runtime_api.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "ops/cuda/cuda_check.h"
+
+namespace tb::gpu {
+namespace {
+
+bool autotune_enabled() {
+  const char* v = std::getenv("TB_CONV_AUTOTUNE");
+  return !(v && std::strcmp(v, "0") == 0);
+}
+
+// Milliseconds per run, over `reps` runs after one warm-up.
+float time_runs(cudaStream_t s, int reps, const std::function<void()>& run) {
+  cudaEvent_t a, b;
+  TB_CUDA_CHECK(cudaEventCreate(&a));
+  TB_CUDA_CHECK(cudaEventCreate(&b));
+  run();
+  TB_CUDA_CHECK(cudaEventRecord(a, s));
+  for (int i = 0; i < reps; ++i) run();
+  TB_CUDA_CHECK(cudaEventRecord(b, s));
+  TB_CUDA_CHECK(cudaEventSynchronize(b));
+  float ms = 0;
+  TB_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return ms / float(reps);
+}
+
+}  // namespace
+
+ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_count,
+                                 ConvPass pass, DType t, const ConvGeometry& g, size_t out_bytes,
+                                 const Runner& run) {
+  const std::array<int, 13> key{int(pass), int(t), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.stride,
+                                g.pad, g.P, g.Q};
+  auto it = chosen_.find(key);
+  if (it != chosen_.end()) return it->second;
+  ConvLaunch best = plan_conv(pass, t, g, sm_count);
+  if (autotune_enabled()) {
+    ConvLaunch candidates[32];
+    const int count = conv_candidates(pass, t, g, sm_count, candidates, 32);
+    size_t ws_bytes = 0;
+    for (int i = 0; i < count; ++i) ws_bytes = std::max(ws_bytes, candidates[i].workspace);
+    void* scratch_out = backend.allocate(out_bytes);
+    void* scratch_ws = ws_bytes ? backend.allocate(ws_bytes) : nullptr;
+    float best_ms = std::numeric_limits<float>::max();
+    for (int i = 0; i < count; ++i) {
+      const float ms = time_runs(stream, 3, [&] { run(candidates[i], scratch_ws, scratch_out); });
+      if (ms < best_ms) {
+        best_ms = ms;
+        best = candidates[i];
+      }
+    }
+    TB_CUDA_CHECK(cudaStreamSynchronize(stream));
+    backend.release(scratch_out);
+    if (scratch_ws) backend.release(scratch_ws);
+  }
+  chosen_[key] = best;
+  return best;
+}
+
+}  // namespace tb::gpu

@@ -1,0 +1,216 @@
+// Convolution entry points: the choice of engine, tile and split count per shape, the
+// reduction of split partials, and the weight layout conversion.
+#include <algorithm>
+
+#include "ops/cuda/conv_common.cuh"
+
+namespace tb::gpu {
+
+// Engine entry points (conv_mma.cu, conv_fma.cu).
+bool mma_eligible(DType t, const ConvGeometry& g);
+int mma_tile_count();
+int mma_tile_bm(int tile);
+int mma_tile_bn(int tile);
+int mma_tile_bk();
+void mma_fprop(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*,
+               const float*, void*, void*, cudaStream_t);
+void mma_dgrad(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*, void*,
+               bool, void*, cudaStream_t);
+void mma_wgrad(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*, float*,
+               void*, cudaStream_t);
+int fma_tile_count();
+int fma_tile_size(int tile);
+int fma_tile_bk();
+void fma_fprop(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*,
+               const float*, void*, void*, cudaStream_t);
+void fma_dgrad(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*, void*,
+               bool, void*, cudaStream_t);
+void fma_wgrad(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*, float*,
+               void*, cudaStream_t);
+
+namespace {
+
+template <class T, ConvPass kPass>
+__global__ void reduce_kernel(ConvGeometry g, int splits, const float* __restrict__ partials,
+                              T* out, float* dw, const float* bias, bool accumulate) {
+  const GemmSize gs = gemm_size(kPass, g);
+  const int64_t total = gs.M * gs.N;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float v = 0.0f;
+    for (int z = 0; z < splits; ++z) v += partials[z * total + i];
+    if (kPass == ConvPass::wgrad) {
+      const int k = int(i / gs.N), col = int(i % gs.N);
+      const int r = col / (g.S * g.C), s = (col / g.C) % g.S, c = col % g.C;
+      dw[((int64_t(k) * g.C + c) * g.R + r) * g.S + s] = v;
+    } else {
+      if (kPass == ConvPass::fprop && bias) v += bias[i % gs.N];
+      if (kPass == ConvPass::dgrad && accumulate) v += to_float(out[i]);
+      out[i] = from_float<T>(v);
+    }
+  }
+}
+
+template <class T>
+__global__ void krsc_kernel(const float* __restrict__ w, T* out, int K, int C, int R, int S) {
+  const int64_t total = int64_t(K) * C * R * S;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = int(i % C);
+    int64_t rest = i / C;
+    const int s = int(rest % S);
+    rest /= S;
+    const int r = int(rest % R), k = int(rest / R);
+    out[i] = from_float<T>(w[((int64_t(k) * C + c) * R + r) * S + s]);
+  }
+}
+
+template <class T>
+__global__ void kcrs_kernel(const T* __restrict__ w, float* out, int K, int C, int R, int S) {
+  const int64_t total = int64_t(K) * C * R * S;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int s = int(i % S);
+    int64_t rest = i / S;
+    const int r = int(rest % R);
+    rest /= R;
+    const int c = int(rest % C), k = int(rest / C);
+    out[i] = to_float(w[((int64_t(k) * R + r) * S + s) * C + c]);
+  }
+}
+
+int bm_of(bool mma, int tile) { return mma ? mma_tile_bm(tile) : fma_tile_size(tile); }
+int bn_of(bool mma, int tile) { return mma ? mma_tile_bn(tile) : fma_tile_size(tile); }
+
+// Splits that bring the grid to about two waves, keeping at least 8 k-tiles per split.
+int default_splits(ConvPass pass, const GemmSize& gs, int bm, int bn, int bk, int sm_count) {
+  const int64_t tiles = ((gs.M + bm - 1) / bm) * ((gs.N + bn - 1) / bn);
+  const int64_t k_tiles = (gs.K + bk - 1) / bk;
+  const int64_t want = 2 * int64_t(sm_count);
+  if (tiles >= want && pass != ConvPass::wgrad) return 1;
+  int64_t splits = (want + tiles - 1) / tiles;
+  splits = std::min<int64_t>(splits, std::max<int64_t>(1, k_tiles / 8));
+  return int(std::clamp<int64_t>(splits, 1, 128));
+}
+
+ConvLaunch make_launch(ConvPass pass, bool mma, int tile, int splits, const GemmSize& gs) {
+  ConvLaunch l;
+  l.tensor_cores = mma;
+  l.tile = tile;
+  l.splits = splits;
+  const bool partial = splits > 1 || pass == ConvPass::wgrad;
+  l.workspace = partial ? size_t(splits) * size_t(gs.M) * size_t(gs.N) * sizeof(float) : 0;
+  return l;
+}
+
+}  // namespace
+
+void reduce_partials(ConvPass pass, DType t, const ConvGeometry& g, int splits,
+                     const float* partials, void* out, const float* bias, bool accumulate,
+                     cudaStream_t s) {
+  const GemmSize gs = gemm_size(pass, g);
+  const unsigned blocks = blocks_for(gs.M * gs.N, 256);
+  if (pass == ConvPass::wgrad) {
+    reduce_kernel<float, ConvPass::wgrad><<<blocks, 256, 0, s>>>(g, splits, partials, nullptr,
+                                                                 static_cast<float*>(out),
+                                                                 nullptr, false);
+  } else {
+    TB_GPU_DISPATCH(t, T, {
+      if (pass == ConvPass::fprop)
+        reduce_kernel<T, ConvPass::fprop><<<blocks, 256, 0, s>>>(g, splits, partials,
+                                                                 static_cast<T*>(out), nullptr,
+                                                                 bias, false);
+      else
+        reduce_kernel<T, ConvPass::dgrad><<<blocks, 256, 0, s>>>(g, splits, partials,
+                                                                 static_cast<T*>(out), nullptr,
+                                                                 nullptr, accumulate);
+    });
+  }
+  TB_CUDA_LAUNCH_CHECK();
+}
+
+ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count) {
+  const GemmSize gs = gemm_size(pass, g);
+  const bool mma = mma_eligible(t, g);
+  int tile;
+  if (mma) {
+    const bool wide_n = gs.N > 64, tall_m = gs.M > 64;
+    tile = tall_m ? (wide_n ? 0 : 1) : (wide_n ? 2 : 3);
+  } else {
+    tile = (gs.M >= 4096 && gs.N > 64) ? 0 : 1;
+  }
+  const int bk = mma ? mma_tile_bk() : fma_tile_bk();
+  const int splits = default_splits(pass, gs, bm_of(mma, tile), bn_of(mma, tile), bk, sm_count);
+  return make_launch(pass, mma, tile, splits, gs);
+}
+
+int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count, ConvLaunch* out,
+                    int max_out) {
+  const GemmSize gs = gemm_size(pass, g);
+  const bool mma = mma_eligible(t, g);
+  const int tiles = mma ? mma_tile_count() : fma_tile_count();
+  const int bk = mma ? mma_tile_bk() : fma_tile_bk();
+  const int64_t k_tiles = (gs.K + bk - 1) / bk;
+  int count = 0;
+  for (int tile = 0; tile < tiles; ++tile) {
+    const int bm = bm_of(mma, tile), bn = bn_of(mma, tile);
+    const int base = default_splits(pass, gs, bm, bn, bk, sm_count);
+    // Splitting a grid that already fills the GPU only adds traffic: not worth timing.
+    const int64_t grid = ((gs.M + bm - 1) / bm) * ((gs.N + bn - 1) / bn);
+    const bool full = pass != ConvPass::wgrad && grid >= sm_count;
+    const int options[] = {base, 1, base * 2, base / 2, base * 4};
+    for (int splits : options) {
+      if (splits < 1 || splits > 256 || splits > k_tiles || (full && splits > 1)) continue;
+      bool seen = false;
+      for (int i = 0; i < count; ++i) seen |= out[i].tile == tile && out[i].splits == splits;
+      if (seen || count == max_out) continue;
+      out[count++] = make_launch(pass, mma, tile, splits, gs);
+    }
+  }
+  return count;
+}
+
+void conv_fprop(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* w,
+                const float* bias, void* y, void* workspace, cudaStream_t s) {
+  if (l.tensor_cores)
+    mma_fprop(l, t, g, x, w, bias, y, workspace, s);
+  else
+    fma_fprop(l, t, g, x, w, bias, y, workspace, s);
+}
+
+void conv_dgrad(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* dy, const void* w,
+                void* dx, bool accumulate, void* workspace, cudaStream_t s) {
+  if (l.tensor_cores)
+    mma_dgrad(l, t, g, dy, w, dx, accumulate, workspace, s);
+  else
+    fma_dgrad(l, t, g, dy, w, dx, accumulate, workspace, s);
+}
+
+void conv_wgrad(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* dy,
+                float* dw, void* workspace, cudaStream_t s) {
+  if (l.tensor_cores)
+    mma_wgrad(l, t, g, x, dy, dw, workspace, s);
+  else
+    fma_wgrad(l, t, g, x, dy, dw, workspace, s);
+}
+
+void weights_to_krsc(DType t, const float* w_kcrs, void* w_krsc, int K, int C, int R, int S,
+                     cudaStream_t s) {
+  const int64_t n = int64_t(K) * C * R * S;
+  TB_GPU_DISPATCH(t, T, {
+    krsc_kernel<T><<<blocks_for(n, 256), 256, 0, s>>>(w_kcrs, static_cast<T*>(w_krsc), K, C, R, S);
+  });
+  TB_CUDA_LAUNCH_CHECK();
+}
+
+void weights_from_krsc(DType t, const void* w_krsc, float* w_kcrs, int K, int C, int R, int S,
+                       cudaStream_t s) {
+  const int64_t n = int64_t(K) * C * R * S;
+  TB_GPU_DISPATCH(t, T, {
+    kcrs_kernel<T><<<blocks_for(n, 256), 256, 0, s>>>(static_cast<const T*>(w_krsc), w_kcrs, K, C,
+                                                      R, S);
+  });
+  TB_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace tb::gpu

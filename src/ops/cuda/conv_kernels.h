@@ -1,0 +1,58 @@
+// Our convolution kernels, as implicit GEMMs over channels-last activations (conv_mma.cu,
+// conv_fma.cu, conv_reduce.cu). The three passes are three GEMMs:
+//   fprop  y[N*P*Q, K]  = im2col(x)[N*P*Q, R*S*C] * w[K, R*S*C]^T
+//   dgrad  dx[N*H*W, C] = col2im-gather(dy)[N*H*W, R*S*K] * w[R*S*K, C]
+//   wgrad  dw[K, R*S*C] = dy^T[K, N*P*Q] * im2col(x)[N*P*Q, R*S*C]
+// with the weights in K,R,S,C order (a converted copy of the graph's K,C,R,S fp32 master).
+// Two engines: tensor cores (mma.sync, bf16/fp16 operands, fp32 accumulation) when C and K
+// are multiples of 8, and an FMA engine for fp32 and for any other shape. Long reductions
+// are split across blocks into fp32 partials that one more kernel adds in a fixed order
+// (deterministic: no atomics). Linear layers run through the same kernels as 1x1
+// convolutions on 1x1 images.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace tb::gpu {
+
+struct ConvGeometry {
+  int N, C, H, W, K, R, S, stride, pad, P, Q;
+};
+
+enum class ConvPass : int { fprop = 0, dgrad = 1, wgrad = 2 };
+
+// How one pass of one shape runs: chosen once per shape, reused every step.
+struct ConvLaunch {
+  bool tensor_cores = false;
+  int tile = 0;         // index into the engine's tile shapes
+  int splits = 1;       // blocks sharing one output tile's reduction
+  size_t workspace = 0; // bytes of fp32 partials (0 when written directly)
+};
+
+ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count);
+// All candidate launches for a pass (the backend times them once and keeps the fastest).
+int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count, ConvLaunch* out,
+                    int max_out);
+
+// y[N,P,Q,K] = conv(x[N,H,W,C], w[K,R,S,C]) + bias[K] (fp32, may be null)
+void conv_fprop(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* w,
+                const float* bias, void* y, void* workspace, cudaStream_t s);
+// dx[N,H,W,C] (=|+=) dgrad(dy[N,P,Q,K], w[K,R,S,C])
+void conv_dgrad(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* dy, const void* w,
+                void* dx, bool accumulate, void* workspace, cudaStream_t s);
+// dw[K,C,R,S] (fp32, the graph's layout) = wgrad(x[N,H,W,C], dy[N,P,Q,K])
+void conv_wgrad(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* dy,
+                float* dw, void* workspace, cudaStream_t s);
+
+// w_krsc[K,R,S,C] (dtype t) = w_kcrs[K,C,R,S] (fp32)
+void weights_to_krsc(DType t, const float* w_kcrs, void* w_krsc, int K, int C, int R, int S,
+                     cudaStream_t s);
+// w_kcrs[K,C,R,S] (fp32) = w_krsc[K,R,S,C] (dtype t): a weight gradient back to the graph.
+void weights_from_krsc(DType t, const void* w_krsc, float* w_kcrs, int K, int C, int R, int S,
+                       cudaStream_t s);
+
+}  // namespace tb::gpu

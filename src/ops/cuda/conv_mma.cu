@@ -1,0 +1,444 @@
+// Tensor-core implicit GEMM for the three convolution passes (bf16 / fp16 operands, fp32
+// accumulation): mma.sync m16n8k16 fed by ldmatrix from shared memory, which cp.async fills
+// three stages ahead straight from the activations (the im2col matrix is never stored).
+//
+// Shared-memory tiles come in two orientations. "K-major" tiles hold rows of 32 reduction
+// elements (64 bytes) for one output row or column, read with ldmatrix; "MN-major" tiles hold
+// 32 rows of BM or BN output positions, read with ldmatrix.trans. Both XOR-swizzle their
+// 16-byte chunks so that the eight rows one ldmatrix reads fall in distinct banks.
+// Which operand has which orientation follows from what is contiguous in memory:
+//   fprop: A = x gathered (channels contiguous: K-major), B = w[K][RSC] (K-major)
+//   dgrad: A = dy gathered (K-major),                     B = w[(r,s,k)][C] (N-major)
+//   wgrad: A = dy^T (output channels contiguous: M-major), B = x gathered (N-major)
+#include <algorithm>
+
+#include "ops/cuda/conv_common.cuh"
+
+namespace tb::gpu {
+namespace {
+
+constexpr int kBK = 32;
+constexpr int kStages = 3;
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return uint32_t(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
+  const int bytes = valid ? 16 : 0;  // 0: fill the 16 bytes with zeros, read nothing
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+template <class T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1);
+template <>
+__device__ __forceinline__ void mma16816<bf16>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                               uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma16816<f16>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                              uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Byte offsets of 16-byte chunk `ch` of a row, swizzled.
+__device__ __forceinline__ uint32_t kmajor_offset(int row, int ch) {
+  return uint32_t(row * 64 + ((ch ^ ((row >> 1) & 3)) << 4));
+}
+template <int kWidth>
+__device__ __forceinline__ uint32_t mnmajor_offset(int row, int ch) {
+  return uint32_t(row * kWidth * 2 + ((ch ^ (row & 7)) << 4));
+}
+
+// Advances a (r, s, i) position along a reduction axis laid out as r, s, then i < n.
+__device__ __forceinline__ void advance_rsi(int& r, int& s, int& i, int step, int n, int S) {
+  i += step;
+  while (i >= n) {
+    i -= n;
+    if (++s == S) {
+      s = 0;
+      ++r;
+    }
+  }
+}
+
+template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N>
+struct MmaConv {
+  static constexpr int kThreads = WARPS_M * WARPS_N * 32;
+  static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
+  static constexpr int MI = WM / 16, NI = WN / 8;
+  static constexpr bool kAKMajor = kPass != ConvPass::wgrad;
+  static constexpr bool kBKMajor = kPass == ConvPass::fprop;
+  static constexpr int kATileBytes = BM * kBK * 2, kBTileBytes = BN * kBK * 2;
+  static constexpr int kStageBytes = kATileBytes + kBTileBytes;
+  static constexpr int kSmemBytes = kStages * kStageBytes;
+  static constexpr int kAIters = BM * kBK / 8 / kThreads;
+  static constexpr int kBIters = BN * kBK / 8 / kThreads;
+  static_assert(kAIters >= 1 && kBIters >= 1, "tile too small for the block");
+  static_assert(NI % 2 == 0, "B fragments load in pairs");
+};
+
+template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N>
+__global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
+    conv_mma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
+                    Epilogue<T> ep, int tiles_per_split) {
+  using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int warp_m = warp / WARPS_N, warp_n = warp % WARPS_N;
+  const GemmSize gs = gemm_size(kPass, g);
+  const int64_t m0 = int64_t(blockIdx.x) * BM;
+  const int n0 = blockIdx.y * BN;
+  const int k_tiles = int((gs.K + kBK - 1) / kBK);
+  const int kt_begin = blockIdx.z * tiles_per_split;
+  const int kt_end = min(k_tiles, kt_begin + tiles_per_split);
+  const uint32_t smem_base = smem_addr(smem);
+
+  // ---- per-thread loader state -------------------------------------------------------
+  // A, K-major (fprop x, dgrad dy): rows fixed per thread, one shared reduction position.
+  const int a_ch = tid & 3;
+  int64_t a_base[Cfg::kAIters];
+  int a_h[Cfg::kAIters], a_w[Cfg::kAIters];
+  bool a_ok[Cfg::kAIters];
+  int ar = 0, as = 0, ai = 0;  // reduction position (r, s, channel) of this thread's chunk
+  // A, M-major (wgrad dy^T): fixed output-channel chunk, rows advance with k.
+  const int a_mch = tid % (BM / 8);
+  // B, K-major (fprop w): row pointer per iteration.
+  const int b_ch = tid & 3;
+  // B, N-major (dgrad w, wgrad x): fixed column chunk.
+  const int b_nch = tid % (BN / 8);
+  int br[Cfg::kBIters], bs[Cfg::kBIters], bi[Cfg::kBIters];  // dgrad: (r, s, k) per row
+  int b_r = 0, b_s = 0, b_c = 0;                             // wgrad: the column's (r, s, c)
+  bool b_col_ok = true;
+
+  if (Cfg::kAKMajor) {
+    const int n_red = kPass == ConvPass::fprop ? g.C : g.K;
+    const int kk = kt_begin * kBK + a_ch * 8;
+    ar = kk / (g.S * n_red);
+    as = (kk / n_red) % g.S;
+    ai = kk % n_red;
+#pragma unroll
+    for (int i = 0; i < Cfg::kAIters; ++i) {
+      const int row = (tid + i * Cfg::kThreads) >> 2;
+      const int64_t m = m0 + row;
+      a_ok[i] = m < gs.M;
+      const int64_t mm = a_ok[i] ? m : 0;
+      if (kPass == ConvPass::fprop) {
+        const int64_t pq = int64_t(g.P) * g.Q;
+        const int64_t n = mm / pq, r = mm % pq;
+        a_base[i] = n * g.H * g.W * g.C;
+        a_h[i] = int(r / g.Q) * g.stride - g.pad;
+        a_w[i] = int(r % g.Q) * g.stride - g.pad;
+      } else {
+        const int64_t hw = int64_t(g.H) * g.W;
+        const int64_t n = mm / hw, r = mm % hw;
+        a_base[i] = n * g.P * g.Q * g.K;
+        a_h[i] = int(r / g.W) + g.pad;
+        a_w[i] = int(r % g.W) + g.pad;
+      }
+    }
+  }
+  if (kPass == ConvPass::dgrad) {
+#pragma unroll
+    for (int i = 0; i < Cfg::kBIters; ++i) {
+      const int krow = (tid + i * Cfg::kThreads) / (BN / 8);
+      const int kk = kt_begin * kBK + krow;
+      br[i] = kk / (g.S * g.K);
+      bs[i] = (kk / g.K) % g.S;
+      bi[i] = kk % g.K;
+    }
+  }
+  if (kPass == ConvPass::wgrad) {
+    const int col = n0 + b_nch * 8;
+    b_col_ok = col < gs.N;
+    const int cc = b_col_ok ? col : 0;
+    b_r = cc / (g.S * g.C);
+    b_s = (cc / g.C) % g.S;
+    b_c = cc % g.C;
+  }
+
+  auto load_tile = [&](int stage, int kt) {
+    const uint32_t a_dst = smem_base + stage * Cfg::kStageBytes;
+    const uint32_t b_dst = a_dst + Cfg::kATileBytes;
+    // A
+    if (kPass == ConvPass::fprop) {
+#pragma unroll
+      for (int i = 0; i < Cfg::kAIters; ++i) {
+        const int row = (tid + i * Cfg::kThreads) >> 2;
+        const int h = a_h[i] + ar, w = a_w[i] + as;
+        const bool ok = a_ok[i] && ar < g.R && h >= 0 && h < g.H && w >= 0 && w < g.W;
+        const T* src = ok ? opA + a_base[i] + (int64_t(h) * g.W + w) * g.C + ai : opA;
+        cp_async16(a_dst + kmajor_offset(row, a_ch), src, ok);
+      }
+      advance_rsi(ar, as, ai, kBK, g.C, g.S);
+    } else if (kPass == ConvPass::dgrad) {
+#pragma unroll
+      for (int i = 0; i < Cfg::kAIters; ++i) {
+        const int row = (tid + i * Cfg::kThreads) >> 2;
+        const int hp = a_h[i] - ar, wp = a_w[i] - as;
+        const int p = hp / g.stride, q = wp / g.stride;
+        const bool ok = a_ok[i] && ar < g.R && hp >= 0 && wp >= 0 && hp == p * g.stride &&
+                        wp == q * g.stride && p < g.P && q < g.Q;
+        const T* src = ok ? opA + a_base[i] + (int64_t(p) * g.Q + q) * g.K + ai : opA;
+        cp_async16(a_dst + kmajor_offset(row, a_ch), src, ok);
+      }
+      advance_rsi(ar, as, ai, kBK, g.K, g.S);
+    } else {
+#pragma unroll
+      for (int i = 0; i < Cfg::kAIters; ++i) {
+        const int jrow = (tid + i * Cfg::kThreads) / (BM / 8);
+        const int64_t j = int64_t(kt) * kBK + jrow;
+        const int64_t m = m0 + a_mch * 8;
+        const bool ok = j < gs.K && m < gs.M;
+        const T* src = ok ? opA + j * g.K + m : opA;
+        cp_async16(a_dst + mnmajor_offset<BM>(jrow, a_mch), src, ok);
+      }
+    }
+    // B
+    if (kPass == ConvPass::fprop) {
+#pragma unroll
+      for (int i = 0; i < Cfg::kBIters; ++i) {
+        const int row = (tid + i * Cfg::kThreads) >> 2;
+        const int n = n0 + row;
+        const int64_t kk = int64_t(kt) * kBK + b_ch * 8;
+        const bool ok = n < gs.N && kk < gs.K;
+        const T* src = ok ? opB + int64_t(n) * gs.K + kk : opB;
+        cp_async16(b_dst + kmajor_offset(row, b_ch), src, ok);
+      }
+    } else if (kPass == ConvPass::dgrad) {
+#pragma unroll
+      for (int i = 0; i < Cfg::kBIters; ++i) {
+        const int krow = (tid + i * Cfg::kThreads) / (BN / 8);
+        const int c = n0 + b_nch * 8;
+        const bool ok = br[i] < g.R && c < gs.N;
+        const T* src =
+            ok ? opB + ((int64_t(bi[i]) * g.R + br[i]) * g.S + bs[i]) * g.C + c : opB;
+        cp_async16(b_dst + mnmajor_offset<BN>(krow, b_nch), src, ok);
+        advance_rsi(br[i], bs[i], bi[i], kBK, g.K, g.S);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < Cfg::kBIters; ++i) {
+        const int jrow = (tid + i * Cfg::kThreads) / (BN / 8);
+        const int64_t j = int64_t(kt) * kBK + jrow;
+        bool ok = b_col_ok && j < gs.K;
+        const T* src = opB;
+        if (ok) {
+          const int64_t pq = int64_t(g.P) * g.Q;
+          const int64_t n = j / pq, r = j % pq;
+          const int h = int(r / g.Q) * g.stride - g.pad + b_r;
+          const int w = int(r % g.Q) * g.stride - g.pad + b_s;
+          ok = h >= 0 && h < g.H && w >= 0 && w < g.W;
+          if (ok) src = opB + ((n * g.H + h) * g.W + w) * g.C + b_c;
+        }
+        cp_async16(b_dst + mnmajor_offset<BN>(jrow, b_nch), src, ok);
+      }
+    }
+  };
+
+  float acc[Cfg::MI][Cfg::NI][4];
+#pragma unroll
+  for (int mi = 0; mi < Cfg::MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < Cfg::NI; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.0f;
+
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (kt_begin + st < kt_end) load_tile(st, kt_begin + st);
+    cp_async_commit();
+  }
+
+  for (int kt = kt_begin; kt < kt_end; ++kt) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    const int next = kt + kStages - 1;
+    if (next < kt_end) load_tile((next - kt_begin) % kStages, next);
+    cp_async_commit();
+
+    const uint32_t a_src = smem_base + ((kt - kt_begin) % kStages) * Cfg::kStageBytes;
+    const uint32_t b_src = a_src + Cfg::kATileBytes;
+#pragma unroll
+    for (int ks = 0; ks < kBK / 16; ++ks) {
+      uint32_t af[Cfg::MI][4];
+      uint32_t bfr[Cfg::NI][2];
+#pragma unroll
+      for (int mi = 0; mi < Cfg::MI; ++mi) {
+        const int mbase = warp_m * Cfg::WM + mi * 16;
+        if (Cfg::kAKMajor) {
+          const int row = mbase + (lane & 7) + ((lane >> 3) & 1) * 8;
+          const int ch = ks * 2 + (lane >> 4);
+          ldmatrix_x4(af[mi], a_src + kmajor_offset(row, ch));
+        } else {
+          const int row = ks * 16 + (lane & 7) + (lane >> 4) * 8;
+          const int ch = (mbase >> 3) + ((lane >> 3) & 1);
+          ldmatrix_x4_trans(af[mi], a_src + mnmajor_offset<BM>(row, ch));
+        }
+      }
+#pragma unroll
+      for (int nj = 0; nj < Cfg::NI / 2; ++nj) {
+        const int nbase = warp_n * Cfg::WN + nj * 16;
+        uint32_t r[4];
+        if (Cfg::kBKMajor) {
+          const int row = nbase + (lane & 7) + (lane >> 4) * 8;
+          const int ch = ks * 2 + ((lane >> 3) & 1);
+          ldmatrix_x4(r, b_src + kmajor_offset(row, ch));
+        } else {
+          const int row = ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+          const int ch = (nbase >> 3) + (lane >> 4);
+          ldmatrix_x4_trans(r, b_src + mnmajor_offset<BN>(row, ch));
+        }
+        bfr[2 * nj][0] = r[0];
+        bfr[2 * nj][1] = r[1];
+        bfr[2 * nj + 1][0] = r[2];
+        bfr[2 * nj + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int mi = 0; mi < Cfg::MI; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < Cfg::NI; ++ni) mma16816<T>(acc[mi][ni], af[mi], bfr[ni][0], bfr[ni][1]);
+    }
+  }
+  cp_async_wait<0>();
+
+  // ---- epilogue ------------------------------------------------------------------------
+  const int grp = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int mi = 0; mi < Cfg::MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < Cfg::NI; ++ni) {
+      const int col = n0 + warp_n * Cfg::WN + ni * 8 + tig * 2;
+      if (col >= gs.N) continue;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int64_t row = m0 + warp_m * Cfg::WM + mi * 16 + grp + half * 8;
+        if (row >= gs.M) continue;
+        float v0 = acc[mi][ni][half * 2], v1 = acc[mi][ni][half * 2 + 1];
+        if (ep.partials) {
+          float2* dst = reinterpret_cast<float2*>(ep.partials + (int64_t(blockIdx.z) * gs.M + row) *
+                                                                    gs.N + col);
+          *dst = make_float2(v0, v1);
+          continue;
+        }
+        T* dst = ep.out + row * gs.N + col;
+        if (kPass == ConvPass::fprop && ep.bias) {
+          v0 += ep.bias[col];
+          v1 += ep.bias[col + 1];
+        }
+        if (kPass == ConvPass::dgrad && ep.accumulate) {
+          v0 += to_float(dst[0]);
+          v1 += to_float(dst[1]);
+        }
+        T pair[2] = {from_float<T>(v0), from_float<T>(v1)};
+        *reinterpret_cast<uint32_t*>(dst) = *reinterpret_cast<const uint32_t*>(pair);
+      }
+    }
+}
+
+// Tile shapes: {BM, BN}; every shape uses 64x32 warp tiles.
+struct TileShape {
+  int bm, bn;
+};
+constexpr TileShape kTiles[] = {{128, 128}, {128, 64}, {64, 128}, {64, 64}};
+constexpr int kTileCount = 4;
+
+template <class T, ConvPass kPass, int BM, int BN>
+void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
+                  int splits, cudaStream_t s) {
+  constexpr int WARPS_M = BM / 64, WARPS_N = BN / 32;
+  using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N>;
+  auto kernel = conv_mma_kernel<T, kPass, BM, BN, WARPS_M, WARPS_N>;
+  static bool configured = false;  // one attribute call per instance, before its first launch
+  if (!configured) {
+    TB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       Cfg::kSmemBytes));
+    configured = true;
+  }
+  const GemmSize gs = gemm_size(kPass, g);
+  const int k_tiles = int((gs.K + kBK - 1) / kBK);
+  const int per_split = (k_tiles + splits - 1) / splits;
+  const dim3 grid(unsigned((gs.M + BM - 1) / BM), unsigned((gs.N + BN - 1) / BN), unsigned(splits));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, s>>>(g, a, b, ep, per_split);
+  TB_CUDA_LAUNCH_CHECK();
+}
+
+template <class T, ConvPass kPass>
+void launch_tile(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
+                 int splits, cudaStream_t s) {
+  switch (tile) {
+    case 0: launch_shape<T, kPass, 128, 128>(g, a, b, ep, splits, s); break;
+    case 1: launch_shape<T, kPass, 128, 64>(g, a, b, ep, splits, s); break;
+    case 2: launch_shape<T, kPass, 64, 128>(g, a, b, ep, splits, s); break;
+    default: launch_shape<T, kPass, 64, 64>(g, a, b, ep, splits, s); break;
+  }
+}
+
+template <ConvPass kPass>
+void run_mma(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* a, const void* b,
+             void* out, const float* bias, bool accumulate, void* workspace, cudaStream_t s) {
+  const bool partial = l.splits > 1 || kPass == ConvPass::wgrad;
+  float* partials = partial ? static_cast<float*>(workspace) : nullptr;
+  if (t == DType::bf16) {
+    Epilogue<bf16> ep{static_cast<bf16*>(out), bias, accumulate, partials};
+    launch_tile<bf16, kPass>(l.tile, g, (const bf16*)a, (const bf16*)b, ep, l.splits, s);
+  } else if (t == DType::f16) {
+    Epilogue<f16> ep{static_cast<f16*>(out), bias, accumulate, partials};
+    launch_tile<f16, kPass>(l.tile, g, (const f16*)a, (const f16*)b, ep, l.splits, s);
+  } else {
+    bad_dtype("conv_mma", int(t), __FILE__, __LINE__);
+  }
+  if (partial) reduce_partials(kPass, t, g, l.splits, partials, out, bias, accumulate, s);
+}
+
+}  // namespace
+
+bool mma_eligible(DType t, const ConvGeometry& g) {
+  return (t == DType::bf16 || t == DType::f16) && g.C % 8 == 0 && g.K % 8 == 0;
+}
+
+int mma_tile_count() { return kTileCount; }
+int mma_tile_bm(int tile) { return kTiles[tile].bm; }
+int mma_tile_bn(int tile) { return kTiles[tile].bn; }
+int mma_tile_bk() { return kBK; }
+
+void mma_fprop(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* w,
+               const float* bias, void* y, void* ws, cudaStream_t s) {
+  run_mma<ConvPass::fprop>(l, t, g, x, w, y, bias, false, ws, s);
+}
+void mma_dgrad(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* dy, const void* w,
+               void* dx, bool accumulate, void* ws, cudaStream_t s) {
+  run_mma<ConvPass::dgrad>(l, t, g, dy, w, dx, nullptr, accumulate, ws, s);
+}
+void mma_wgrad(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* dy,
+               float* dw, void* ws, cudaStream_t s) {
+  run_mma<ConvPass::wgrad>(l, t, g, dy, x, dw, nullptr, false, ws, s);
+}
+
+}  // namespace tb::gpu

@@ -1,0 +1,136 @@
+// CudaBackend: convolutions and linear layers through our implicit-GEMM kernels; everything
+// else from GpuBackend. A linear layer is a 1x1 convolution over 1x1 images: x[N,in] is
+// channels-last N,1,1,in and w[out,in] is already K,R,S,C.
+#include "ops/cuda/cuda_backend.h"
+
+#include "ops/cuda/batchnorm_kernels.h"
+#include "ops/cuda/conv_autotune.h"
+#include "ops/cuda/conv_kernels.h"
+#include "ops/cuda/gpu_backend.h"
+
+namespace tb {
+namespace gpu {
+namespace {
+
+ConvGeometry geometry(const Conv2dParams& p) {
+  return {p.N, p.C, p.H, p.W, p.K, p.kernel, p.kernel, p.stride, p.pad, p.P(), p.Q()};
+}
+
+ConvGeometry geometry(const LinearParams& p) { return {p.N, p.in, 1, 1, p.out, 1, 1, 1, 0, 1, 1}; }
+
+class CudaBackend final : public GpuBackend {
+ public:
+  CudaBackend() : GpuBackend("cuda") {}
+  std::string name() const override { return "cuda"; }
+
+  void conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
+                      const Tensor& y) override {
+    check_conv(p);
+    expect(x, p.x_numel(), "x");
+    expect(y, p.y_numel(), "y");
+    forward(geometry(p), x, w, p.has_bias ? &bias : nullptr, y);
+  }
+
+  void conv2d_backward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& dy,
+                       const Tensor& dx, const Tensor& dw, const Tensor& dbias,
+                       bool accumulate_dx) override {
+    check_conv(p);
+    expect(x, p.x_numel(), "x");
+    expect(dy, p.y_numel(), "dy");
+    if (dx.defined()) expect(dx, p.x_numel(), "dx");
+    backward(geometry(p), x, w, dy, dx, dw, p.has_bias ? &dbias : nullptr, accumulate_dx);
+  }
+
+  void linear_forward(const LinearParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
+                      const Tensor& y) override {
+    expect(x, int64_t(p.N) * p.in, "x");
+    expect(y, int64_t(p.N) * p.out, "y");
+    forward(geometry(p), x, w, p.has_bias ? &bias : nullptr, y);
+  }
+
+  void linear_backward(const LinearParams& p, const Tensor& x, const Tensor& w, const Tensor& dy,
+                       const Tensor& dx, const Tensor& dw, const Tensor& dbias,
+                       bool accumulate_dx) override {
+    expect(x, int64_t(p.N) * p.in, "x");
+    expect(dy, int64_t(p.N) * p.out, "dy");
+    if (dx.defined()) expect(dx, int64_t(p.N) * p.in, "dx");
+    backward(geometry(p), x, w, dy, dx, dw, p.has_bias ? &dbias : nullptr, accumulate_dx);
+  }
+
+ private:
+  void check_conv(const Conv2dParams& p) const {
+    TB_CHECK(p.N > 0 && p.C > 0 && p.K > 0 && p.kernel > 0 && p.stride > 0 && p.pad >= 0,
+             "cuda conv2d: bad params N={} C={} K={} kernel={} stride={} pad={}", p.N, p.C, p.K,
+             p.kernel, p.stride, p.pad);
+    TB_CHECK(p.P() > 0 && p.Q() > 0, "cuda conv2d: a {}x{} kernel does not fit a {}x{} input",
+             p.kernel, p.kernel, p.H, p.W);
+  }
+
+  void expect(const Tensor& t, int64_t numel, const char* what) const {
+    TB_CHECK(t.defined() && t.device.kind == DeviceKind::cuda && t.contiguous() &&
+                 t.numel() == numel,
+             "cuda: {} must be a contiguous GPU tensor of {} elements (has {})", what, numel,
+             t.numel());
+  }
+
+  const float* bias_of(const Tensor* bias, int K) const {
+    if (!bias) return nullptr;
+    expect(*bias, K, "bias");
+    TB_CHECK(bias->dtype == DType::f32, "cuda: bias must be fp32, is {}", dtype_name(bias->dtype));
+    return bias->ptr<float>();
+  }
+
+  void forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor* bias,
+               const Tensor& y) {
+    const DType t = x.dtype;
+    TB_CHECK(y.dtype == t, "cuda: x is {} but y is {}", dtype_name(t), dtype_name(y.dtype));
+    const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
+    const float* b = bias_of(bias, g.K);
+    const ConvLaunch l = tuner_.choose(
+        *this, stream(), sm_count(), ConvPass::fprop, t, g, y.bytes(),
+        [&](const ConvLaunch& c, void* ws, void* out) {
+          conv_fprop(c, t, g, x.data, wk, b, out, ws, stream());
+        });
+    conv_fprop(l, t, g, x.data, wk, b, y.data, workspace(l.workspace), stream());
+  }
+
+  void backward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& dy,
+                const Tensor& dx, const Tensor& dw, const Tensor* dbias, bool accumulate_dx) {
+    const DType t = x.dtype;
+    TB_CHECK(dy.dtype == t, "cuda: x is {} but dy is {}", dtype_name(t), dtype_name(dy.dtype));
+    expect(dw, int64_t(g.K) * g.C * g.R * g.S, "dw");
+    TB_CHECK(dw.dtype == DType::f32, "cuda: dw must be fp32, is {}", dtype_name(dw.dtype));
+    if (dx.defined()) {
+      TB_CHECK(dx.dtype == t, "cuda: dx is {}, x is {}", dtype_name(dx.dtype), dtype_name(t));
+      const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S, /*reuse=*/true);
+      const ConvLaunch l = tuner_.choose(
+          *this, stream(), sm_count(), ConvPass::dgrad, t, g, dx.bytes(),
+          [&](const ConvLaunch& c, void* ws, void* out) {
+            conv_dgrad(c, t, g, dy.data, wk, out, false, ws, stream());
+          });
+      conv_dgrad(l, t, g, dy.data, wk, dx.data, accumulate_dx, workspace(l.workspace), stream());
+    }
+    const ConvLaunch l = tuner_.choose(
+        *this, stream(), sm_count(), ConvPass::wgrad, t, g, dw.bytes(),
+        [&](const ConvLaunch& c, void* ws, void* out) {
+          conv_wgrad(c, t, g, x.data, dy.data, static_cast<float*>(out), ws, stream());
+        });
+    conv_wgrad(l, t, g, x.data, dy.data, dw.ptr<float>(), workspace(l.workspace), stream());
+    if (dbias) {
+      expect(*dbias, g.K, "dbias");
+      TB_CHECK(dbias->dtype == DType::f32, "cuda: dbias must be fp32");
+      const int64_t rows = int64_t(g.N) * g.P * g.Q;
+      column_sum(t, dy.data, rows, g.K, dbias->ptr<float>(),
+                 workspace(column_sum_workspace_bytes(rows, g.K)), stream());
+    }
+  }
+
+  ConvAutotuner tuner_;
+};
+
+}  // namespace
+}  // namespace gpu
+
+std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<gpu::CudaBackend>(); }
+
+}  // namespace tb

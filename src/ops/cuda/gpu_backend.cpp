@@ -1,0 +1,576 @@
+// GpuBackend: memory, copies, checks, and every op that is not a convolution or a matrix
+// product, as launches of our kernels on one stream.
+#include "ops/cuda/gpu_backend.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "data/dataset.h"
+#include "ops/cuda/batchnorm_kernels.h"
+#include "ops/cuda/conv_kernels.h"
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/dataset_kernels.h"
+#include "ops/cuda/elementwise_kernels.h"
+#include "ops/cuda/loss_optimizer_kernels.h"
+#include "ops/cuda/pool_kernels.h"
+
+namespace tb::gpu {
+namespace {
+
+bool floating(DType t) { return t == DType::f32 || t == DType::bf16 || t == DType::f16; }
+
+}  // namespace
+
+void require_gpu(const std::string& impl) {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();  // clear the sticky error so later CPU work is unaffected
+    throw InputError(fmt::format("--impl {} needs an NVIDIA GPU; none was found "
+                                 "(cudaGetDeviceCount: {})",
+                                 impl, err != cudaSuccess ? cudaGetErrorString(err) : "0 devices"));
+  }
+}
+
+// ---- checks -----------------------------------------------------------------------------
+
+#define GPU_EXPECT(t, numel_, what)                                                            \
+  do {                                                                                         \
+    TB_CHECK((t).defined(), "{} {}: {} is undefined", impl_, __func__, what);                  \
+    TB_CHECK((t).device.kind == DeviceKind::cuda, "{} {}: {} lives on the host", impl_,        \
+             __func__, what);                                                                  \
+    TB_CHECK((t).contiguous(), "{} {}: {} is not contiguous", impl_, __func__, what);          \
+    TB_CHECK((t).numel() == (numel_), "{} {}: {} has {} elements, expected {}", impl_,         \
+             __func__, what, (t).numel(), int64_t(numel_));                                    \
+  } while (0)
+#define GPU_EXPECT_DTYPE(t, dt, what)                                                          \
+  TB_CHECK((t).dtype == (dt), "{} {}: {} is {}, expected {}", impl_, __func__, what,           \
+           dtype_name((t).dtype), dtype_name(dt))
+
+// ---- lifetime and memory ----------------------------------------------------------------
+
+GpuBackend::GpuBackend(const std::string& impl) : impl_(impl) {
+  require_gpu(impl);
+  TB_CUDA_CHECK(cudaSetDevice(device_));
+  cudaDeviceProp prop{};
+  TB_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+  sm_count_ = prop.multiProcessorCount;
+  device_name_ = prop.name;
+  TB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  state_ = static_cast<GpuStepState*>(allocate_internal(sizeof(GpuStepState)));
+  const GpuStepState initial{};
+  copy_from_host(state_, &initial, sizeof(initial));
+}
+
+GpuBackend::~GpuBackend() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  for (cudaGraphExec_t g : graphs_) cudaGraphExecDestroy(g);
+  for (auto& [w, s] : shadows_) cudaFree(s.ptr);
+  for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
+                  static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
+                  static_cast<void*>(dataset_labels_), static_cast<void*>(epoch_order_),
+                  workspace_})
+    if (p) cudaFree(p);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+bool GpuBackend::supports(OpKind op, DType dtype) const {
+  if (op == OpKind::sgd_update || op == OpKind::adam_update) return dtype == DType::f32;
+  return floating(dtype);
+}
+
+bool GpuBackend::capturing() const {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  TB_CUDA_CHECK(cudaStreamIsCapturing(stream_, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
+void* GpuBackend::allocate(size_t bytes) {
+  TB_CHECK(!capturing(), "{}: a {}-byte allocation inside a captured step (a step must allocate "
+           "nothing: run one uncaptured step first)", impl_, bytes);
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, std::max<size_t>(bytes, 1));
+  if (err == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    throw InputError(fmt::format("{}: out of GPU memory allocating {:.1f} MiB ({:.1f} MiB in use "
+                                 "by trainbench)", impl_, bytes / 1048576.0,
+                                 bytes_in_use_ / 1048576.0));
+  }
+  TB_CUDA_CHECK(err);
+  allocations_[p] = bytes;
+  bytes_in_use_ += bytes;
+  peak_bytes_ = std::max(peak_bytes_, bytes_in_use_);
+  ++allocation_count_;
+  ++weights_version_;
+  return p;
+}
+
+void GpuBackend::release(void* ptr) {
+  if (!ptr) return;
+  auto it = allocations_.find(ptr);
+  TB_CHECK(it != allocations_.end(), "{}: release of memory it did not allocate", impl_);
+  bytes_in_use_ -= it->second;
+  allocations_.erase(it);
+  ++weights_version_;
+  TB_CUDA_CHECK(cudaFree(ptr));
+}
+
+void GpuBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  ++weights_version_;
+  TB_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+  TB_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the caller may reuse src at once
+}
+
+void GpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  TB_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void GpuBackend::fill_zero(const Tensor& t) {
+  if (!t.defined()) return;
+  TB_CHECK(t.contiguous(), "{} fill_zero: tensor is not contiguous", impl_);
+  ++weights_version_;
+  TB_CUDA_CHECK(cudaMemsetAsync(t.data, 0, t.bytes(), stream_));
+}
+
+void GpuBackend::synchronize() { TB_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+size_t GpuBackend::device_used_bytes() const {
+  size_t free = 0, total = 0;
+  TB_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return total - free;
+}
+
+void* GpuBackend::workspace(size_t bytes) {
+  if (bytes <= workspace_bytes_) return workspace_;
+  TB_CHECK(!capturing(), "{}: the workspace must grow to {} bytes inside a captured step",
+           impl_, bytes);
+  if (workspace_) release(workspace_);
+  workspace_ = nullptr;
+  // Round up so that a run of slightly growing requests does not reallocate each time.
+  const size_t rounded = std::max<size_t>(bytes + bytes / 4, size_t(1) << 20);
+  workspace_ = allocate(rounded);
+  workspace_bytes_ = rounded;
+  return workspace_;
+}
+
+const void* GpuBackend::krsc_weights(const Tensor& w, DType t, int K, int C, int R, int S,
+                                     bool reuse) {
+  GPU_EXPECT(w, int64_t(K) * C * R * S, "w");
+  GPU_EXPECT_DTYPE(w, DType::f32, "w (fp32 master weights)");
+  const size_t bytes = size_t(w.numel()) * dtype_size(t);
+  Shadow& sh = shadows_[w.data];
+  if (reuse && sh.ptr && sh.dtype == t && sh.bytes >= bytes && sh.version == weights_version_)
+    return sh.ptr;
+  if (sh.bytes < bytes) {
+    if (sh.ptr) release(sh.ptr);
+    sh.ptr = nullptr;
+    sh.ptr = allocate(bytes);
+    sh.bytes = bytes;
+  }
+  weights_to_krsc(t, w.ptr<float>(), sh.ptr, K, C, R, S, stream_);
+  sh.dtype = t;
+  sh.version = weights_version_;
+  return sh.ptr;
+}
+
+// ---- elementwise ------------------------------------------------------------------------
+
+void GpuBackend::relu_forward(const Tensor& x, const Tensor& y) {
+  GPU_EXPECT(x, x.numel(), "x");
+  GPU_EXPECT(y, x.numel(), "y");
+  GPU_EXPECT_DTYPE(y, x.dtype, "y");
+  gpu::relu_forward(x.dtype, x.data, y.data, x.numel(), stream_);
+}
+
+void GpuBackend::relu_backward(const Tensor& y, const Tensor& dy, const Tensor& dx,
+                               bool accumulate_dx) {
+  if (!dx.defined()) return;
+  GPU_EXPECT(y, y.numel(), "y");
+  GPU_EXPECT(dy, y.numel(), "dy");
+  GPU_EXPECT(dx, y.numel(), "dx");
+  GPU_EXPECT_DTYPE(dx, y.dtype, "dx");
+  gpu::relu_backward(y.dtype, y.data, dy.data, dx.data, y.numel(), accumulate_dx, stream_);
+}
+
+void GpuBackend::add_forward(const Tensor& a, const Tensor& b, const Tensor& y) {
+  GPU_EXPECT(a, a.numel(), "a");
+  GPU_EXPECT(b, a.numel(), "b");
+  GPU_EXPECT(y, a.numel(), "y");
+  gpu::add_forward(a.dtype, a.data, b.data, y.data, a.numel(), stream_);
+}
+
+void GpuBackend::copy(const Tensor& src, const Tensor& dst, bool accumulate) {
+  GPU_EXPECT(src, src.numel(), "src");
+  GPU_EXPECT(dst, src.numel(), "dst");
+  TB_CHECK(floating(src.dtype) && floating(dst.dtype), "{} copy: {} -> {}", impl_,
+           dtype_name(src.dtype), dtype_name(dst.dtype));
+  const bool src4 = src.shape.rank == 4, dst4 = dst.shape.rank == 4;
+  if (src4 && !dst4) {  // flatten: channels-last -> C,H,W features
+    const Shape& s = src.shape;
+    nhwc_to_flat(src.dtype, src.data, dst.dtype, dst.data, int(s[0]), int(s[1]), int(s[2]),
+                 int(s[3]), accumulate, stream_);
+  } else if (!src4 && dst4) {  // unflatten, or an NCHW batch into the graph's input
+    const Shape& s = dst.shape;
+    flat_to_nhwc(src.dtype, src.data, dst.dtype, dst.data, int(s[0]), int(s[1]), int(s[2]),
+                 int(s[3]), accumulate, stream_);
+  } else {
+    convert_copy(src.dtype, src.data, dst.dtype, dst.data, src.numel(), accumulate, stream_);
+  }
+}
+
+void GpuBackend::dropout_forward(const DropoutParams& p, const Tensor& x, const Tensor& y,
+                                 const Tensor& mask) {
+  TB_CHECK(p.p >= 0.0f && p.p <= 1.0f, "{} dropout: p = {} is outside [0, 1]", impl_, p.p);
+  GPU_EXPECT(x, p.numel, "x");
+  GPU_EXPECT(y, p.numel, "y");
+  GPU_EXPECT(mask, p.numel, "mask");
+  GPU_EXPECT_DTYPE(mask, DType::u8, "mask");
+  const bool planar = x.shape.rank == 4;
+  const int channels = planar ? int(x.shape[1]) : 1;
+  const int64_t hw = planar ? x.shape[2] * x.shape[3] : 1;
+  gpu::dropout_forward(x.dtype, p, channels, hw, x.data, y.data, mask.ptr<uint8_t>(),
+                       kernel_state(), stream_);
+}
+
+void GpuBackend::dropout_backward(const DropoutParams& p, const Tensor& dy, const Tensor& mask,
+                                  const Tensor& dx, bool accumulate_dx) {
+  if (!dx.defined()) return;
+  GPU_EXPECT(dy, p.numel, "dy");
+  GPU_EXPECT(mask, p.numel, "mask");
+  GPU_EXPECT(dx, p.numel, "dx");
+  gpu::dropout_backward(dy.dtype, p, dy.data, mask.ptr<uint8_t>(), dx.data, accumulate_dx,
+                        stream_);
+}
+
+// ---- pooling ----------------------------------------------------------------------------
+
+namespace {
+void check_pool(const std::string& impl, const Pool2dParams& p) {
+  TB_CHECK(p.kernel > 0 && p.stride > 0 && p.pad >= 0 && 2 * p.pad <= p.kernel,
+           "{} pooling: bad params kernel={} stride={} pad={}", impl, p.kernel, p.stride, p.pad);
+  TB_CHECK(p.P() > 0 && p.Q() > 0, "{} pooling: a {}x{} window does not fit a {}x{} input", impl,
+           p.kernel, p.kernel, p.H, p.W);
+}
+}  // namespace
+
+void GpuBackend::max_pool2d_forward(const Pool2dParams& p, const Tensor& x, const Tensor& y) {
+  check_pool(impl_, p);
+  GPU_EXPECT(x, p.x_numel(), "x");
+  GPU_EXPECT(y, p.y_numel(), "y");
+  gpu::max_pool2d_forward(x.dtype, p, x.data, y.data, stream_);
+}
+
+void GpuBackend::max_pool2d_backward(const Pool2dParams& p, const Tensor& x, const Tensor&,
+                                     const Tensor& dy, const Tensor& dx, bool accumulate_dx) {
+  if (!dx.defined()) return;
+  check_pool(impl_, p);
+  GPU_EXPECT(x, p.x_numel(), "x");
+  GPU_EXPECT(dy, p.y_numel(), "dy");
+  GPU_EXPECT(dx, p.x_numel(), "dx");
+  gpu::max_pool2d_backward(x.dtype, p, x.data, dy.data, dx.data, accumulate_dx, stream_);
+}
+
+void GpuBackend::avg_pool2d_forward(const Pool2dParams& p, const Tensor& x, const Tensor& y) {
+  check_pool(impl_, p);
+  GPU_EXPECT(x, p.x_numel(), "x");
+  GPU_EXPECT(y, p.y_numel(), "y");
+  gpu::avg_pool2d_forward(x.dtype, p, x.data, y.data, stream_);
+}
+
+void GpuBackend::avg_pool2d_backward(const Pool2dParams& p, const Tensor& dy, const Tensor& dx,
+                                     bool accumulate_dx) {
+  if (!dx.defined()) return;
+  check_pool(impl_, p);
+  GPU_EXPECT(dy, p.y_numel(), "dy");
+  GPU_EXPECT(dx, p.x_numel(), "dx");
+  gpu::avg_pool2d_backward(dy.dtype, p, dy.data, dx.data, accumulate_dx, stream_);
+}
+
+void GpuBackend::global_avg_pool_forward(const GlobalPoolParams& p, const Tensor& x,
+                                         const Tensor& y) {
+  GPU_EXPECT(x, int64_t(p.N) * p.C * p.H * p.W, "x");
+  GPU_EXPECT(y, int64_t(p.N) * p.C, "y");
+  gpu::global_avg_pool_forward(x.dtype, p, x.data, y.data, stream_);
+}
+
+void GpuBackend::global_avg_pool_backward(const GlobalPoolParams& p, const Tensor& dy,
+                                          const Tensor& dx, bool accumulate_dx) {
+  if (!dx.defined()) return;
+  GPU_EXPECT(dy, int64_t(p.N) * p.C, "dy");
+  GPU_EXPECT(dx, int64_t(p.N) * p.C * p.H * p.W, "dx");
+  gpu::global_avg_pool_backward(dy.dtype, p, dy.data, dx.data, accumulate_dx, stream_);
+}
+
+// ---- batch norm -------------------------------------------------------------------------
+
+void GpuBackend::batch_norm_forward_train(const BatchNormParams& p, const Tensor& x,
+                                          const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                                          const Tensor& running_mean, const Tensor& running_var,
+                                          const Tensor& save_mean, const Tensor& save_invstd) {
+  const int64_t rows = int64_t(p.N) * p.spatial;
+  TB_CHECK(rows > 1, "batch norm in training needs more than 1 value per channel, got N={} x {}",
+           p.N, p.spatial);
+  GPU_EXPECT(x, p.numel(), "x");
+  GPU_EXPECT(y, p.numel(), "y");
+  for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd}) {
+    GPU_EXPECT(*t, p.C, "a per-channel tensor");
+    GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
+  }
+  void* ws = workspace(batch_norm_workspace_bytes(rows, p.C));
+  gpu::batch_norm_forward_train(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(), y.data,
+                                running_mean.ptr<float>(), running_var.ptr<float>(),
+                                save_mean.ptr<float>(), save_invstd.ptr<float>(), ws, stream_);
+}
+
+void GpuBackend::batch_norm_forward_eval(const BatchNormParams& p, const Tensor& x,
+                                         const Tensor& gamma, const Tensor& beta,
+                                         const Tensor& running_mean, const Tensor& running_var,
+                                         const Tensor& y) {
+  GPU_EXPECT(x, p.numel(), "x");
+  GPU_EXPECT(y, p.numel(), "y");
+  for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var}) {
+    GPU_EXPECT(*t, p.C, "a per-channel tensor");
+    GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
+  }
+  void* ws = workspace(batch_norm_workspace_bytes(int64_t(p.N) * p.spatial, p.C));
+  gpu::batch_norm_forward_eval(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(),
+                               running_mean.ptr<float>(), running_var.ptr<float>(), y.data, ws,
+                               stream_);
+}
+
+void GpuBackend::batch_norm_backward(const BatchNormParams& p, const Tensor& x, const Tensor& gamma,
+                                     const Tensor& save_mean, const Tensor& save_invstd,
+                                     const Tensor& dy, const Tensor& dx, const Tensor& dgamma,
+                                     const Tensor& dbeta, bool accumulate_dx) {
+  GPU_EXPECT(x, p.numel(), "x");
+  GPU_EXPECT(dy, p.numel(), "dy");
+  if (dx.defined()) GPU_EXPECT(dx, p.numel(), "dx");
+  for (const Tensor* t : {&gamma, &save_mean, &save_invstd, &dgamma, &dbeta}) {
+    GPU_EXPECT(*t, p.C, "a per-channel tensor");
+    GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
+  }
+  void* ws = workspace(batch_norm_workspace_bytes(int64_t(p.N) * p.spatial, p.C));
+  gpu::batch_norm_backward(x.dtype, p, x.data, gamma.ptr<float>(), save_mean.ptr<float>(),
+                           save_invstd.ptr<float>(), dy.data, dx.defined() ? dx.data : nullptr,
+                           dgamma.ptr<float>(), dbeta.ptr<float>(), accumulate_dx, ws, stream_);
+}
+
+// ---- loss and optimizers ----------------------------------------------------------------
+
+void GpuBackend::cross_entropy_forward(const CrossEntropyParams& p, const Tensor& logits,
+                                       const Tensor& labels, const Tensor& probs,
+                                       const Tensor& losses) {
+  GPU_EXPECT(logits, int64_t(p.N) * p.classes, "logits");
+  GPU_EXPECT(labels, p.N, "labels");
+  GPU_EXPECT(probs, int64_t(p.N) * p.classes, "probs");
+  GPU_EXPECT(losses, p.N, "losses");
+  GPU_EXPECT_DTYPE(probs, DType::f32, "probs");
+  GPU_EXPECT_DTYPE(losses, DType::f32, "losses");
+  gpu::cross_entropy_forward(logits.dtype, p, logits.data, labels.ptr<int32_t>(),
+                             probs.ptr<float>(), losses.ptr<float>(), stream_);
+}
+
+void GpuBackend::cross_entropy_backward(const CrossEntropyParams& p, const Tensor& probs,
+                                        const Tensor& labels, const Tensor& dlogits) {
+  GPU_EXPECT(probs, int64_t(p.N) * p.classes, "probs");
+  GPU_EXPECT(labels, p.N, "labels");
+  GPU_EXPECT(dlogits, int64_t(p.N) * p.classes, "dlogits");
+  GPU_EXPECT_DTYPE(probs, DType::f32, "probs");
+  gpu::cross_entropy_backward(dlogits.dtype, p, probs.ptr<float>(), labels.ptr<int32_t>(),
+                              dlogits.data, kernel_state(), stream_);
+}
+
+void GpuBackend::sgd_update(const SgdUpdateParams& p, const Tensor& param, const Tensor& grad,
+                            const Tensor& momentum_buffer) {
+  GPU_EXPECT(param, p.n, "param");
+  GPU_EXPECT(grad, p.n, "grad");
+  GPU_EXPECT_DTYPE(param, DType::f32, "param");
+  GPU_EXPECT_DTYPE(grad, DType::f32, "grad");
+  float* buffer = nullptr;
+  if (p.momentum != 0.0f) {
+    GPU_EXPECT(momentum_buffer, p.n, "momentum_buffer");
+    buffer = momentum_buffer.ptr<float>();
+  }
+  ++weights_version_;
+  gpu::sgd_update(p, param.ptr<float>(), grad.ptr<float>(), buffer, kernel_state(), stream_);
+}
+
+void GpuBackend::adam_update(const AdamUpdateParams& p, const Tensor& param, const Tensor& grad,
+                             const Tensor& exp_avg, const Tensor& exp_avg_sq) {
+  TB_CHECK(p.step >= 1, "{} adam_update: step {} (steps count from 1)", impl_, p.step);
+  GPU_EXPECT(param, p.n, "param");
+  GPU_EXPECT(grad, p.n, "grad");
+  GPU_EXPECT(exp_avg, p.n, "exp_avg");
+  GPU_EXPECT(exp_avg_sq, p.n, "exp_avg_sq");
+  for (const Tensor* t : {&param, &grad, &exp_avg, &exp_avg_sq})
+    GPU_EXPECT_DTYPE(*t, DType::f32, "an optimizer tensor");
+  ++weights_version_;
+  gpu::adam_update(p, param.ptr<float>(), grad.ptr<float>(), exp_avg.ptr<float>(),
+                   exp_avg_sq.ptr<float>(), kernel_state(), stream_);
+}
+
+// ---- GpuStepControl ---------------------------------------------------------------------
+
+void GpuBackend::enable_device_schedule(const std::vector<float>& lr,
+                                        const std::vector<float>& momentum, int64_t first_step,
+                                        int64_t optimizer_steps, bool dynamic_loss_scale,
+                                        float initial_loss_scale) {
+  TB_CHECK(!lr.empty() && lr.size() == momentum.size(), "{}: schedule of {} lr and {} momenta",
+           impl_, lr.size(), momentum.size());
+  if (int64_t(lr.size()) > schedule_length_) {
+    if (lr_schedule_) release(lr_schedule_);
+    if (momentum_schedule_) release(momentum_schedule_);
+    lr_schedule_ = momentum_schedule_ = nullptr;
+    lr_schedule_ = static_cast<float*>(allocate(lr.size() * sizeof(float)));
+    momentum_schedule_ = static_cast<float*>(allocate(lr.size() * sizeof(float)));
+  }
+  schedule_length_ = int64_t(lr.size());
+  schedule_first_step_ = first_step;
+  copy_from_host(lr_schedule_, lr.data(), lr.size() * sizeof(float));
+  copy_from_host(momentum_schedule_, momentum.data(), momentum.size() * sizeof(float));
+  GpuStepState st{};
+  st.step = first_step;
+  st.optimizer_steps = optimizer_steps;
+  st.lr = lr.front();
+  st.momentum = momentum.front();
+  st.loss_scale = initial_loss_scale;
+  st.dynamic_scaling = dynamic_loss_scale ? 1 : 0;
+  copy_from_host(state_, &st, sizeof(st));
+  device_schedule_ = true;
+}
+
+void GpuBackend::set_epoch(int64_t epoch, int64_t epoch_first_step) {
+  const int64_t values[2] = {epoch, epoch_first_step};
+  static_assert(offsetof(GpuStepState, epoch_first_step) == offsetof(GpuStepState, epoch) + 8);
+  copy_from_host(reinterpret_cast<char*>(state_) + offsetof(GpuStepState, epoch), values,
+                 sizeof(values));
+}
+
+void GpuBackend::begin_step() {
+  TB_CHECK(device_schedule_, "{}: begin_step before enable_device_schedule", impl_);
+  gpu::begin_step(state_, lr_schedule_, momentum_schedule_, schedule_first_step_,
+                  schedule_length_, stream_);
+}
+
+void GpuBackend::check_gradients(const Tensor& gradient_block) {
+  GPU_EXPECT_DTYPE(gradient_block, DType::f32, "gradients");
+  gpu::check_gradients(gradient_block.ptr<float>(), gradient_block.numel(), state_, stream_);
+}
+
+void GpuBackend::end_step() { gpu::end_step(state_, stream_); }
+
+void GpuBackend::record_step_stats(const Tensor& losses, const Tensor& probs, const Tensor& labels,
+                                   int64_t first_step, void* stats, int64_t slots) {
+  const int n = int(losses.numel());
+  GPU_EXPECT(probs, probs.numel(), "probs");
+  GPU_EXPECT_DTYPE(losses, DType::f32, "losses");
+  GPU_EXPECT_DTYPE(probs, DType::f32, "probs");
+  gpu::record_step_stats(losses.ptr<float>(), probs.ptr<float>(), labels.ptr<int32_t>(), n,
+                         int(probs.numel() / std::max(n, 1)), state_, first_step, slots,
+                         static_cast<float2*>(stats), stream_);
+}
+
+GpuStepControl::Counters GpuBackend::read_counters() {
+  GpuStepState st{};
+  copy_to_host(&st, state_, sizeof(st));
+  Counters c;
+  c.step = st.step;
+  c.optimizer_steps = st.optimizer_steps;
+  c.loss_scale = st.loss_scale;
+  c.skipped_updates = st.skipped_updates;
+  return c;
+}
+
+void GpuBackend::upload_dataset(const uint8_t* images, const int32_t* labels, int64_t count,
+                                int C, int H, int W, const Normalization& norm) {
+  TB_INPUT_CHECK(C <= kMaxGatherChannels, "the GPU data path takes up to {} channels, not {}",
+                 kMaxGatherChannels, C);
+  TB_CHECK(int(norm.mean.size()) == C && int(norm.std.size()) == C, "normalisation for {} channels",
+           norm.mean.size());
+  for (void* p : {static_cast<void*>(dataset_images_), static_cast<void*>(dataset_labels_)})
+    if (p) release(p);
+  const size_t image_bytes = size_t(count) * C * H * W;
+  dataset_images_ = static_cast<uint8_t*>(allocate(image_bytes));
+  dataset_labels_ = static_cast<int32_t*>(allocate(sizeof(int32_t) * size_t(count)));
+  copy_from_host(dataset_images_, images, image_bytes);
+  copy_from_host(dataset_labels_, labels, sizeof(int32_t) * size_t(count));
+  dataset_count_ = count;
+  dataset_c_ = C;
+  dataset_h_ = H;
+  dataset_w_ = W;
+  norm_scale_.assign(size_t(C), 0.0f);
+  norm_bias_.assign(size_t(C), 0.0f);
+  for (int c = 0; c < C; ++c) {  // the host gather's arithmetic, value for value
+    norm_scale_[size_t(c)] = 1.0f / (255.0f * norm.std[size_t(c)]);
+    norm_bias_[size_t(c)] = -norm.mean[size_t(c)] / norm.std[size_t(c)];
+  }
+}
+
+void GpuBackend::set_epoch_order(const std::vector<int64_t>& order) {
+  std::vector<int32_t> narrow(order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    TB_CHECK(order[i] >= 0 && order[i] < dataset_count_, "epoch order item {} out of range",
+             order[i]);
+    narrow[i] = int32_t(order[i]);
+  }
+  if (int64_t(order.size()) > order_length_) {
+    if (epoch_order_) release(epoch_order_);
+    epoch_order_ = nullptr;
+    epoch_order_ = static_cast<int32_t*>(allocate(sizeof(int32_t) * std::max<size_t>(order.size(), 1)));
+    order_length_ = int64_t(order.size());
+  }
+  copy_from_host(epoch_order_, narrow.data(), sizeof(int32_t) * narrow.size());
+}
+
+void GpuBackend::gather_batch(const Tensor& input, const Tensor& labels, int n, int batch,
+                              bool augment, int crop_pad, bool flip, uint64_t seed) {
+  TB_CHECK(dataset_images_ && epoch_order_, "{}: gather_batch before the dataset and its order "
+           "were uploaded", impl_);
+  TB_CHECK(device_schedule_, "{}: gather_batch needs the device schedule (it reads the step)",
+           impl_);
+  GPU_EXPECT(input, int64_t(n) * dataset_c_ * dataset_h_ * dataset_w_, "input");
+  GPU_EXPECT(labels, n, "labels");
+  GatherSpec spec{};
+  spec.C = dataset_c_;
+  spec.H = dataset_h_;
+  spec.W = dataset_w_;
+  spec.n = n;
+  spec.batch = batch;
+  spec.crop_pad = augment ? crop_pad : 0;
+  spec.flip = augment && flip;
+  spec.seed = seed;
+  for (int c = 0; c < dataset_c_; ++c) {
+    spec.scale[c] = norm_scale_[size_t(c)];
+    spec.bias[c] = norm_bias_[size_t(c)];
+  }
+  gpu::gather_batch(input.dtype, spec, dataset_images_, dataset_labels_, epoch_order_, state_,
+                    input.data, labels.ptr<int32_t>(), stream_);
+}
+
+void GpuBackend::begin_capture() {
+  TB_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+}
+
+int GpuBackend::end_capture() {
+  cudaGraph_t graph = nullptr;
+  TB_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  TB_CUDA_CHECK(err);
+  graphs_.push_back(exec);
+  return int(graphs_.size()) - 1;
+}
+
+void GpuBackend::replay(int graph) {
+  TB_CHECK(graph >= 0 && graph < int(graphs_.size()), "{}: no captured graph {}", impl_, graph);
+  TB_CUDA_CHECK(cudaGraphLaunch(graphs_[size_t(graph)], stream_));
+}
+
+}  // namespace tb::gpu

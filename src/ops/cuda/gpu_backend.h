@@ -1,0 +1,165 @@
+// What the two GPU backends share: device memory (counted, with a high-water mark), one
+// stream, one growing workspace, converted copies of weights, every op that is not a
+// convolution or a matrix product (as our own kernels), and the GpuStepControl side (device
+// scalars, step statistics, the resident dataset, CUDA graph capture). `cuda` adds our
+// convolution kernels, `cudnn` adds cuDNN and cuBLASLt.
+//
+// Layout: 4-D activations are channels-last (N,H,W,C) in memory while their shape reads
+// [N,C,H,W]; flat activations ([N,F]) keep the graph's C,H,W feature order. copy() between a
+// 4-D and a 2-D tensor converts (that is flatten, and the upload of an NCHW batch), and copy()
+// between dtypes converts the values. Parameters, their gradients and batch-norm statistics
+// are fp32 whatever the activations are.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ops/backend.h"
+#include "ops/cuda/gpu_step_state.h"
+#include "ops/cuda/step_control.h"
+
+namespace tb::gpu {
+
+// Throws InputError("--impl NAME needs an NVIDIA GPU; none was found (...)") unless a CUDA
+// device is usable.
+void require_gpu(const std::string& impl);
+
+class GpuBackend : public Backend, public GpuStepControl {
+ public:
+  explicit GpuBackend(const std::string& impl);
+  ~GpuBackend() override;
+  GpuBackend(const GpuBackend&) = delete;
+  GpuBackend& operator=(const GpuBackend&) = delete;
+
+  Device device() const override { return Device{DeviceKind::cuda, device_}; }
+  bool supports(OpKind op, DType dtype) const override;
+
+  void* allocate(size_t bytes) override;
+  void release(void* ptr) override;
+  void copy_from_host(void* dst, const void* src, size_t bytes) override;
+  void copy_to_host(void* dst, const void* src, size_t bytes) override;
+  void fill_zero(const Tensor& t) override;
+  void synchronize() override;
+
+  void relu_forward(const Tensor& x, const Tensor& y) override;
+  void relu_backward(const Tensor& y, const Tensor& dy, const Tensor& dx,
+                     bool accumulate_dx) override;
+  void max_pool2d_forward(const Pool2dParams& p, const Tensor& x, const Tensor& y) override;
+  void max_pool2d_backward(const Pool2dParams& p, const Tensor& x, const Tensor& y,
+                           const Tensor& dy, const Tensor& dx, bool accumulate_dx) override;
+  void avg_pool2d_forward(const Pool2dParams& p, const Tensor& x, const Tensor& y) override;
+  void avg_pool2d_backward(const Pool2dParams& p, const Tensor& dy, const Tensor& dx,
+                           bool accumulate_dx) override;
+  void global_avg_pool_forward(const GlobalPoolParams& p, const Tensor& x,
+                               const Tensor& y) override;
+  void global_avg_pool_backward(const GlobalPoolParams& p, const Tensor& dy, const Tensor& dx,
+                                bool accumulate_dx) override;
+  void batch_norm_forward_train(const BatchNormParams& p, const Tensor& x, const Tensor& gamma,
+                                const Tensor& beta, const Tensor& y, const Tensor& running_mean,
+                                const Tensor& running_var, const Tensor& save_mean,
+                                const Tensor& save_invstd) override;
+  void batch_norm_forward_eval(const BatchNormParams& p, const Tensor& x, const Tensor& gamma,
+                               const Tensor& beta, const Tensor& running_mean,
+                               const Tensor& running_var, const Tensor& y) override;
+  void batch_norm_backward(const BatchNormParams& p, const Tensor& x, const Tensor& gamma,
+                           const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dy,
+                           const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
+                           bool accumulate_dx) override;
+  void dropout_forward(const DropoutParams& p, const Tensor& x, const Tensor& y,
+                       const Tensor& mask) override;
+  void dropout_backward(const DropoutParams& p, const Tensor& dy, const Tensor& mask,
+                        const Tensor& dx, bool accumulate_dx) override;
+  void add_forward(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void copy(const Tensor& src, const Tensor& dst, bool accumulate) override;
+  void cross_entropy_forward(const CrossEntropyParams& p, const Tensor& logits,
+                             const Tensor& labels, const Tensor& probs,
+                             const Tensor& losses) override;
+  void cross_entropy_backward(const CrossEntropyParams& p, const Tensor& probs,
+                              const Tensor& labels, const Tensor& dlogits) override;
+  void sgd_update(const SgdUpdateParams& p, const Tensor& param, const Tensor& grad,
+                  const Tensor& momentum_buffer) override;
+  void adam_update(const AdamUpdateParams& p, const Tensor& param, const Tensor& grad,
+                   const Tensor& exp_avg, const Tensor& exp_avg_sq) override;
+
+  // GpuStepControl
+  void enable_device_schedule(const std::vector<float>& lr, const std::vector<float>& momentum,
+                              int64_t first_step, int64_t optimizer_steps,
+                              bool dynamic_loss_scale, float initial_loss_scale) override;
+  void set_epoch(int64_t epoch, int64_t epoch_first_step) override;
+  void begin_step() override;
+  void check_gradients(const Tensor& gradient_block) override;
+  void end_step() override;
+  void record_step_stats(const Tensor& losses, const Tensor& probs, const Tensor& labels,
+                         int64_t first_step, void* stats, int64_t slots) override;
+  Counters read_counters() override;
+  void upload_dataset(const uint8_t* images, const int32_t* labels, int64_t count, int C, int H,
+                      int W, const Normalization& norm) override;
+  void set_epoch_order(const std::vector<int64_t>& order) override;
+  void gather_batch(const Tensor& input, const Tensor& labels, int n, int batch, bool augment,
+                    int crop_pad, bool flip, uint64_t seed) override;
+  void begin_capture() override;
+  int end_capture() override;
+  void replay(int graph) override;
+  size_t bytes_in_use() const override { return bytes_in_use_; }
+  size_t peak_bytes() const override { return peak_bytes_; }
+  void reset_peak() override { peak_bytes_ = bytes_in_use_; }
+  size_t device_used_bytes() const override;
+  std::string device_name() const override { return device_name_; }
+
+ protected:
+  cudaStream_t stream() const { return stream_; }
+  int sm_count() const { return sm_count_; }
+  bool capturing() const;
+  // Scratch for one op at a time, sized to the largest request so far. It grows only while
+  // no graph is being captured (the first, uncaptured step sees every shape).
+  void* workspace(size_t bytes);
+  // The weights w (fp32, K,C,R,S) as K,R,S,C in dtype t, in a buffer kept per weight tensor.
+  // Converted now, unless `reuse` and nothing that could change weights (an update, a copy
+  // from the host, an allocation) has run since this tensor was last converted: a backward
+  // pass reuses its forward pass's copy.
+  const void* krsc_weights(const Tensor& w, DType t, int K, int C, int R, int S,
+                           bool reuse = false);
+  // The device's GpuStepState when kernels should read it, else null.
+  const GpuStepState* kernel_state() const { return device_schedule_ ? state_ : nullptr; }
+  // Memory the backend needs for its own state (counted like any allocation).
+  void* allocate_internal(size_t bytes) { return allocate(bytes); }
+
+  std::string impl_;
+
+ private:
+  int device_ = 0;
+  int sm_count_ = 0;
+  std::string device_name_;
+  cudaStream_t stream_ = nullptr;
+  std::map<void*, size_t> allocations_;
+  size_t bytes_in_use_ = 0, peak_bytes_ = 0;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  struct Shadow {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+    DType dtype = DType::f32;
+    uint64_t version = ~uint64_t(0);  // weights_version_ when converted
+  };
+  uint64_t weights_version_ = 0;  // advanced by anything that may write weights
+  std::map<const void*, Shadow> shadows_;
+  // Device-side step scalars and the schedule.
+  GpuStepState* state_ = nullptr;
+  float* lr_schedule_ = nullptr;
+  float* momentum_schedule_ = nullptr;
+  int64_t schedule_length_ = 0, schedule_first_step_ = 0;
+  bool device_schedule_ = false;
+  // The resident dataset.
+  uint8_t* dataset_images_ = nullptr;
+  int32_t* dataset_labels_ = nullptr;
+  int32_t* epoch_order_ = nullptr;
+  int64_t dataset_count_ = 0, order_length_ = 0;
+  int dataset_c_ = 0, dataset_h_ = 0, dataset_w_ = 0;
+  std::vector<float> norm_scale_, norm_bias_;
+  // Captured graphs.
+  std::vector<cudaGraphExec_t> graphs_;
+};
+
+}  // namespace tb::gpu

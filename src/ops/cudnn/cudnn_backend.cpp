@@ -1,0 +1,129 @@
+// CudnnBackend: GpuBackend with convolutions from cuDNN and linear layers from cuBLASLt.
+// Weights reach both libraries as K,R,S,C copies in the activation dtype, refreshed at every
+// use; weight gradients come back in that layout and dtype and are converted to the graph's
+// fp32 K,C,R,S.
+#include "ops/cudnn/cudnn_backend.h"
+
+#include "ops/cuda/batchnorm_kernels.h"
+#include "ops/cuda/conv_kernels.h"
+#include "ops/cuda/elementwise_kernels.h"
+#include "ops/cuda/gpu_backend.h"
+#include "ops/cudnn/cublaslt_linear.h"
+#include "ops/cudnn/cudnn_conv.h"
+
+namespace tb {
+namespace gpu {
+namespace {
+
+ConvGeometry geometry(const Conv2dParams& p) {
+  return {p.N, p.C, p.H, p.W, p.K, p.kernel, p.kernel, p.stride, p.pad, p.P(), p.Q()};
+}
+
+class CudnnBackend final : public GpuBackend {
+ public:
+  CudnnBackend()
+      : GpuBackend("cudnn"),
+        convs_(*this, stream(), [this](size_t b) { return workspace(b); }),
+        linear_(stream(), [this](size_t b) { return workspace(b); }) {}
+  std::string name() const override { return "cudnn"; }
+
+  void conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
+                      const Tensor& y) override {
+    check_conv(p);
+    expect(x, p.x_numel(), "x");
+    expect(y, p.y_numel(), "y");
+    same_dtype(x, y, "y");
+    const DType t = x.dtype;
+    const ConvGeometry g = geometry(p);
+    const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
+    convs_.forward(t, g, x.data, wk, y.data);
+    if (p.has_bias) add_bias(t, y.data, fp32(bias, p.K, "bias"), int64_t(g.N) * g.P * g.Q, g.K, stream());
+  }
+
+  void conv2d_backward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& dy,
+                       const Tensor& dx, const Tensor& dw, const Tensor& dbias,
+                       bool accumulate_dx) override {
+    check_conv(p);
+    expect(x, p.x_numel(), "x");
+    expect(dy, p.y_numel(), "dy");
+    same_dtype(x, dy, "dy");
+    const DType t = x.dtype;
+    const ConvGeometry g = geometry(p);
+    const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S, /*reuse=*/true);
+    if (dx.defined()) {
+      expect(dx, p.x_numel(), "dx");
+      same_dtype(x, dx, "dx");
+      convs_.backward_data(t, g, dy.data, wk, dx.data, accumulate_dx);
+    }
+    const void* dwk = convs_.backward_filter(t, g, x.data, dy.data);
+    weights_from_krsc(t, dwk, fp32(dw, p.w_numel(), "dw"), g.K, g.C, g.R, g.S, stream());
+    if (p.has_bias) bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
+  }
+
+  void linear_forward(const LinearParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
+                      const Tensor& y) override {
+    expect(x, int64_t(p.N) * p.in, "x");
+    expect(y, int64_t(p.N) * p.out, "y");
+    same_dtype(x, y, "y");
+    const DType t = x.dtype;
+    const void* wt = krsc_weights(w, t, p.out, p.in, 1, 1);  // [out,in] in dtype t
+    linear_.forward(t, p.N, p.in, p.out, x.data, wt, y.data);
+    if (p.has_bias) add_bias(t, y.data, fp32(bias, p.out, "bias"), p.N, p.out, stream());
+  }
+
+  void linear_backward(const LinearParams& p, const Tensor& x, const Tensor& w, const Tensor& dy,
+                       const Tensor& dx, const Tensor& dw, const Tensor& dbias,
+                       bool accumulate_dx) override {
+    expect(x, int64_t(p.N) * p.in, "x");
+    expect(dy, int64_t(p.N) * p.out, "dy");
+    same_dtype(x, dy, "dy");
+    const DType t = x.dtype;
+    if (dx.defined()) {
+      expect(dx, int64_t(p.N) * p.in, "dx");
+      same_dtype(x, dx, "dx");
+      const void* wt = krsc_weights(w, t, p.out, p.in, 1, 1, /*reuse=*/true);
+      linear_.backward_data(t, p.N, p.in, p.out, dy.data, wt, dx.data, accumulate_dx);
+    }
+    linear_.backward_weights(t, p.N, p.in, p.out, x.data, dy.data,
+                             fp32(dw, int64_t(p.out) * p.in, "dw"));
+    if (p.has_bias) bias_gradient(t, dy.data, p.N, p.out, dbias);
+  }
+
+ private:
+  void check_conv(const Conv2dParams& p) const {
+    TB_CHECK(p.N > 0 && p.C > 0 && p.K > 0 && p.kernel > 0 && p.stride > 0 && p.pad >= 0,
+             "cudnn conv2d: bad params N={} C={} K={} kernel={} stride={} pad={}", p.N, p.C, p.K,
+             p.kernel, p.stride, p.pad);
+    TB_CHECK(p.P() > 0 && p.Q() > 0, "cudnn conv2d: a {}x{} kernel does not fit a {}x{} input",
+             p.kernel, p.kernel, p.H, p.W);
+  }
+  void expect(const Tensor& t, int64_t numel, const char* what) const {
+    TB_CHECK(t.defined() && t.device.kind == DeviceKind::cuda && t.contiguous() &&
+                 t.numel() == numel,
+             "cudnn: {} must be a contiguous GPU tensor of {} elements (has {})", what, numel,
+             t.numel());
+  }
+  void same_dtype(const Tensor& a, const Tensor& b, const char* what) const {
+    TB_CHECK(a.dtype == b.dtype, "cudnn: {} is {}, expected {}", what, dtype_name(b.dtype),
+             dtype_name(a.dtype));
+  }
+  float* fp32(const Tensor& t, int64_t numel, const char* what) const {
+    expect(t, numel, what);
+    TB_CHECK(t.dtype == DType::f32, "cudnn: {} must be fp32, is {}", what, dtype_name(t.dtype));
+    return t.ptr<float>();
+  }
+  void bias_gradient(DType t, const void* dy, int64_t rows, int K, const Tensor& dbias) {
+    float* out = fp32(dbias, K, "dbias");
+    column_sum(t, dy, rows, K, out, workspace(column_sum_workspace_bytes(rows, K)), stream());
+  }
+
+  CudnnConvolutions convs_;
+  CublasLtLinear linear_;
+};
+
+}  // namespace
+}  // namespace gpu
+
+std::unique_ptr<Backend> make_cudnn_backend() { return std::make_unique<gpu::CudnnBackend>(); }
+
+}  // namespace tb

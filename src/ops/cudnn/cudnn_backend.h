@@ -1,0 +1,14 @@
+// `--impl cudnn`: convolutions through cuDNN 9 and linear layers through cuBLASLt; the other
+// ops (batch norm, pooling, activations, loss, optimizers) are the shared GPU kernels of
+// src/ops/cuda/gpu_backend.h.
+#pragma once
+#include <memory>
+
+#include "ops/backend.h"
+
+namespace tb {
+
+// Throws InputError("--impl cudnn needs an NVIDIA GPU; none was found (...)") without a GPU.
+std::unique_ptr<Backend> make_cudnn_backend();
+
+}  // namespace tb

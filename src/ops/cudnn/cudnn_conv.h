@@ -1,0 +1,62 @@
+// Convolutions through cuDNN's convolution API, channels-last (NHWC activations, KRSC
+// filters). For each shape and pass the algorithm is chosen once by measurement
+// (cudnnFind*AlgorithmEx on scratch outputs), keeping fp32 on FMA math (no TF32, so fp32
+// results match the reference to fp32 rounding) and 16-bit types on tensor cores. Every run
+// takes its workspace from the backend's one shared buffer.
+#pragma once
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include <array>
+#include <functional>
+#include <map>
+
+#include "core/dtype.h"
+#include "ops/backend.h"
+#include "ops/cuda/conv_kernels.h"
+
+namespace tb::gpu {
+
+class CudnnConvolutions {
+ public:
+  // workspace(bytes) returns the backend's shared scratch of at least that size.
+  using WorkspaceFn = std::function<void*(size_t)>;
+  CudnnConvolutions(Backend& backend, cudaStream_t stream, WorkspaceFn workspace);
+  ~CudnnConvolutions();
+  CudnnConvolutions(const CudnnConvolutions&) = delete;
+  CudnnConvolutions& operator=(const CudnnConvolutions&) = delete;
+
+  // y = conv(x, w) (w is K,R,S,C in dtype t)
+  void forward(DType t, const ConvGeometry& g, const void* x, const void* w, void* y);
+  // dx (=|+=) dgrad(dy, w)
+  void backward_data(DType t, const ConvGeometry& g, const void* dy, const void* w, void* dx,
+                     bool accumulate);
+  // dw_krsc (dtype t, K,R,S,C) = wgrad(x, dy); returns where it wrote (the workspace)
+  const void* backward_filter(DType t, const ConvGeometry& g, const void* x, const void* dy);
+
+  cudnnHandle_t handle() const { return handle_; }
+
+ private:
+  struct Pass {
+    bool found = false;
+    int algo = 0;
+    size_t workspace = 0;
+    cudnnConvolutionDescriptor_t conv = nullptr;
+  };
+  struct Plan {
+    cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+    cudnnFilterDescriptor_t w = nullptr;
+    Pass pass[3];  // fprop, dgrad, wgrad
+  };
+  Plan& plan(DType t, const ConvGeometry& g);
+  cudnnConvolutionDescriptor_t make_conv(DType t, const ConvGeometry& g);
+  size_t find_limit() const;
+
+  Backend& backend_;
+  cudaStream_t stream_;
+  WorkspaceFn workspace_;
+  cudnnHandle_t handle_ = nullptr;
+  std::map<std::array<int, 12>, Plan> plans_;
+};
+
+}  // namespace tb::gpu

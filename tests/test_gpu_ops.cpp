@@ -1,0 +1,329 @@
+// Every op of the GPU backends (cuda, cudnn) against the ref backend, in fp32 (relative error
+// <= 1e-4), bf16 and fp16 (<= 2e-2), over shapes with odd sizes, stride 2
+// and batch 1. Inputs are rounded to the tested dtype first, so both sides compute on the
+// same values. Skipped where no GPU is present.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "gpu_test_util.h"
+#include "ops/ref/ref_backend.h"
+
+namespace tb {
+namespace {
+
+using namespace gputest;
+
+struct GpuCase {
+  const char* impl;
+  DType dtype;
+};
+
+std::string case_name(const ::testing::TestParamInfo<GpuCase>& info) {
+  return std::string(info.param.impl) + "_" + dtype_name(info.param.dtype);
+}
+
+class GpuOps : public ::testing::TestWithParam<GpuCase> {
+ protected:
+  void SetUp() override {
+    gpu = backend_or_null(GetParam().impl);
+    if (!gpu) GTEST_SKIP() << "--impl " << GetParam().impl << " is unavailable here";
+    dev = std::make_unique<DeviceData>(*gpu);
+  }
+  DType t() const { return GetParam().dtype; }
+  double tol() const { return tolerance(t()); }
+  // Random values already representable in the tested dtype.
+  std::vector<float> in(int64_t n, float lo = -1.0f, float hi = 1.0f) {
+    return rounded(t(), uniform(n, rng, lo, hi));
+  }
+
+  std::unique_ptr<Backend> gpu;
+  std::unique_ptr<Backend> ref = make_ref_backend();
+  std::unique_ptr<DeviceData> dev;
+  Rng rng{20251121};
+};
+
+#define EXPECT_MATCH(got, want, what) \
+  EXPECT_LE(rel_error(got, want), tol()) << what << " (" << GetParam().impl << ", " << dtype_name(t()) << ")"
+
+// ---- convolution and linear -------------------------------------------------------------
+
+struct ConvShape {
+  int N, C, H, W, K, kernel, stride, pad;
+  bool bias;
+};
+
+const ConvShape kConvShapes[] = {
+    {2, 3, 9, 7, 5, 3, 1, 1, true},      // odd sizes, 3 channels: the FMA engine
+    {1, 8, 8, 8, 16, 3, 2, 1, false},    // batch 1, stride 2
+    {3, 16, 6, 6, 8, 1, 2, 0, false},    // 1x1 stride-2 projection shortcut
+    {2, 32, 10, 10, 32, 3, 1, 1, true},  // tensor cores
+    {2, 1, 12, 12, 8, 5, 1, 0, true},    // simple_cnn's 5x5 on one channel
+    {4, 64, 8, 8, 128, 3, 2, 1, false},  // a ResNet downsampling conv
+    {2, 72, 5, 7, 24, 3, 1, 1, false},   // odd image, partial tiles everywhere
+    {16, 64, 16, 16, 64, 3, 1, 1, false},  // enough rows for several tiles and splits
+};
+
+TEST_P(GpuOps, Conv2dForwardAndBackwardMatchRef) {
+  int index = 0;
+  for (const ConvShape& c : kConvShapes) {
+    const bool accumulate = index++ % 2 == 1;
+    const Conv2dParams p{c.N, c.C, c.H, c.W, c.K, c.kernel, c.stride, c.pad, c.bias};
+    const Shape xs{p.N, p.C, p.H, p.W}, ws{p.K, p.C, p.kernel, p.kernel}, ys{p.N, p.K, p.P(), p.Q()};
+    std::vector<float> x = in(p.x_numel()), w = in(p.w_numel(), -0.3f, 0.3f), b = uniform(p.K, rng);
+    std::vector<float> dy = in(p.y_numel()), dx0 = in(p.x_numel());
+    std::vector<float> y(p.y_numel()), dx = accumulate ? dx0 : std::vector<float>(p.x_numel());
+    std::vector<float> dw(p.w_numel()), db(p.K);
+    ref->conv2d_forward(p, host(x, xs), host(w, ws), c.bias ? host(b, Shape{p.K}) : Tensor(),
+                        host(y, ys));
+    ref->conv2d_backward(p, host(x, xs), host(w, ws), host(dy, ys), host(dx, xs), host(dw, ws),
+                         c.bias ? host(db, Shape{p.K}) : Tensor(), accumulate);
+
+    const Tensor gx = dev->upload(x, xs, t()), gw = dev->upload(w, ws, DType::f32, false);
+    const Tensor gb = dev->upload(b, Shape{p.K}, DType::f32), gy = dev->empty(ys, t());
+    const Tensor gdy = dev->upload(dy, ys, t()), gdx = dev->upload(dx0, xs, t());
+    const Tensor gdw = dev->empty(ws, DType::f32), gdb = dev->empty(Shape{p.K}, DType::f32);
+    gpu->conv2d_forward(p, gx, gw, c.bias ? gb : Tensor(), gy);
+    gpu->conv2d_backward(p, gx, gw, gdy, gdx, gdw, c.bias ? gdb : Tensor(), accumulate);
+    const std::string what = "conv N" + std::to_string(c.N) + " C" + std::to_string(c.C) + " K" +
+                             std::to_string(c.K) + " k" + std::to_string(c.kernel) + " s" +
+                             std::to_string(c.stride);
+    EXPECT_MATCH(dev->download(gy), y, what + " y");
+    EXPECT_MATCH(dev->download(gdx), dx, what + " dx");
+    EXPECT_MATCH(dev->download(gdw, false), dw, what + " dw");
+    if (c.bias) EXPECT_MATCH(dev->download(gdb), db, what + " dbias");
+  }
+}
+
+TEST_P(GpuOps, LinearForwardAndBackwardMatchRef) {
+  struct Case {
+    int N, in, out;
+    bool bias, accumulate;
+  };
+  for (const Case c : {Case{5, 37, 10, true, false}, Case{64, 512, 128, true, true},
+                       Case{1, 16, 8, false, false}, Case{33, 6272, 512, true, false}}) {
+    const LinearParams p{c.N, c.in, c.out, c.bias};
+    std::vector<float> x = in(int64_t(c.N) * c.in), w = in(int64_t(c.out) * c.in, -0.1f, 0.1f);
+    std::vector<float> b = uniform(c.out, rng), dy = in(int64_t(c.N) * c.out);
+    std::vector<float> dx0 = in(int64_t(c.N) * c.in), y(size_t(c.N) * c.out);
+    std::vector<float> dx = c.accumulate ? dx0 : std::vector<float>(dx0.size());
+    std::vector<float> dw(w.size()), db(size_t(c.out));
+    const Shape xs{c.N, c.in}, ws{c.out, c.in}, ys{c.N, c.out}, bs{c.out};
+    ref->linear_forward(p, host(x, xs), host(w, ws), c.bias ? host(b, bs) : Tensor(), host(y, ys));
+    ref->linear_backward(p, host(x, xs), host(w, ws), host(dy, ys), host(dx, xs), host(dw, ws),
+                         c.bias ? host(db, bs) : Tensor(), c.accumulate);
+    const Tensor gx = dev->upload(x, xs, t()), gw = dev->upload(w, ws, DType::f32);
+    const Tensor gb = dev->upload(b, bs, DType::f32), gy = dev->empty(ys, t());
+    const Tensor gdy = dev->upload(dy, ys, t()), gdx = dev->upload(dx0, xs, t());
+    const Tensor gdw = dev->empty(ws, DType::f32), gdb = dev->empty(bs, DType::f32);
+    gpu->linear_forward(p, gx, gw, c.bias ? gb : Tensor(), gy);
+    gpu->linear_backward(p, gx, gw, gdy, gdx, gdw, c.bias ? gdb : Tensor(), c.accumulate);
+    const std::string what = "linear " + std::to_string(c.in) + "->" + std::to_string(c.out);
+    EXPECT_MATCH(dev->download(gy), y, what + " y");
+    EXPECT_MATCH(dev->download(gdx), dx, what + " dx");
+    EXPECT_MATCH(dev->download(gdw), dw, what + " dw");
+    if (c.bias) EXPECT_MATCH(dev->download(gdb), db, what + " dbias");
+  }
+}
+
+// ---- elementwise ------------------------------------------------------------------------
+
+TEST_P(GpuOps, ReluAddAndCopyMatchRef) {
+  const Shape s{2, 3, 5, 7};
+  const int64_t n = s.numel();
+  std::vector<float> x = in(n), b = in(n), dy = in(n), dx0 = in(n);
+  std::vector<float> y(n), sum(n), dx = dx0;
+  ref->relu_forward(host(x, s), host(y, s));
+  ref->relu_backward(host(y, s), host(dy, s), host(dx, s), true);
+  ref->add_forward(host(x, s), host(b, s), host(sum, s));
+  const Tensor gx = dev->upload(x, s, t()), gb = dev->upload(b, s, t()), gy = dev->empty(s, t());
+  const Tensor gdy = dev->upload(dy, s, t()), gdx = dev->upload(dx0, s, t());
+  const Tensor gsum = dev->empty(s, t());
+  gpu->relu_forward(gx, gy);
+  gpu->relu_backward(gy, gdy, gdx, true);
+  gpu->add_forward(gx, gb, gsum);
+  EXPECT_MATCH(dev->download(gy), y, "relu y");
+  EXPECT_MATCH(dev->download(gdx), dx, "relu dx");
+  EXPECT_MATCH(dev->download(gsum), sum, "add");
+
+  // Flatten: channels-last 4-D to the C,H,W feature order, and back with accumulation.
+  const Shape flat{2, 105};
+  std::vector<float> f(n), back = dx0;
+  ref->copy(host(x, s), host(f, flat), false);
+  ref->copy(host(f, flat), host(back, s), true);
+  const Tensor gf = dev->empty(flat, t()), gback = dev->upload(dx0, s, t());
+  gpu->copy(gx, gf, false);
+  gpu->copy(gf, gback, true);
+  EXPECT_MATCH(dev->download(gf), f, "flatten");
+  EXPECT_MATCH(dev->download(gback), back, "unflatten (accumulate)");
+}
+
+TEST_P(GpuOps, DropoutDrawsTheRefMask) {
+  for (const Shape s : {Shape{2, 6, 5, 5}, Shape{8, 50}}) {
+    const int64_t n = s.numel();
+    const DropoutParams p{n, 0.3f, 99, (uint64_t(17) << 16) ^ 4};
+    std::vector<float> x = in(n), dy = in(n), y(n), dx(n);
+    std::vector<uint8_t> mask(static_cast<size_t>(n));
+    ref->dropout_forward(p, host(x, s), host(y, s), Tensor(mask.data(), DType::u8, s));
+    ref->dropout_backward(p, host(dy, s), Tensor(mask.data(), DType::u8, s), host(dx, s), false);
+    const Tensor gx = dev->upload(x, s, t()), gy = dev->empty(s, t()), gm = dev->empty(s, DType::u8);
+    const Tensor gdy = dev->upload(dy, s, t()), gdx = dev->empty(s, t());
+    gpu->dropout_forward(p, gx, gy, gm);
+    gpu->dropout_backward(p, gdy, gm, gdx, false);
+    std::vector<uint8_t> m = dev->download_u8(gm);
+    std::vector<float> mf(m.begin(), m.end());
+    if (s.rank == 4) mf = to_nchw(mf, s[0], s[1], s[2], s[3]);
+    EXPECT_EQ(mf, std::vector<float>(mask.begin(), mask.end())) << "dropout mask";
+    EXPECT_MATCH(dev->download(gy), y, "dropout y");
+    EXPECT_MATCH(dev->download(gdx), dx, "dropout dx");
+  }
+}
+
+// ---- pooling ----------------------------------------------------------------------------
+
+TEST_P(GpuOps, PoolingMatchesRef) {
+  struct Case {
+    bool max;
+    Pool2dParams p;
+  };
+  const Case cases[] = {{true, {2, 5, 7, 9, 2, 2, 0}},  {true, {1, 16, 8, 8, 3, 2, 1}},
+                        {false, {2, 4, 6, 6, 2, 2, 0}}, {false, {3, 8, 7, 5, 3, 1, 1}}};
+  for (const Case& c : cases) {
+    const Pool2dParams& p = c.p;
+    const Shape xs{p.N, p.C, p.H, p.W}, ys{p.N, p.C, p.P(), p.Q()};
+    std::vector<float> x = in(p.x_numel()), dy = in(p.y_numel()), dx0 = in(p.x_numel());
+    std::vector<float> y(p.y_numel()), dx = dx0;
+    const Tensor gx = dev->upload(x, xs, t()), gy = dev->empty(ys, t());
+    const Tensor gdy = dev->upload(dy, ys, t()), gdx = dev->upload(dx0, xs, t());
+    if (c.max) {
+      ref->max_pool2d_forward(p, host(x, xs), host(y, ys));
+      ref->max_pool2d_backward(p, host(x, xs), host(y, ys), host(dy, ys), host(dx, xs), true);
+      gpu->max_pool2d_forward(p, gx, gy);
+      gpu->max_pool2d_backward(p, gx, gy, gdy, gdx, true);
+    } else {
+      ref->avg_pool2d_forward(p, host(x, xs), host(y, ys));
+      ref->avg_pool2d_backward(p, host(dy, ys), host(dx, xs), true);
+      gpu->avg_pool2d_forward(p, gx, gy);
+      gpu->avg_pool2d_backward(p, gdy, gdx, true);
+    }
+    const std::string what = std::string(c.max ? "max" : "avg") + " pool " +
+                             std::to_string(p.kernel) + "/" + std::to_string(p.stride);
+    EXPECT_MATCH(dev->download(gy), y, what + " y");
+    EXPECT_MATCH(dev->download(gdx), dx, what + " dx");
+  }
+  const GlobalPoolParams g{3, 16, 5, 5};
+  const Shape xs{3, 16, 5, 5}, ys{3, 16};
+  std::vector<float> x = in(xs.numel()), dy = in(ys.numel()), y(ys.numel()), dx(xs.numel());
+  ref->global_avg_pool_forward(g, host(x, xs), host(y, ys));
+  ref->global_avg_pool_backward(g, host(dy, ys), host(dx, xs), false);
+  const Tensor gx = dev->upload(x, xs, t()), gy = dev->empty(ys, t());
+  const Tensor gdy = dev->upload(dy, ys, t()), gdx = dev->empty(xs, t());
+  gpu->global_avg_pool_forward(g, gx, gy);
+  gpu->global_avg_pool_backward(g, gdy, gdx, false);
+  EXPECT_MATCH(dev->download(gy), y, "global avg pool y");
+  EXPECT_MATCH(dev->download(gdx), dx, "global avg pool dx");
+}
+
+// ---- batch norm -------------------------------------------------------------------------
+
+TEST_P(GpuOps, BatchNormMatchesRef) {
+  for (const Shape s : {Shape{4, 12, 5, 3}, Shape{2, 64, 8, 8}, Shape{16, 40}}) {
+    BatchNormParams p;
+    p.N = int(s[0]);
+    p.C = int(s[1]);
+    p.spatial = s.rank == 4 ? int(s[2] * s[3]) : 1;
+    const Shape cs{p.C};
+    // An offset mean, so the variance must not cancel.
+    std::vector<float> x = in(s.numel(), 2.0f, 4.0f), dy = in(s.numel()), dx0 = in(s.numel());
+    std::vector<float> gamma = uniform(p.C, rng, 0.5f, 1.5f), beta = uniform(p.C, rng);
+    std::vector<float> rm = uniform(p.C, rng), rv = uniform(p.C, rng, 0.5f, 2.0f);
+    std::vector<float> y(s.numel()), ye(s.numel()), sm(p.C), si(p.C), dx = dx0, dg(p.C), dbt(p.C);
+    std::vector<float> rm_ref = rm, rv_ref = rv;
+    ref->batch_norm_forward_train(p, host(x, s), host(gamma, cs), host(beta, cs), host(y, s),
+                                  host(rm_ref, cs), host(rv_ref, cs), host(sm, cs), host(si, cs));
+    ref->batch_norm_forward_eval(p, host(x, s), host(gamma, cs), host(beta, cs), host(rm_ref, cs),
+                                 host(rv_ref, cs), host(ye, s));
+    ref->batch_norm_backward(p, host(x, s), host(gamma, cs), host(sm, cs), host(si, cs),
+                             host(dy, s), host(dx, s), host(dg, cs), host(dbt, cs), true);
+
+    const Tensor gx = dev->upload(x, s, t()), gy = dev->empty(s, t()), gye = dev->empty(s, t());
+    const Tensor gg = dev->upload(gamma, cs, DType::f32), gb = dev->upload(beta, cs, DType::f32);
+    const Tensor grm = dev->upload(rm, cs, DType::f32), grv = dev->upload(rv, cs, DType::f32);
+    const Tensor gsm = dev->empty(cs, DType::f32), gsi = dev->empty(cs, DType::f32);
+    const Tensor gdy = dev->upload(dy, s, t()), gdx = dev->upload(dx0, s, t());
+    const Tensor gdg = dev->empty(cs, DType::f32), gdb = dev->empty(cs, DType::f32);
+    gpu->batch_norm_forward_train(p, gx, gg, gb, gy, grm, grv, gsm, gsi);
+    gpu->batch_norm_forward_eval(p, gx, gg, gb, grm, grv, gye);
+    gpu->batch_norm_backward(p, gx, gg, gsm, gsi, gdy, gdx, gdg, gdb, true);
+    const std::string what = "batch norm " + s.to_string();
+    EXPECT_MATCH(dev->download(gy), y, what + " y");
+    EXPECT_MATCH(dev->download(gye), ye, what + " eval y");
+    EXPECT_MATCH(dev->download(gsm), sm, what + " mean");
+    EXPECT_MATCH(dev->download(gsi), si, what + " invstd");
+    EXPECT_MATCH(dev->download(grm), rm_ref, what + " running mean");
+    EXPECT_MATCH(dev->download(grv), rv_ref, what + " running var");
+    EXPECT_MATCH(dev->download(gdx), dx, what + " dx");
+    EXPECT_MATCH(dev->download(gdg), dg, what + " dgamma");
+    EXPECT_MATCH(dev->download(gdb), dbt, what + " dbeta");
+  }
+}
+
+// ---- loss and optimizers ----------------------------------------------------------------
+
+TEST_P(GpuOps, CrossEntropyMatchesRef) {
+  const CrossEntropyParams p{7, 10, 0.1f};
+  const Shape ls{7, 10}, ns{7};
+  std::vector<float> logits = in(70, -3.0f, 3.0f), probs(70), losses(7), dl(70);
+  std::vector<int32_t> labels{0, 9, 3, 3, 7, 1, 5};
+  Tensor hl(labels.data(), DType::i32, ns);
+  ref->cross_entropy_forward(p, host(logits, ls), hl, host(probs, ls), host(losses, ns));
+  ref->cross_entropy_backward(p, host(probs, ls), hl, host(dl, ls));
+  const Tensor gl = dev->upload(logits, ls, t()), glab = dev->upload_i32(labels);
+  const Tensor gp = dev->empty(ls, DType::f32), gloss = dev->empty(ns, DType::f32);
+  const Tensor gdl = dev->empty(ls, t());
+  gpu->cross_entropy_forward(p, gl, glab, gp, gloss);
+  gpu->cross_entropy_backward(p, gp, glab, gdl);
+  EXPECT_MATCH(dev->download(gp), probs, "softmax");
+  EXPECT_MATCH(dev->download(gloss), losses, "losses");
+  EXPECT_MATCH(dev->download(gdl), dl, "dlogits");
+}
+
+TEST_P(GpuOps, OptimizerUpdatesMatchRef) {
+  if (t() != DType::f32) GTEST_SKIP() << "updates run on the fp32 master weights only";
+  const int64_t n = 1000;
+  const Shape s{n};
+  for (int variant = 0; variant < 4; ++variant) {
+    std::vector<float> w = uniform(n, rng), a(n), b(n);
+    const Tensor gw = dev->upload(w, s, DType::f32), ga = dev->empty(s, DType::f32);
+    const Tensor gbuf = dev->empty(s, DType::f32);
+    for (int step = 1; step <= 3; ++step) {
+      std::vector<float> g = uniform(n, rng);
+      const Tensor gg = dev->upload(g, s, DType::f32);
+      if (variant < 2) {
+        const SgdUpdateParams p{n, 0.1f, 0.9f, variant ? 5e-4f : 0.0f, variant == 1};
+        ref->sgd_update(p, host(w, s), host(g, s), host(a, s));
+        gpu->sgd_update(p, gw, gg, ga);
+      } else {
+        AdamUpdateParams p;
+        p.n = n;
+        p.weight_decay = 0.01f;
+        p.decoupled_weight_decay = variant == 3;
+        p.step = step;
+        ref->adam_update(p, host(w, s), host(g, s), host(a, s), host(b, s));
+        gpu->adam_update(p, gw, gg, ga, gbuf);
+      }
+    }
+    EXPECT_MATCH(dev->download(gw), w, "optimizer variant " + std::to_string(variant));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, GpuOps,
+                         ::testing::Values(GpuCase{"cuda", DType::f32}, GpuCase{"cuda", DType::bf16},
+                                           GpuCase{"cuda", DType::f16}, GpuCase{"cudnn", DType::f32},
+                                           GpuCase{"cudnn", DType::bf16},
+                                           GpuCase{"cudnn", DType::f16}),
+                         case_name);
+
+}  // namespace
+}  // namespace tb
