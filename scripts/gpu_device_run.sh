@@ -3,7 +3,8 @@
 # carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
 # sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
 # machine's. Sections (default: tests bench torch sanitizer): tests profile bench torch train
-# sanitizer. Logs and JSON lines go to $OUT; the last lines printed are the comparison table.
+# sanitizer. Logs and JSON lines go to $OUT (at most 8 files come back); the last lines printed
+# are the comparison table.
 set -uo pipefail
 OUT=${OUT:-/tmp/tb-out}
 mkdir -p "$OUT" /tmp/tb
@@ -18,7 +19,7 @@ B=/tmp/tb/bin
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total --format=csv
   echo "our libraries: $TBLIB"
   tb ldd $B/trainbench | grep -E "not found|cudnn|cublas|cudart"
-} 2>&1 | tee "$OUT/env.log"
+} 2>&1
 
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
@@ -35,8 +36,8 @@ if has profile; then
   echo "== per-layer profile, resnet18 batch 512 bf16"
   for impl in cudnn cuda; do
     tb timeout 120 $B/trainbench profile --model resnet18 --impl $impl --batch-size 512 \
-      --precision bf16 --repeats 5 --json "$OUT/profile_$impl.json" > "$OUT/profile_$impl.log" 2>&1
-    tail -4 "$OUT/profile_$impl.log"
+      --precision bf16 --repeats 5 --json "$OUT/profile_$impl.json" > /tmp/profile_$impl.log 2>&1
+    tail -4 /tmp/profile_$impl.log
   done
 fi
 
@@ -54,8 +55,8 @@ fi
 
 if has torch; then
   echo "== PyTorch peer (gpu part)"
-  (cd devdata && PYTHONUNBUFFERED=1 OUT="$OUT" timeout 180 python3 torch_anchor.py gpu > "$OUT/torch.log" 2>&1)
-  tail -2 "$OUT/torch.log"
+  (cd devdata && PYTHONUNBUFFERED=1 OUT="$OUT" timeout 180 python3 torch_anchor.py gpu > /tmp/torch.log 2>&1)
+  tail -2 /tmp/torch.log
 fi
 
 if has train; then
@@ -66,7 +67,7 @@ if has train; then
       echo "-- $ds $impl $ep epochs"
       tb timeout 150 $B/trainbench train --model resnet18 --dataset $ds --data-dir devdata/data \
         --impl $impl --precision bf16 --batch-size 512 --epochs $ep --optimizer sgd --momentum 0.9 \
-        --nesterov --weight-decay 5e-4 --lr 0.2 --schedule one-cycle --no-progress \
+        --nesterov --weight-decay 5e-4 --lr 0.2 --lr-schedule one-cycle --no-progress \
         --results "$OUT/train.jsonl" 2>&1 | grep -E "^epoch|^test|error" | tail -3
       [ $ds = mnist ] && break
     done
