@@ -37,12 +37,15 @@ constexpr double kRoundingFactor = 10.0, kSpreadFactor = 3.0;
 
 // The floors per precision. bf16 activations (8-bit mantissa, fp32 master weights) carry a
 // relative rounding of 2^-9 on every activation, so its floors are set by bf16 itself.
+// bf16 tensors are compared by their L2 norms only (see golden_compare.h); its floors come
+// from bf16 runs of cuda and cudnn on an H200 with room to spare.
 struct Floors {
   double logits, loss, gradients, losses, weights, buffers;
+  bool norm_only;
 };
 Floors floors(const std::string& precision) {
-  if (precision == "bf16") return {3e-2, 1e-2, 1e-1, 3e-2, 3e-1, 1e-1};
-  return {1e-4, 1e-5, 1e-3, 1e-4, 1e-3, 1e-3};
+  if (precision == "bf16") return {1e-1, 1e-2, 1e-1, 1e-1, 5e-1, 2e-1, true};
+  return {1e-4, 1e-5, 1e-3, 1e-4, 1e-3, 1e-3, false};
 }
 
 double tolerance(const nlohmann::json& yardstick, double factor, double floor) {
@@ -179,7 +182,7 @@ void GoldenTest::Check() {
       << "loss";
   const auto grad_errors =
       testing::tensor_errors(pnames, param_values(true), golden_doubles(golden, "grad.samples"),
-                             golden_doubles(golden, "grad.stats"), S);
+                             golden_doubles(golden, "grad.stats"), S, floor.norm_only);
   for (size_t t = 0; t < grad_errors.size(); ++t)
     EXPECT_LE(grad_errors[t].error, tolerance(yard["gradients"][t], kRoundingFactor, floor.gradients))
         << "gradient of " << grad_errors[t];
@@ -225,13 +228,15 @@ void GoldenTest::Check() {
     EXPECT_LE(loss_error, tolerance(spread["losses"], kSpreadFactor, floor.losses)) << kind << " losses";
     const auto w = testing::tensor_errors(pnames, testing::minus(param_values(false), start_params),
                                           golden_doubles(golden, kind + ".param_delta_samples"),
-                                          golden_doubles(golden, kind + ".param_delta_stats"), S);
+                                          golden_doubles(golden, kind + ".param_delta_stats"), S,
+                                          floor.norm_only);
     for (size_t t = 0; t < w.size(); ++t)
       EXPECT_LE(w[t].error, tolerance(spread["weights"][t], kSpreadFactor, floor.weights))
           << kind << " weight change of " << w[t];
     const auto b = testing::tensor_errors(bnames, testing::minus(buffer_values(), start_buffers),
                                           golden_doubles(golden, kind + ".buffer_delta_samples"),
-                                          golden_doubles(golden, kind + ".buffer_delta_stats"), S);
+                                          golden_doubles(golden, kind + ".buffer_delta_stats"), S,
+                                          floor.norm_only);
     for (size_t t = 0; t < b.size(); ++t)
       EXPECT_LE(b[t].error, tolerance(spread["buffers"][t], kSpreadFactor, floor.buffers))
           << kind << " running-statistics change of " << b[t];

@@ -101,9 +101,10 @@ struct GpuCase {
 
 class GpuTraining : public ::testing::TestWithParam<GpuCase> {};
 
-// Even two correct fp32 implementations drift apart over a training run (batch norm on small
-// batches amplifies rounding differences; the `cpu` backend against `ref` drifts by ~2% at
-// step 20 here). So the first 10 steps must agree closely, and the last 5 on average.
+// Even two correct fp32 implementations drift apart over a training run: batch norm on small
+// batches amplifies rounding differences. Measured here, the `cpu` backend against `ref`:
+// resnet18 0.4% apart at step 5 and 5% at step 8, cifar_cnn 2% at step 19. So the first 3
+// steps must agree closely, steps 3-9 within an envelope, and the last 5 on average.
 TEST_P(GpuTraining, TwentyStepLossCurvesFollowRef) {
   TB_GPU_BACKEND_OR_SKIP(gpu, GetParam().impl);
   const DType t = GetParam().dtype;
@@ -114,8 +115,11 @@ TEST_P(GpuTraining, TwentyStepLossCurvesFollowRef) {
     const std::vector<double>& want = ref_curve(c, b);
     const std::vector<double> got = host_curve(*gpu, c, t, b, 20);
     const std::string what = c.model + " (" + GetParam().impl + ", " + dtype_name(t) + ")";
-    for (size_t s = 0; s < 10; ++s)
+    for (size_t s = 0; s < 3; ++s)
       EXPECT_NEAR(got[s], want[s], rtol * std::abs(want[s]) + atol) << what << " step " << s;
+    for (size_t s = 3; s < 10; ++s)
+      EXPECT_NEAR(got[s], want[s], (f32 ? 0.15 : 0.3) * std::abs(want[s]) + (f32 ? 0.05 : 0.1))
+          << what << " step " << s;
     double got_tail = 0, want_tail = 0;
     for (size_t s = 15; s < 20; ++s) {
       got_tail += got[s] / 5;
@@ -149,10 +153,13 @@ TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
   model.set_batch(c.batch, b.images[0].data(), b.labels[0].data());
   step.start_device(std::vector<float>(steps, 0.01f), std::vector<float>(steps, 0.9f), 0, steps, {});
   for (int s = 0; s < steps; ++s) step.device_step(c.batch, c.batch);
+  // Our kernels are deterministic; cuDNN may pick algorithms that add with atomics (when a
+  // deterministic one is over 10% slower), so its runs differ slightly from each other.
+  const double rtol = std::string(GetParam().impl) == "cuda" ? 1e-4 : 1e-3;
   const std::vector<StepStats> stats = step.read_stats(0, steps);
   for (int s = 0; s < steps; ++s)
     EXPECT_NEAR(stats[size_t(s)].loss_sum / c.batch, host_losses[size_t(s)],
-                1e-4 * std::abs(host_losses[size_t(s)]) + 1e-5)
+                rtol * std::abs(host_losses[size_t(s)]) + 1e-5)
         << "step " << s << " (" << GetParam().impl << ", " << dtype_name(t) << ")";
   step.sync_optimizer();
   EXPECT_EQ(opt.steps_taken(), steps);

@@ -83,7 +83,12 @@ def environment(device, plan):
         env["gpu"] = {"name": props.name, "memory_bytes": props.total_memory,
                       "multiprocessors": props.multi_processor_count,
                       "capability": f"{props.major}.{props.minor}"}
-        env["pytorch"].update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+        try:  # refuses when LD_LIBRARY_PATH offers another cuDNN than PyTorch was built with
+            cudnn = torch.backends.cudnn.version()
+        except RuntimeError as e:
+            cudnn = f"unknown ({str(e).splitlines()[0][:120]})"
+        env["pytorch"].update(cuda=torch.version.cuda, cudnn=cudnn,
+                              cudnn_benchmark=torch.backends.cudnn.benchmark,
                               tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
                               tf32_cudnn=torch.backends.cudnn.allow_tf32)
     return env

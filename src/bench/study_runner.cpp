@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <map>
+#include <set>
 #include <ostream>
 #include <sstream>
 #include <thread>
@@ -74,6 +75,7 @@ StudyOutcome run_study(const Study& study, const StudyOptions& options, std::ost
   log.flush();
 
   std::map<int, double> peak;  // measured CPU FMA peak per thread count
+  std::set<std::string> baseline_groups;
   StudyOutcome outcome;
   Stopwatch clock;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -88,8 +90,15 @@ StudyOutcome run_study(const Study& study, const StudyOptions& options, std::ost
       outcome.interrupted = true;
       break;
     }
-    nlohmann::json study_info = {{"name", study.name}, {"row", i}, {"rows", rows.size()},
-                                 {"settings", rows[i].settings}, {"group", group_key(c)}};
+    // The first row of each group matching the study's baseline settings is the group's
+    // speedup reference, in the printed table and in reports read back from the records.
+    bool baseline = !study.baseline.empty() && !baseline_groups.count(group_key(c));
+    for (auto it = study.baseline.begin(); baseline && it != study.baseline.end(); ++it)
+      baseline = rows[i].settings.contains(it.key()) && rows[i].settings[it.key()] == it.value();
+    nlohmann::json study_info = {{"name", study.name}, {"description", study.description},
+                                 {"row", i}, {"rows", rows.size()},
+                                 {"settings", rows[i].settings}, {"group", group_key(c)},
+                                 {"baseline", baseline}};
     // Rows this machine cannot run are skipped with the reason, before any work.
     try {
       make_backend(c.impl, c.threads);
@@ -132,6 +141,8 @@ StudyOutcome run_study(const Study& study, const StudyOptions& options, std::ost
       outcome.interrupted = true;
       break;
     }
+    if (baseline && out.status == "completed") baseline_groups.insert(group_key(c));
+    else study_info["baseline"] = false;
     out.record = training_record(c, result, env);
     out.record["study"] = study_info;
     nlohmann::json metrics = {{"device", device_label(c)}, {"threads_used", threads_used(c)}};
