@@ -37,14 +37,16 @@ constexpr double kRoundingFactor = 10.0, kSpreadFactor = 3.0;
 
 // The floors per precision. bf16 activations (8-bit mantissa, fp32 master weights) carry a
 // relative rounding of 2^-9 on every activation, so its floors are set by bf16 itself.
-// bf16 tensors are compared by their L2 norms only (see golden_compare.h); its floors come
-// from bf16 runs of cuda and cudnn on an H200 with room to spare.
+// bf16 tensors are compared by their L2 norms only (see golden_compare.h). Its floors are
+// about twice the largest errors of the cuda and cudnn backends on an H200 (worst: cifar_cnn,
+// whose fc1.bias gradient is nearly zero in exact arithmetic: relu then batch norm over the
+// batch; 0.20 for its gradient norm, 0.37 for its SGD weight change).
 struct Floors {
   double logits, loss, gradients, losses, weights, buffers;
   bool norm_only;
 };
 Floors floors(const std::string& precision) {
-  if (precision == "bf16") return {1e-1, 1e-2, 1e-1, 1e-1, 5e-1, 2e-1, true};
+  if (precision == "bf16") return {1e-1, 1e-2, 4e-1, 1e-1, 7.5e-1, 2e-1, true};
   return {1e-4, 1e-5, 1e-3, 1e-4, 1e-3, 1e-3, false};
 }
 

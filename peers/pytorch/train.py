@@ -41,8 +41,9 @@ def parse_args(argv):
                    help="fp32, or bf16 autocast (default: the plan's --precision)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (PyTorch 2)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
-    p.add_argument("--no-cudnn-benchmark", action="store_true",
-                   help="let cuDNN use its default algorithms instead of timing them")
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="let cuDNN time its algorithms and keep the fastest (off by default: "
+                   "docs/pytorch-peer.md says why)")
     p.add_argument("--results", help="append the run as one JSON line to FILE")
     p.add_argument("--record", help="write the run's JSON record to FILE (overwritten)")
     p.add_argument("--save-weights", help="write the trained weights in trainbench's format")
@@ -156,7 +157,7 @@ def main(argv):
     if args.compile and not hasattr(torch, "compile"):
         sys.exit(f"train.py: --compile needs PyTorch 2 (this is {torch.__version__})")
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark
 
     t_session = time.perf_counter()
     data = Data(plan, device, args.data_dir)

@@ -160,7 +160,7 @@ StudyOutcome run_study(const Study& study, const StudyOptions& options, std::ost
         metrics["target_accuracy"] = rows[i].target_accuracy;
         metrics["time_to_target_seconds"] = time_to_target(result, rows[i].target_accuracy);
       }
-      try {
+      if (options.measure_inference) try {
         metrics["inference"] = to_json(measure_inference(trainer.model(), c.model,
                                                          study.inference_batch_size,
                                                          study.inference_repeats));

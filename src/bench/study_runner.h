@@ -19,6 +19,7 @@ struct StudyOptions {
   std::string data_dir;     // overrides the rows' data_dir when set
   bool progress = true;     // a progress bar with ETA on a terminal
   bool measure_peak = true; // the CPU FMA peak per thread count, for percent of peak
+  bool measure_inference = true;  // batch-1 latency and large-batch inference throughput
 };
 
 struct StudyRowOutcome {

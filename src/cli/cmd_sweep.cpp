@@ -60,6 +60,7 @@ void run_sweep(const SweepOptions& o) {
   run.data_dir = o.data_dir;
   run.progress = !o.no_progress;
   run.measure_peak = false;
+  run.measure_inference = false;  // a sweep compares accuracy and time, not inference speed
   const StudyOutcome outcome = run_study(s, run, std::cout);
   std::cout << "\n" << sweep_table(outcome);
   if (o.limit) std::cout << fmt::format("(each run trained on {} images: --limit)\n", o.limit);
