@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "bench/pytorch_peer.h"
 #include "bench/study_runner.h"
 #include "test_util.h"
 
@@ -92,6 +93,74 @@ TEST(StudyRunner, SkipsWhatCannotRunRecordsFailuresAndGoesOn) {
   const std::string table = comparison_table(s, out);
   EXPECT_NE(table.find("1.00x"), std::string::npos) << table;
   EXPECT_NE(table.find("skipped"), std::string::npos) << table;
+}
+
+TEST(Study, PytorchRowsCarryHowThePeerRuns) {
+  const Study s = parse_study(R"({
+    "matrix": {"device": [{"impl": "cpu"}, {"impl": "pytorch", "pytorch_device": "cpu", "threads": 1},
+                          {"impl": "pytorch", "pytorch_device": "cuda", "pytorch_compile": true}]}
+  })", "p.json");
+  const auto rows = expand_study(s);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[1].config.impl, "pytorch");
+  EXPECT_EQ(rows[1].pytorch.device, "cpu");
+  EXPECT_EQ(rows[1].config.threads, 1);
+  EXPECT_EQ(rows[2].pytorch.device, "cuda");
+  EXPECT_TRUE(rows[2].pytorch.compile);
+  EXPECT_FALSE(rows[1].pytorch.compile);
+  const std::string e = error_of("{\n\"matrix\": {\n\"device\": [{\"impl\": \"pytorch\", \"pytorch_device\": \"tpu\"}]}}");
+  EXPECT_NE(e.find("bad.json:3"), std::string::npos) << e;
+  EXPECT_NE(e.find("auto, cpu or cuda"), std::string::npos) << e;
+
+  // The default study has PyTorch on one thread, all threads and the GPU.
+  int cpu1 = 0, cpu_all = 0, gpu = 0;
+  for (const StudyRow& r : expand_study(default_study())) {
+    if (r.config.impl != "pytorch") continue;
+    if (r.pytorch.device == "cuda") ++gpu;
+    else if (r.config.threads == 1) ++cpu1;
+    else if (r.config.threads == 0) ++cpu_all;
+  }
+  EXPECT_EQ(cpu1, 4);  // 2 datasets x 2 models
+  EXPECT_EQ(cpu_all, 4);
+  EXPECT_EQ(gpu, 4);
+}
+
+TEST(StudyRunner, PytorchRowsSitInTheSameTable) {
+  TempDir tmp;
+  testing::write_synthetic_mnist(tmp.str(), "mnist", 200, 50);
+  const Study s = parse_study(R"({
+    "defaults": {"epochs": 1, "limit": 200, "batch_size": 32, "model": "simple_cnn", "lr": 0.01},
+    "matrix": {"device": [{"impl": "ref"}, {"impl": "pytorch", "pytorch_device": "cpu", "threads": 1}]},
+    "baseline": {"impl": "ref"}
+  })", "t.json");
+  StudyOptions o;
+  o.results = tmp.str() + "/r.jsonl";
+  o.data_dir = tmp.str();
+  o.progress = false;
+  o.measure_peak = false;
+  o.measure_inference = false;
+  std::ostringstream log;
+  const StudyOutcome out = run_study(s, o, log);
+  ASSERT_EQ(out.rows.size(), 2u) << log.str();
+  EXPECT_EQ(out.rows[0].status, "completed") << log.str();
+  const std::string table = comparison_table(s, out);
+  EXPECT_NE(table.find("pytorch"), std::string::npos) << table;
+  if (!find_python_with_torch()) {
+    // Without torch the row is skipped, and says what to install.
+    EXPECT_EQ(out.rows[1].status, "skipped");
+    EXPECT_NE(out.rows[1].reason.find("python3-torch"), std::string::npos) << out.rows[1].reason;
+    return;
+  }
+  ASSERT_EQ(out.rows[1].status, "completed") << out.rows[1].reason << "\n" << log.str();
+  const nlohmann::json& rec = out.rows[1].record;
+  EXPECT_EQ(rec["config"]["impl"], "pytorch");
+  EXPECT_EQ(rec["metrics"]["device"], "CPU x1");
+  EXPECT_EQ(rec["study"]["row"], 1);
+  // Same data, same batches, same initial weights: the first epoch's loss agrees closely.
+  const double ours = out.rows[0].record["epochs"][0]["train_loss"];
+  const double theirs = rec["epochs"][0]["train_loss"];
+  EXPECT_NEAR(theirs, ours, 1e-3 * ours);
+  EXPECT_NE(table.find("CPU x1"), std::string::npos) << table;
 }
 
 }  // namespace

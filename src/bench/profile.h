@@ -38,6 +38,7 @@ struct ProfileResult {
   double optimizer_seconds = 0;  // SGD with momentum over every parameter
   double layer_sum_seconds = 0;  // layers + loss + optimizer
   double step_seconds = 0;       // end to end, median, no per-layer synchronisation
+  bool device_timer = false;     // pieces timed by device events (GPU) rather than the host clock
 };
 
 ProfileResult profile_training_step(const ProfileSpec& spec);

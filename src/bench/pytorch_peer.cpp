@@ -42,10 +42,16 @@ PythonProbe probe() {
       continue;
     }
     const ProcessResult r =
-        run_process({py, "-c", "import torch, numpy; print(torch.__version__)"}, "", 120);
+        run_process({py, "-c",
+                     "import torch, numpy; print(torch.__version__, torch.cuda.is_available())"},
+                    "", 120);
     if (r.started && r.exit_code == 0 && !r.timed_out) {
+      // "2.11.0+cu130 True": the version, then whether PyTorch sees a GPU.
+      const std::string line = last_line(r.output);
+      const size_t space = line.rfind(' ');
       p.python = py;
-      p.torch_version = last_line(r.output);
+      p.torch_version = line.substr(0, space);
+      p.cuda = space != std::string::npos && line.substr(space + 1) == "True";
       return p;
     }
     const std::string why = r.timed_out ? "timed out" : last_line(r.output);
@@ -171,6 +177,7 @@ nlohmann::json run_pytorch_peer(const TrainConfig& config, const std::string& pl
                                    "--precision", config.precision, "--record", record_path};
   if (options.compile) argv.push_back("--compile");
   if (options.channels_last) argv.push_back("--channels-last");
+  if (options.cudnn_benchmark) argv.push_back("--cudnn-benchmark");
   if (!options.save_weights.empty()) {
     argv.push_back("--save-weights");
     argv.push_back(options.save_weights);

@@ -17,6 +17,7 @@ namespace tb {
 struct PythonProbe {
   std::optional<std::string> python;  // the first interpreter that imports torch and numpy
   std::string torch_version;          // its torch.__version__
+  bool cuda = false;                  // torch.cuda.is_available() there
   std::vector<std::string> tried;     // every interpreter tried, with why it was not taken
 };
 
@@ -38,6 +39,8 @@ struct PytorchPeerOptions {
   std::string device = "auto";  // auto (cuda when PyTorch sees a GPU), cpu, cuda
   bool compile = false;         // torch.compile (PyTorch 2 only; the peer refuses on 1.13)
   bool channels_last = false;
+  // torch.backends.cudnn.benchmark: off by default; see docs/pytorch-peer.md.
+  bool cudnn_benchmark = false;
   std::string save_weights;     // also write the trained weights here (weights format)
 };
 

@@ -57,6 +57,23 @@ const std::map<std::string, Setter>& setters() {
   return s;
 }
 
+using PeerSetter = std::function<void(PytorchPeerOptions&, const nlohmann::json&)>;
+
+// Settings that only shape how the PyTorch peer runs (impl "pytorch" rows).
+const std::map<std::string, PeerSetter>& peer_setters() {
+  static const std::map<std::string, PeerSetter> s = {
+      {"pytorch_device", [](PytorchPeerOptions& p, const nlohmann::json& v) {
+         p.device = as<std::string>(v, "pytorch_device");
+         TB_INPUT_CHECK(p.device == "auto" || p.device == "cpu" || p.device == "cuda",
+                        "'pytorch_device' is auto, cpu or cuda, not '{}'", p.device);
+       }},
+      {"pytorch_compile", [](PytorchPeerOptions& p, const nlohmann::json& v) { p.compile = as<bool>(v, "pytorch_compile"); }},
+      {"pytorch_channels_last", [](PytorchPeerOptions& p, const nlohmann::json& v) { p.channels_last = as<bool>(v, "pytorch_channels_last"); }},
+      {"pytorch_cudnn_benchmark", [](PytorchPeerOptions& p, const nlohmann::json& v) { p.cudnn_benchmark = as<bool>(v, "pytorch_cudnn_benchmark"); }},
+  };
+  return s;
+}
+
 // An axis element: a bare value means {axis: value}.
 nlohmann::json element_settings(const std::string& axis, const nlohmann::json& element) {
   if (element.is_object()) return element;
@@ -75,13 +92,24 @@ bool matches(const nlohmann::json& settings, const nlohmann::json& pattern) {
 std::vector<std::string> setting_names() {
   std::vector<std::string> names;
   for (const auto& [name, setter] : setters()) names.push_back(name);
+  for (const auto& [name, setter] : peer_setters()) names.push_back(name);
   return names;
 }
 
-void apply_settings(TrainConfig& config, const nlohmann::json& settings, const std::string& where) {
+void apply_settings(TrainConfig& config, const nlohmann::json& settings, const std::string& where,
+                    PytorchPeerOptions* peer) {
   TB_INPUT_CHECK(settings.is_object(), "{}: expected an object of settings, got {}", where,
                  settings.dump());
   for (auto it = settings.begin(); it != settings.end(); ++it) {
+    if (auto p = peer_setters().find(it.key()); p != peer_setters().end()) {
+      PytorchPeerOptions scratch;
+      try {
+        p->second(peer ? *peer : scratch, it.value());
+      } catch (const InputError& e) {
+        throw InputError(fmt::format("{}: {}", where, e.what()));
+      }
+      continue;
+    }
     auto s = setters().find(it.key());
     if (s == setters().end()) {
       std::string known;
@@ -170,7 +198,7 @@ Study default_study() {
       "CPU all threads and the GPU when present, with every implementation of this build.";
   s.source = "built-in default study";
   s.defaults = {{"epochs", 1}, {"batch_size", 64}, {"optimizer", "adam"}, {"lr", 0.001},
-                {"limit", 12000}};
+                {"limit", 6000}};
   s.axes.emplace_back("dataset", nlohmann::json::array({"mnist", "fashion-mnist"}));
   s.axes.emplace_back("model", nlohmann::json::array({"simple_cnn", "alexnet_lite"}));
   nlohmann::json devices = nlohmann::json::array();
@@ -184,6 +212,12 @@ Study default_study() {
       devices.push_back({{"impl", impl}, {"threads", 0}});
     }
   }
+  // PyTorch beside ours on the same cores and, when present, the same GPU (eager: what a
+  // user runs first). Without a Python with torch, or without a GPU, the rows are skipped
+  // with the reason.
+  devices.push_back({{"impl", "pytorch"}, {"pytorch_device", "cpu"}, {"threads", 1}});
+  devices.push_back({{"impl", "pytorch"}, {"pytorch_device", "cpu"}, {"threads", 0}});
+  devices.push_back({{"impl", "pytorch"}, {"pytorch_device", "cuda"}});
   s.axes.emplace_back("device", devices);
   // The plain-loop oracle is slow on alexnet_lite: a smaller slice keeps the study short.
   s.rules = nlohmann::json::array(
@@ -205,12 +239,13 @@ std::vector<StudyRow> expand_study(const Study& study) {
     for (const auto& pattern : study.exclude) excluded = excluded || matches(settings, pattern);
     if (!excluded) {
       StudyRow row;
-      apply_settings(row.config, study.defaults, study.source + " defaults");
-      apply_settings(row.config, settings, study.source + " matrix");
+      apply_settings(row.config, study.defaults, study.source + " defaults", &row.pytorch);
+      apply_settings(row.config, settings, study.source + " matrix", &row.pytorch);
       nlohmann::json all = study.defaults;
       all.update(settings);
       for (const auto& r : study.rules)
-        if (matches(all, r["when"])) apply_settings(row.config, r["set"], study.source + " rules");
+        if (matches(all, r["when"]))
+          apply_settings(row.config, r["set"], study.source + " rules", &row.pytorch);
       row.settings = settings;
       row.target_accuracy = study.target_accuracy;
       rows.push_back(std::move(row));

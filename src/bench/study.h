@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/pytorch_peer.h"
 #include "train/train_config.h"
 
 namespace tb {
@@ -16,6 +17,9 @@ struct StudyRow {
   TrainConfig config;
   nlohmann::json settings;  // the row's own settings (what varies), for tables and records
   double target_accuracy = 0.0;  // time-to-accuracy threshold on validation (0 = none)
+  // For impl "pytorch" rows: how the peer runs (settings pytorch_device, pytorch_compile,
+  // pytorch_channels_last, pytorch_cudnn_benchmark).
+  PytorchPeerOptions pytorch;
 };
 
 struct Study {
@@ -37,14 +41,17 @@ Study load_study(const std::string& path);
 // Parses study text (path is used in messages only).
 Study parse_study(const std::string& text, const std::string& path);
 // The README's main job: simple_cnn and alexnet_lite on MNIST and Fashion-MNIST, CPU 1 thread,
-// CPU all threads, the GPU when present, every implementation this build has.
+// CPU all threads, the GPU when present, every implementation this build has, and PyTorch
+// (rows skipped with the reason when no Python with torch is found).
 Study default_study();
 
 // Expands the matrix. Throws InputError naming the setting for an unknown key or bad value.
 std::vector<StudyRow> expand_study(const Study& study);
 
-// Applies one settings object ({"model": ..., "lr": ...}) to a config.
-void apply_settings(TrainConfig& config, const nlohmann::json& settings, const std::string& where);
+// Applies one settings object ({"model": ..., "lr": ...}) to a config, and the pytorch_*
+// settings to `peer` (checked, then dropped, when peer is null).
+void apply_settings(TrainConfig& config, const nlohmann::json& settings, const std::string& where,
+                    PytorchPeerOptions* peer = nullptr);
 // The names apply_settings knows.
 std::vector<std::string> setting_names();
 

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "metrics/environment.h"
 #include "metrics/results.h"
+#include "metrics/gpu_peak.h"
 #include "ops/cpu/fma_peak.h"
 
 namespace tb {
@@ -52,6 +53,7 @@ void run(const ThroughputOptions& o) {
              o.warmup, o.repeats, environment_summary(env));
   // The CPU's measured FMA peak for each thread count: the denominator of "% peak".
   std::map<int, double> peak;
+  std::map<std::string, double> gpu_peak;  // measured TFLOP/s per precision, GPU rows
   if (!o.no_peak)
     for (int t : o.threads) {
       const int n = resolve_threads(t);
@@ -82,6 +84,15 @@ void run(const ThroughputOptions& o) {
           ThroughputResult r = measure_throughput(spec);
           r.threads_used = is_cpu_impl(impl) ? (impl == "ref" ? 1 : resolve_threads(t)) : 0;
           if (r.status == "ok") rate[impl] = r.images_per_second;
+          // A GPU row's percent of peak: against the measured matrix-product peak of its
+          // precision (measured once, after the row, so it cannot warm the row's clocks).
+          if (r.status == "ok" && !is_cpu_impl(impl) && !o.no_peak)
+            if (const auto tf = gpu_peak_tflops(o.precision)) {
+              if (!gpu_peak.count(o.precision))
+                fmt::print("measured GPU peak ({}, cuBLASLt 8192^3): {:.1f} TFLOP/s\n",
+                           o.precision, *tf);
+              gpu_peak[o.precision] = *tf;
+            }
           rows.push_back(r);
           if (!o.results.empty()) {
             nlohmann::json rec = {{"schema", "trainbench.run"}, {"schema_version", kResultsSchemaVersion},
@@ -89,6 +100,8 @@ void run(const ThroughputOptions& o) {
                                   {"throughput", to_json(r)}, {"environment", env}};
             if (r.threads_used && peak.count(r.threads_used))
               rec["throughput"]["cpu_peak_gflops"] = peak[r.threads_used];
+            if (!r.threads_used && gpu_peak.count(o.precision))
+              rec["throughput"]["gpu_peak_tflops"] = gpu_peak[o.precision];
             append_result(o.results, rec);
           }
         }
@@ -103,6 +116,8 @@ void run(const ThroughputOptions& o) {
           std::string pct = "-";
           if (r.threads_used && peak.count(r.threads_used))
             pct = fmt::format("{:.0f}%", 100.0 * r.achieved_gflops / peak[r.threads_used]);
+          else if (!r.threads_used && gpu_peak.count(o.precision))
+            pct = fmt::format("{:.0f}%", 100.0 * r.achieved_gflops / 1e3 / gpu_peak[o.precision]);
           std::string ratio = rate.count(baseline) ? fmt::format("{:.2f}x", r.images_per_second / rate[baseline]) : "-";
           const std::string mem = r.device_name.empty()
                                       ? "-"

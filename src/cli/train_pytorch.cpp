@@ -14,6 +14,10 @@
 namespace tb {
 
 void add_peer_train_options(CLI::App& train, PeerTrainOptions& o) {
+  if (CLI::Option* impl = train.get_option_no_throw("--impl"))
+    impl->description(impl->get_description() +
+                      "\n  pytorch: the PyTorch peer (peers/pytorch/train.py) on the same run "
+                      "plan; see --pytorch-*");
   train.add_option("--export-plan", o.export_plan,
                    "Write the run plan (data files, split, batch order, schedule; initial "
                    "weights beside it) for peers/pytorch/train.py to FILE and exit without "
@@ -25,6 +29,9 @@ void add_peer_train_options(CLI::App& train, PeerTrainOptions& o) {
                  "With --impl pytorch: torch.compile the model (PyTorch 2)");
   train.add_flag("--pytorch-channels-last", o.pytorch.channels_last,
                  "With --impl pytorch: NHWC memory format");
+  train.add_flag("--pytorch-cudnn-benchmark", o.pytorch.cudnn_benchmark,
+                 "With --impl pytorch: torch.backends.cudnn.benchmark (off by default; see "
+                 "docs/pytorch-peer.md)");
   train.add_option("--pytorch-weights", o.pytorch.save_weights,
                    "With --impl pytorch: write the trained model to FILE in trainbench's weights "
                    "format (evaluate it with `trainbench evaluate --weights FILE`)");

@@ -49,6 +49,16 @@ class Backend {
   // Waits until all queued work has finished (a no-op on synchronous CPU backends).
   virtual void synchronize() {}
 
+  // --- device-side timing (the profiler) ------------------------------------------------
+  // Backends that queue work on a device can time pieces of it where it runs: mark(i) records
+  // timing point i in the work queue (no host synchronisation), and after synchronize(),
+  // seconds_between(i, j) is the device time from point i to point j. Host clocks around a
+  // synchronised piece would add a launch and a round trip to every piece. CPU backends run
+  // ops synchronously, so a host clock is exact for them and they keep these defaults.
+  virtual bool has_device_timer() const { return false; }
+  virtual void mark(size_t /*point*/) {}
+  virtual double seconds_between(size_t /*from*/, size_t /*to*/) { return 0.0; }
+
   // --- ops ----------------------------------------------------------------------------
   // x[N,C,H,W], w[K,C,k,k], bias[K] (undefined if !has_bias) -> y[N,K,P,Q]
   virtual void conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,

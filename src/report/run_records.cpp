@@ -87,6 +87,7 @@ int threads_of(const RunRecord& r) {
 
 bool is_gpu_run(const RunRecord& r) {
   if (string_at(r.j, {"metrics", "device"}).rfind("GPU", 0) == 0) return true;
+  if (r.impl == "pytorch") return string_at(r.j, {"config", "pytorch", "device"}) == "cuda";
   return r.impl == "cuda" || r.impl == "cudnn";
 }
 

@@ -68,6 +68,7 @@ GpuBackend::GpuBackend(const std::string& impl) : impl_(impl) {
 GpuBackend::~GpuBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   for (cudaGraphExec_t g : graphs_) cudaGraphExecDestroy(g);
+  for (cudaEvent_t e : timing_events_) cudaEventDestroy(e);
   for (auto& [w, s] : shadows_) cudaFree(s.ptr);
   for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
                   static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
@@ -139,6 +140,24 @@ void GpuBackend::fill_zero(const Tensor& t) {
 }
 
 void GpuBackend::synchronize() { TB_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+void GpuBackend::mark(size_t point) {
+  TB_CHECK(!capturing(), "{}: timing marks cannot be recorded inside a captured graph", impl_);
+  while (timing_events_.size() <= point) {
+    cudaEvent_t e = nullptr;
+    TB_CUDA_CHECK(cudaEventCreate(&e));
+    timing_events_.push_back(e);
+  }
+  TB_CUDA_CHECK(cudaEventRecord(timing_events_[point], stream_));
+}
+
+double GpuBackend::seconds_between(size_t from, size_t to) {
+  TB_CHECK(from < timing_events_.size() && to < timing_events_.size(),
+           "{}: timing mark {} or {} was never recorded", impl_, from, to);
+  float ms = 0;
+  TB_CUDA_CHECK(cudaEventElapsedTime(&ms, timing_events_[from], timing_events_[to]));
+  return 1e-3 * double(ms);
+}
 
 size_t GpuBackend::device_used_bytes() const {
   size_t free = 0, total = 0;

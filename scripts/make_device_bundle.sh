@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Packs what a GPU-machine call needs into devdata/ (listed in .git/info/exclude, carried by
+# the device tool): trainbench and trainbench_tests from build/ (configure with
+# -DCMAKE_CUDA_ARCHITECTURES=90), the shared libraries the GPU machine lacks (cuDNN and
+# cuBLASLt are left out: the GPU machine's own are used), the PyTorch anchor script and the
+# MNIST / Fashion-MNIST files. scripts/gpu_device_run.sh unpacks and runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+mkdir -p "$STAGE/bin" "$STAGE/lib" devdata/data
+cp "$BUILD/trainbench" "$BUILD/trainbench_tests" "$STAGE/bin/"
+# Every library the binaries load, except the C library's own and the GPU machine's CUDA
+# math libraries (cuDNN, cuBLAS) and driver.
+ldd "$BUILD/trainbench" "$BUILD/trainbench_tests" | awk '/=> \//{print $3}' | sort -u |
+  grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*)\.so|libcudnn|libcublas|libcuda\.so|libz\.so' |
+  while read -r lib; do cp -L "$lib" "$STAGE/lib/"; done
+tar -C "$STAGE" -cJf devdata/bundle.tar.xz bin lib
+SHARED=${SHARED:-../shared}
+cp -f "$SHARED/peers/torch_anchor.py" devdata/ 2>/dev/null || true
+for ds in mnist fashion-mnist; do
+  mkdir -p "devdata/data/$ds"
+  cp -f "$SHARED/data/$ds/"*.gz "devdata/data/$ds/" 2>/dev/null || true
+done
+du -sh devdata
