@@ -26,8 +26,8 @@ has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 if has tests; then
   echo "== GPU tests"
   tb timeout 300 $B/trainbench_tests \
-    --gtest_filter='Backends/GpuOps.*:Backends/GpuTraining.*:GpuLossScaling.*:GpuDataset.*:*GpuGolden*' \
-    > "$OUT/gpu_tests.log" 2>&1
+    --gtest_filter="${GPU_TESTS:-Backends/GpuOps.*:Backends/GpuTraining.*:GpuLossScaling.*:GpuDataset.*:*GpuGolden*}" \
+    --gtest_output=xml:"$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
   echo "exit $?"
   grep -E "^\[  (PASSED|FAILED) " "$OUT/gpu_tests.log" | sed 's/, where GetParam.*//' | head -40
 fi

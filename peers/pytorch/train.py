@@ -16,6 +16,7 @@ Works with PyTorch 1.13 (Debian's python3-torch) and 2.x.
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -269,6 +270,16 @@ def main(argv):
                                    "training_flops_per_image")}
     if device.type == "cuda":
         model_rec["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+    # The peer's own process, measured as trainbench measures its own (docs/results-schema.md):
+    # trainbench's monitor sees only its own process, not this child.
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.perf_counter() - t_session
+    cores = len(os.sched_getaffinity(0))
+    busy = (usage.ru_utime + usage.ru_stime) / wall if wall > 0 else 0.0
+    system = {"wall_seconds": wall, "cpu_user_seconds": usage.ru_utime,
+              "cpu_system_seconds": usage.ru_stime, "cores": cores, "cpu_cores_busy": busy,
+              "cpu_utilisation": busy / cores, "peak_rss_bytes": usage.ru_maxrss * 1024,
+              "peak_rss_scope": "process", "measured_by": "pytorch peer (getrusage)"}
     record = {"schema": "trainbench.run", "schema_version": 1, "kind": "train", "status": status,
               "config": config, "environment": peer_env.environment(device, plan),
               "data": {"source": ds["source"], "train": len(split["train"]),
@@ -276,7 +287,7 @@ def main(argv):
                        "augmentation": plan["augmentation"]["enabled"],
                        "normalization": plan["normalization"]},
               "model": model_rec, "class_names": ds["class_names"], "epochs": epochs_out,
-              "final": final}
+              "final": final, "system": system}
     if error:
         record["error"] = error
     line = json.dumps(record)

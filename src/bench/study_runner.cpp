@@ -232,7 +232,15 @@ StudyOutcome run_study(const Study& study, const StudyOptions& options, std::ost
         metrics["inference"] = {{"error", e.what()}};
       }
     }
+    // A PyTorch row ran in a child process: its CPU time and peak RSS are what the peer
+    // measured of itself; ours would describe an idle parent. NVML sees the whole GPU.
+    const nlohmann::json peer_system =
+        peer && out.record.contains("system") ? out.record["system"] : nlohmann::json();
     add_monitoring(out.record, system_monitor.report(), gpu_monitor.report());
+    if (!peer_system.is_null()) {
+      out.record["system"] = peer_system;
+      out.record["timeseries"].erase("system");
+    }
     if (out.status == "completed" && out.record["gpu"].value("available", false)) {
       double joules = 0;
       for (const auto& dev : out.record["gpu"]["devices"]) joules += dev.value("energy_joules", 0.0);
