@@ -69,11 +69,18 @@ bool run_device_epoch(TrainStep& step, GpuStepControl& gpu, const DeviceEpochSet
     }
     const int64_t begin = p.step_in_epoch * setup.batch;
     const int n = int(std::min<int64_t>(setup.batch, train.size() - begin));
+    const bool time_alone = hooks.first_step_seconds && hooks.first_step_seconds->size() < 2;
+    if (time_alone) flush();
+    Stopwatch step_clock;
     step.device_step(n, setup.batch);
     p.lr = learning_rate_at(*setup.schedule, p.global_step);
     p.seen += n;
     ++p.step_in_epoch;
     ++p.global_step;
+    if (time_alone) {
+      flush();
+      hooks.first_step_seconds->push_back(step_clock.seconds());
+    }
     if (hooks.on_step) hooks.on_step(p.global_step);
     if (hooks.checkpoint_due && hooks.checkpoint_due(p.global_step)) {
       flush();

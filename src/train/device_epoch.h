@@ -23,6 +23,10 @@ struct DeviceEpochHooks {
   std::function<void()> save_periodic;              // called when checkpoint_due says so
   std::function<void(const TrainProgress&)> progress;  // a progress line (may be empty)
   std::function<std::string()> last_good_checkpoint;   // for the divergence message
+  // When set, the first two steps of the session are timed alone (the device synchronised
+  // around them) and their seconds appended here: the first sets up algorithms and loads
+  // kernels, the second is captured as a CUDA graph; later steps replay.
+  std::vector<double>* first_step_seconds = nullptr;
 };
 
 struct DeviceEpochSetup {
