@@ -273,5 +273,61 @@ TEST(GpuDataset, GatherMatchesTheHostGather) {
   EXPECT_EQ(got_labels, want_labels);
 }
 
+// Streamed data: the batch a step reads comes from its slot, uploaded from pinned memory,
+// and equals the host gather (the augmentation still drawn by dataset item).
+TEST(GpuDataset, StreamedGatherMatchesTheHostGather) {
+  TB_GPU_BACKEND_OR_SKIP(gpu, "cuda");
+  auto* control = dynamic_cast<GpuStepControl*>(gpu.get());
+  ASSERT_NE(control, nullptr);
+  Dataset d;
+  d.channels = 1;
+  d.height = 7;
+  d.width = 6;
+  Rng rng(9);
+  const int count = 30;
+  d.images.resize(size_t(count) * d.image_numel());
+  for (uint8_t& v : d.images) v = uint8_t(rng.below(256));
+  for (int i = 0; i < count; ++i) d.labels.push_back(int32_t(rng.below(10)));
+  Subset train{&d, {}};
+  for (int i = 0; i < count; ++i) train.indices.push_back(i);
+  const Normalization norm = compute_normalization(train);
+  Augmentation aug;
+  aug.enabled = true;
+  aug.crop_padding = 1;
+  const int batch = 4, epoch = 2;
+  std::vector<int64_t> positions(train.indices.size());
+  for (size_t i = 0; i < positions.size(); ++i) positions[i] = int64_t((i * 7) % positions.size());
+  std::vector<int64_t> order(positions.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = train.indices[size_t(positions[i])];
+  control->prepare_streaming(count, batch, 1, 7, 6, norm);
+  control->set_epoch_order(order);
+  control->enable_device_schedule({0.0f}, {0.0f}, 10, 0, false, 1.0f);
+  DeviceData dev(*gpu);
+  const Tensor input = dev.empty(Shape{batch, 1, 7, 6}, DType::f32);
+  const Tensor labels = dev.empty(Shape{batch}, DType::i32);
+  // Steps 0..2 of the epoch: slots 0, 1, 0 again (the third upload waits for the first step).
+  for (int s = 0; s < 3; ++s) {
+    std::vector<float> want(size_t(batch) * d.image_numel());
+    std::vector<int32_t> want_labels(batch);
+    gather_batch(train, positions.data() + s * batch, batch, norm, aug, 5, epoch, want.data(),
+                 want_labels.data());
+    std::vector<uint8_t> raw(size_t(batch) * d.image_numel());
+    std::vector<int32_t> raw_labels(batch);
+    for (int i = 0; i < batch; ++i) {
+      const int64_t item = order[size_t(s * batch + i)];
+      std::copy(d.image(item), d.image(item) + d.image_numel(), raw.begin() + i * d.image_numel());
+      raw_labels[size_t(i)] = d.labels[size_t(item)];
+    }
+    control->set_epoch(epoch, 10 - s);  // step 10 is this epoch's step s
+    control->stream_batch(raw.data(), raw_labels.data(), batch, s % 2);
+    control->gather_batch(input, labels, batch, batch, true, 1, true, 5);
+    control->release_stream_slot(s % 2);
+    EXPECT_EQ(dev.download(input), want) << "step " << s;
+    std::vector<int32_t> got_labels(batch);
+    gpu->copy_to_host(got_labels.data(), labels.data, sizeof(int32_t) * batch);
+    EXPECT_EQ(got_labels, want_labels) << "step " << s;
+  }
+}
+
 }  // namespace
 }  // namespace tb

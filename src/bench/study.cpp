@@ -37,6 +37,7 @@ const std::map<std::string, Setter>& setters() {
       {"impl", [](TrainConfig& c, const nlohmann::json& v) { c.impl = as<std::string>(v, "impl"); }},
       {"threads", [](TrainConfig& c, const nlohmann::json& v) { c.threads = as<int>(v, "threads"); }},
       {"precision", [](TrainConfig& c, const nlohmann::json& v) { c.precision = as<std::string>(v, "precision"); }},
+      {"gpu_data", [](TrainConfig& c, const nlohmann::json& v) { c.gpu_data = as<std::string>(v, "gpu_data"); }},
       {"epochs", [](TrainConfig& c, const nlohmann::json& v) { c.epochs = as<int>(v, "epochs"); }},
       {"batch_size", [](TrainConfig& c, const nlohmann::json& v) { c.batch_size = as<int>(v, "batch_size"); }},
       {"limit", [](TrainConfig& c, const nlohmann::json& v) { c.limit = as<int64_t>(v, "limit"); }},

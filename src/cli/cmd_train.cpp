@@ -72,6 +72,12 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-graph", [&c](int64_t) { c.cuda_graph = false; },
                 "GPU backends: enqueue every step instead of replaying one captured CUDA graph");
+  cmd->add_option("--gpu-data", c.gpu_data,
+                  "GPU backends: auto (the training images on the GPU when they fit in half of "
+                  "its free memory, else streamed), resident, or stream (batches from pinned "
+                  "host memory, double-buffered on a copy stream)")
+      ->check(CLI::IsMember({"auto", "resident", "stream"}))
+      ->capture_default_str();
   cmd->add_option("--epochs", c.epochs, "Passes over the training split")->capture_default_str();
   cmd->add_option("--batch-size", c.batch_size, "Images per optimizer step (evaluation uses the "
                                                 "same batch size)")->capture_default_str();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "core/timer.h"
 #include "ops/cuda/step_control.h"
@@ -16,8 +17,11 @@ void start_device_training(TrainStep& step, GpuStepControl& gpu, const DeviceEpo
                            const std::function<float(int64_t)>& momentum_at) {
   const Dataset& d = *setup.train->data;
   TB_INPUT_CHECK(d.has_labels(), "the training data of {} has no labels", d.name);
-  gpu.upload_dataset(d.images.data(), d.labels.data(), d.size(), d.channels, d.height, d.width,
-                     norm);
+  if (setup.streamed)
+    gpu.prepare_streaming(d.size(), setup.batch, d.channels, d.height, d.width, norm);
+  else
+    gpu.upload_dataset(d.images.data(), d.labels.data(), d.size(), d.channels, d.height,
+                       d.width, norm);
   std::vector<float> lr, momentum;
   for (int64_t s = first_step; s < std::max(setup.total_steps, first_step + 1); ++s) {
     lr.push_back(lr_at(s));
@@ -38,11 +42,16 @@ bool run_device_epoch(TrainStep& step, GpuStepControl& gpu, const DeviceEpochSet
   gpu.set_epoch(p.epoch, p.global_step - p.step_in_epoch);
 
   int64_t flushed = p.global_step;  // statistics of steps before this are in p
+  double data_since_flush = 0;      // host seconds spent cutting streamed batches
   Stopwatch clock;
   // Reads back the statistics of the steps run since the last flush (waits for them).
   auto flush = [&] {
     const std::vector<StepStats> stats = step.read_stats(flushed, p.global_step);
-    p.compute_seconds += clock.seconds();
+    // The host's batch cutting (streamed data) is data time; the rest of the wall time is
+    // compute.
+    p.compute_seconds += clock.seconds() - data_since_flush;
+    p.data_seconds += data_since_flush;
+    data_since_flush = 0;
     clock.restart();
     for (size_t i = 0; i < stats.size(); ++i) {
       if (!std::isfinite(stats[i].loss_sum)) {
@@ -61,6 +70,8 @@ bool run_device_epoch(TrainStep& step, GpuStepControl& gpu, const DeviceEpochSet
   };
 
   Stopwatch progress_clock;
+  std::vector<uint8_t> stream_images;  // the streamed path's host batch
+  std::vector<int32_t> stream_labels;
   while (p.step_in_epoch < setup.steps_per_epoch && p.global_step < setup.total_steps) {
     if (hooks.should_stop && hooks.should_stop()) {
       flush();
@@ -72,7 +83,25 @@ bool run_device_epoch(TrainStep& step, GpuStepControl& gpu, const DeviceEpochSet
     const bool time_alone = hooks.first_step_seconds && hooks.first_step_seconds->size() < 2;
     if (time_alone) flush();
     Stopwatch step_clock;
+    const int slot = int(p.step_in_epoch % 2);
+    if (setup.streamed) {
+      // Cut this batch on the host (the GPU is busy with the previous step meanwhile) and
+      // upload it into its slot; the gather kernel reads it from there.
+      Stopwatch data_clock;
+      const Dataset& d = *train.data;
+      const int64_t item = d.image_numel();
+      stream_images.resize(size_t(n * item));
+      stream_labels.resize(size_t(n));
+      for (int i = 0; i < n; ++i) {
+        const int64_t at = items[size_t(begin + i)];
+        std::memcpy(stream_images.data() + i * item, d.image(at), size_t(item));
+        stream_labels[size_t(i)] = d.labels[size_t(at)];
+      }
+      gpu.stream_batch(stream_images.data(), stream_labels.data(), n, slot);
+      data_since_flush += data_clock.seconds();
+    }
     step.device_step(n, setup.batch);
+    if (setup.streamed) gpu.release_stream_slot(slot);
     p.lr = learning_rate_at(*setup.schedule, p.global_step);
     p.seen += n;
     ++p.step_in_epoch;

@@ -35,6 +35,9 @@ struct DeviceEpochSetup {
   int64_t steps_per_epoch = 0, total_steps = 0;
   uint64_t seed = 0;
   const ScheduleConfig* schedule = nullptr;
+  // Batches streamed from pinned host memory (double-buffered) instead of gathered from a
+  // GPU-resident copy of the dataset.
+  bool streamed = false;
 };
 
 // Uploads the training split's dataset and starts the device schedule for steps

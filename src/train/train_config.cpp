@@ -37,6 +37,7 @@ nlohmann::json to_json(const TrainConfig& c) {
   nlohmann::json j = run_identity(c);
   j["impl"] = c.impl;
   j["threads"] = c.threads;
+  j["gpu_data"] = c.gpu_data;
   j["eval_batch_size"] = c.eval_batch_size;
   j["data_dir"] = c.data_dir;
   j["checkpoint"] = c.checkpoint;

@@ -20,6 +20,10 @@ struct TrainConfig {
   int threads = 0;       // 0 = all cores (backends that use threads)
   std::string precision = "fp32";
   bool cuda_graph = true;  // GPU backends: replay each step as a captured CUDA graph
+  // GPU backends: where the training images live. auto: on the GPU when they take at most
+  // half of its free memory, else streamed; resident; stream (from pinned host memory,
+  // double-buffered).
+  std::string gpu_data = "auto";
 
   // How long.
   int epochs = 1;

@@ -16,6 +16,7 @@
 #include "train/checkpoint.h"
 #include "train/checkpoint_state.h"
 #include "train/classifier.h"
+#include "ops/cuda/step_control.h"
 #include "train/device_epoch.h"
 #include "train/train_step.h"
 #include "train/run_layout.h"
@@ -121,6 +122,7 @@ TrainResult Trainer::run() {
                         s.progress.epoch + 1, s.progress.global_step, s.total_steps);
   }
 
+  bool streamed = false;  // GPU: batches streamed from the host instead of a resident copy
   auto device_setup = [&] {
     DeviceEpochSetup setup;
     setup.train = &s.splits.train;
@@ -129,9 +131,29 @@ TrainResult Trainer::run() {
     setup.total_steps = s.total_steps;
     setup.seed = config_.seed;
     setup.schedule = &s.schedule;
+    setup.streamed = streamed;
     return setup;
   };
+  TB_INPUT_CHECK(config_.gpu_data == "auto" || config_.gpu_data == "resident" ||
+                     config_.gpu_data == "stream",
+                 "gpu_data is auto, resident or stream, not '{}'", config_.gpu_data);
   s.gpu = TrainStep::gpu_control(*s.backend);
+  if (s.gpu) {
+    // The training images live on the GPU when they take at most half of its free memory
+    // (MNIST, Fashion-MNIST and CIFAR-10 all do); otherwise batches are streamed.
+    const Dataset& td = *s.splits.train.data;
+    const size_t bytes = td.images.size() + td.labels.size() * sizeof(int32_t);
+    const size_t free = s.gpu->device_free_bytes();
+    streamed = config_.gpu_data == "stream" || (config_.gpu_data == "auto" && bytes > free / 2);
+    TB_INPUT_CHECK(config_.gpu_data != "resident" || bytes <= free,
+                   "--gpu-data resident: the training images take {:.0f} MiB, the GPU has {:.0f} "
+                   "MiB free; use --gpu-data stream", bytes / 1048576.0, free / 1048576.0);
+    log_ << (streamed ? fmt::format("data: streamed to the GPU from pinned host memory, two "
+                                    "batches in flight ({:.0f} MiB of images, {:.0f} MiB free)\n",
+                                    bytes / 1048576.0, free / 1048576.0)
+                      : fmt::format("data: resident on the GPU ({:.0f} MiB of images)\n",
+                                    bytes / 1048576.0));
+  }
   if (s.gpu) {
     s.step = std::make_unique<TrainStep>(*s.model, *s.optimizer, config_.seed);
     TrainStep::DeviceOptions o;

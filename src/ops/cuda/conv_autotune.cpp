@@ -43,6 +43,22 @@ ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_c
   auto it = chosen_.find(key);
   if (it != chosen_.end()) return it->second;
   ConvLaunch best = plan_conv(pass, t, g, sm_count);
+  // A shape that differs from a timed one only in its batch (an epoch's last, partial batch)
+  // takes the timed shape's tile and split, when they apply to it, instead of a second search.
+  for (const auto& [other, launch] : chosen_) {
+    std::array<int, 13> mine = key;
+    mine[2] = other[2];
+    if (other != mine || other[2] == g.N) continue;
+    ConvLaunch candidates[32];
+    const int count = conv_candidates(pass, t, g, sm_count, candidates, 32);
+    for (int i = 0; i < count; ++i)
+      if (candidates[i].tile == launch.tile && candidates[i].splits == launch.splits &&
+          candidates[i].tensor_cores == launch.tensor_cores) {
+        chosen_[key] = candidates[i];
+        return candidates[i];
+      }
+    break;
+  }
   if (autotune_enabled()) {
     ConvLaunch candidates[32];
     const int count = conv_candidates(pass, t, g, sm_count, candidates, 32);

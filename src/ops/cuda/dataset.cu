@@ -23,6 +23,9 @@ __global__ void gather_kernel(GatherSpec sp, const uint8_t* __restrict__ images,
     r /= sp.C;
     const int x = int(r % sp.W), y = int(r / sp.W);
     const int64_t idx = order[first + b];
+    // Where the item's pixels and label are: its own row, or its row in this step's slot.
+    const int64_t row =
+        sp.stream_slots ? ((first / sp.batch) % sp.stream_slots) * sp.batch + b : idx;
     int dy = 0, dx = 0;
     bool flip = false;
     if (sp.crop_pad > 0 || sp.flip) {
@@ -39,11 +42,11 @@ __global__ void gather_kernel(GatherSpec sp, const uint8_t* __restrict__ images,
     float v = 0.0f;
     if (sy >= 0 && sy < sp.H && sx >= 0 && sx < sp.W)
       // Rounded like the host's x * scale + bias (no fused multiply-add), bit for bit.
-      v = __fadd_rn(__fmul_rn(float(images[idx * item_size + (int64_t(c) * sp.H + sy) * sp.W + sx]),
+      v = __fadd_rn(__fmul_rn(float(images[row * item_size + (int64_t(c) * sp.H + sy) * sp.W + sx]),
                               sp.scale[c]),
                     sp.bias[c]);
     out[i] = from_float<T>(v);
-    if (r == 0 && c == 0) out_labels[b] = labels[idx];
+    if (r == 0 && c == 0) out_labels[b] = labels[row];
   }
 }
 

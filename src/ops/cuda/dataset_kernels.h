@@ -21,9 +21,14 @@ struct GatherSpec {
   bool flip;
   uint64_t seed;
   float scale[kMaxGatherChannels], bias[kMaxGatherChannels];  // x * scale + bias per channel
+  // 0: `images`/`labels` hold the whole dataset, rows by item. 2: they hold two batch slots
+  // streamed from the host, and step s of the epoch reads slot s % 2 (the item number still
+  // seeds the augmentation, so both paths draw the same crops and flips).
+  int stream_slots = 0;
 };
 
-// out[i] = dataset item order[(state->step - state->epoch_first_step) * batch + i].
+// out[i] = dataset item order[(state->step - state->epoch_first_step) * batch + i] (streamed:
+// row (step % 2) * batch + i of the slots).
 void gather_batch(DType t, const GatherSpec& spec, const uint8_t* images, const int32_t* labels,
                   const int32_t* order, const GpuStepState* state, void* out,
                   int32_t* out_labels, cudaStream_t s);

@@ -69,6 +69,7 @@ GpuBackend::~GpuBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   for (cudaGraphExec_t g : graphs_) cudaGraphExecDestroy(g);
   for (cudaEvent_t e : timing_events_) cudaEventDestroy(e);
+  release_streaming();
   for (auto& [w, s] : shadows_) cudaFree(s.ptr);
   for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
                   static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
@@ -514,12 +515,17 @@ void GpuBackend::upload_dataset(const uint8_t* images, const int32_t* labels, in
            norm.mean.size());
   for (void* p : {static_cast<void*>(dataset_images_), static_cast<void*>(dataset_labels_)})
     if (p) release(p);
+  release_streaming();
   const size_t image_bytes = size_t(count) * C * H * W;
   dataset_images_ = static_cast<uint8_t*>(allocate(image_bytes));
   dataset_labels_ = static_cast<int32_t*>(allocate(sizeof(int32_t) * size_t(count)));
   copy_from_host(dataset_images_, images, image_bytes);
   copy_from_host(dataset_labels_, labels, sizeof(int32_t) * size_t(count));
   dataset_count_ = count;
+  set_data_shape(C, H, W, norm);
+}
+
+void GpuBackend::set_data_shape(int C, int H, int W, const Normalization& norm) {
   dataset_c_ = C;
   dataset_h_ = H;
   dataset_w_ = W;
@@ -529,6 +535,80 @@ void GpuBackend::upload_dataset(const uint8_t* images, const int32_t* labels, in
     norm_scale_[size_t(c)] = 1.0f / (255.0f * norm.std[size_t(c)]);
     norm_bias_[size_t(c)] = -norm.mean[size_t(c)] / norm.std[size_t(c)];
   }
+}
+
+void GpuBackend::prepare_streaming(int64_t dataset_count, int batch, int C, int H, int W,
+                                   const Normalization& norm) {
+  TB_INPUT_CHECK(C <= kMaxGatherChannels, "the GPU data path takes up to {} channels, not {}",
+                 kMaxGatherChannels, C);
+  TB_CHECK(batch > 0, "prepare_streaming: batch {}", batch);
+  for (void* p : {static_cast<void*>(dataset_images_), static_cast<void*>(dataset_labels_)})
+    if (p) release(p);
+  release_streaming();
+  const size_t slot_images = size_t(batch) * C * H * W;
+  // Device: two slots side by side, so the gather kernel addresses them as one array.
+  dataset_images_ = static_cast<uint8_t*>(allocate(2 * slot_images));
+  dataset_labels_ = static_cast<int32_t*>(allocate(2 * sizeof(int32_t) * size_t(batch)));
+  TB_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+  for (StreamSlot& slot : stream_slots_) {
+    TB_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&slot.host_images), slot_images,
+                                cudaHostAllocDefault));
+    TB_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&slot.host_labels),
+                                sizeof(int32_t) * size_t(batch), cudaHostAllocDefault));
+    TB_CUDA_CHECK(cudaEventCreateWithFlags(&slot.uploaded, cudaEventDisableTiming));
+    TB_CUDA_CHECK(cudaEventCreateWithFlags(&slot.freed, cudaEventDisableTiming));
+  }
+  stream_batch_ = batch;
+  dataset_count_ = dataset_count;  // items the epoch order may name
+  set_data_shape(C, H, W, norm);
+}
+
+void GpuBackend::stream_batch(const uint8_t* images, const int32_t* labels, int n, int slot) {
+  TB_CHECK(stream_batch_ > 0, "{}: stream_batch before prepare_streaming", impl_);
+  TB_CHECK(slot == 0 || slot == 1, "{}: stream slot {}", impl_, slot);
+  TB_CHECK(n > 0 && n <= stream_batch_, "{}: {} images for a slot of {}", impl_, n, stream_batch_);
+  StreamSlot& s = stream_slots_[slot];
+  const size_t image_bytes = size_t(n) * dataset_c_ * dataset_h_ * dataset_w_;
+  const size_t slot_images = size_t(stream_batch_) * dataset_c_ * dataset_h_ * dataset_w_;
+  // The pinned buffer is the source of the slot's previous upload: wait for that to finish.
+  TB_CUDA_CHECK(cudaEventSynchronize(s.uploaded));
+  std::memcpy(s.host_images, images, image_bytes);
+  std::memcpy(s.host_labels, labels, sizeof(int32_t) * size_t(n));
+  // The device slot is still read by the step before last: the copy waits for it.
+  TB_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, s.freed, 0));
+  TB_CUDA_CHECK(cudaMemcpyAsync(dataset_images_ + size_t(slot) * slot_images, s.host_images,
+                                image_bytes, cudaMemcpyHostToDevice, copy_stream_));
+  TB_CUDA_CHECK(cudaMemcpyAsync(dataset_labels_ + size_t(slot) * size_t(stream_batch_),
+                                s.host_labels, sizeof(int32_t) * size_t(n),
+                                cudaMemcpyHostToDevice, copy_stream_));
+  TB_CUDA_CHECK(cudaEventRecord(s.uploaded, copy_stream_));
+  TB_CUDA_CHECK(cudaStreamWaitEvent(stream_, s.uploaded, 0));
+}
+
+void GpuBackend::release_stream_slot(int slot) {
+  TB_CHECK(stream_batch_ > 0 && (slot == 0 || slot == 1), "{}: release of stream slot {}", impl_,
+           slot);
+  TB_CUDA_CHECK(cudaEventRecord(stream_slots_[slot].freed, stream_));
+}
+
+void GpuBackend::release_streaming() {
+  if (copy_stream_) cudaStreamSynchronize(copy_stream_);
+  for (StreamSlot& slot : stream_slots_) {
+    if (slot.host_images) cudaFreeHost(slot.host_images);
+    if (slot.host_labels) cudaFreeHost(slot.host_labels);
+    if (slot.uploaded) cudaEventDestroy(slot.uploaded);
+    if (slot.freed) cudaEventDestroy(slot.freed);
+    slot = StreamSlot{};
+  }
+  if (copy_stream_) cudaStreamDestroy(copy_stream_);
+  copy_stream_ = nullptr;
+  stream_batch_ = 0;
+}
+
+size_t GpuBackend::device_free_bytes() const {
+  size_t free = 0, total = 0;
+  TB_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return free;
 }
 
 void GpuBackend::set_epoch_order(const std::vector<int64_t>& order) {
@@ -564,6 +644,9 @@ void GpuBackend::gather_batch(const Tensor& input, const Tensor& labels, int n, 
   spec.crop_pad = augment ? crop_pad : 0;
   spec.flip = augment && flip;
   spec.seed = seed;
+  spec.stream_slots = stream_batch_ > 0 ? 2 : 0;
+  TB_CHECK(!spec.stream_slots || batch == stream_batch_, "{}: streamed slots hold {} images, the "
+           "step's batch is {}", impl_, stream_batch_, batch);
   for (int c = 0; c < dataset_c_; ++c) {
     spec.scale[c] = norm_scale_[size_t(c)];
     spec.bias[c] = norm_bias_[size_t(c)];

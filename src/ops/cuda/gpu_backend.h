@@ -99,6 +99,11 @@ class GpuBackend : public Backend, public GpuStepControl {
   Counters read_counters() override;
   void upload_dataset(const uint8_t* images, const int32_t* labels, int64_t count, int C, int H,
                       int W, const Normalization& norm) override;
+  void prepare_streaming(int64_t dataset_count, int batch, int C, int H, int W,
+                         const Normalization& norm) override;
+  void stream_batch(const uint8_t* images, const int32_t* labels, int n, int slot) override;
+  void release_stream_slot(int slot) override;
+  size_t device_free_bytes() const override;
   void set_epoch_order(const std::vector<int64_t>& order) override;
   void gather_batch(const Tensor& input, const Tensor& labels, int n, int batch, bool augment,
                     int crop_pad, bool flip, uint64_t seed) override;
@@ -137,6 +142,18 @@ class GpuBackend : public Backend, public GpuStepControl {
   std::string device_name_;
   cudaStream_t stream_ = nullptr;
   std::vector<cudaEvent_t> timing_events_;  // the profiler's marks, created as asked for
+  // Streamed data (prepare_streaming): two pinned host buffers and device slots, a copy
+  // stream, and per slot "uploaded" and "free again" events.
+  struct StreamSlot {
+    uint8_t* host_images = nullptr;
+    int32_t* host_labels = nullptr;
+    cudaEvent_t uploaded = nullptr, freed = nullptr;
+  };
+  StreamSlot stream_slots_[2];
+  cudaStream_t copy_stream_ = nullptr;
+  int stream_batch_ = 0;  // images per slot; 0 = the dataset is resident
+  void release_streaming();
+  void set_data_shape(int C, int H, int W, const Normalization& norm);
   std::map<void*, size_t> allocations_;
   size_t bytes_in_use_ = 0, peak_bytes_ = 0;
   void* workspace_ = nullptr;

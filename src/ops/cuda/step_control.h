@@ -48,6 +48,20 @@ class GpuStepControl {
   // The training images (uint8, N,C,H,W) and labels, uploaded once. Allocates.
   virtual void upload_dataset(const uint8_t* images, const int32_t* labels, int64_t count,
                               int C, int H, int W, const Normalization& norm) = 0;
+  // Instead of upload_dataset, when the dataset should not live on the GPU: two device slots
+  // of `batch` images each, fed from two pinned host buffers on a copy stream. gather_batch
+  // then reads step s of the epoch from slot s % 2. Allocates.
+  virtual void prepare_streaming(int64_t dataset_count, int batch, int C, int H, int W,
+                                 const Normalization& norm) = 0;
+  // Stages n images (uint8, N,C,H,W) and labels into slot `slot`: copied into its pinned
+  // buffer (after that buffer's previous upload finished), uploaded on the copy stream once the
+  // step that last read the slot is done, and the compute stream waits for the upload. The
+  // host returns while the upload runs, so the next batch is cut while this step computes.
+  virtual void stream_batch(const uint8_t* images, const int32_t* labels, int n, int slot) = 0;
+  // After the step that reads `slot` is enqueued: marks where the slot becomes free again.
+  virtual void release_stream_slot(int slot) = 0;
+  // Device memory free now (cudaMemGetInfo): whether a dataset fits.
+  virtual size_t device_free_bytes() const = 0;
   // This epoch's order of dataset items (what the host trainer would use), uploaded.
   virtual void set_epoch_order(const std::vector<int64_t>& order) = 0;
   // input[n] (channels-last, activation dtype) and labels[n] <- items

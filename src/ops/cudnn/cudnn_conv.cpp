@@ -39,6 +39,11 @@ const Perf& pick(const Perf* results, int count, DType t, const char* pass) {
   return *fastest;
 }
 
+// fp32 stays on FMA math (no TF32); 16-bit types may use tensor cores.
+cudnnMathType_t make_math(DType t) {
+  return t == DType::f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+}
+
 }  // namespace
 
 CudnnConvolutions::CudnnConvolutions(Backend& backend, cudaStream_t stream, WorkspaceFn workspace)
@@ -63,8 +68,7 @@ cudnnConvolutionDescriptor_t CudnnConvolutions::make_conv(DType t, const ConvGeo
   TB_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&c));
   TB_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(c, g.pad, g.pad, g.stride, g.stride, 1, 1,
                                                  CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  TB_CUDNN_CHECK(cudnnSetConvolutionMathType(
-      c, t == DType::f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
+  TB_CUDNN_CHECK(cudnnSetConvolutionMathType(c, make_math(t)));
   return c;
 }
 
@@ -84,6 +88,42 @@ CudnnConvolutions::Plan& CudnnConvolutions::plan(DType t, const ConvGeometry& g)
   return plans_.emplace(key, p).first->second;
 }
 
+const CudnnConvolutions::Pass* CudnnConvolutions::measured_sibling(DType t, const ConvGeometry& g,
+                                                                   int pass) const {
+  for (const auto& [key, p] : plans_) {
+    const std::array<int, 12> mine{int(t), key[1], g.C, g.H, g.W, g.K, g.R, g.S, g.stride, g.pad, g.P, g.Q};
+    if (key == mine && key[1] != g.N && p.pass[pass].found) return &p.pass[pass];
+  }
+  return nullptr;
+}
+
+bool CudnnConvolutions::adopt_sibling(DType t, const ConvGeometry& g, Plan& p, int index) {
+  const Pass* sibling = measured_sibling(t, g, index);
+  if (!sibling) return false;
+  Pass& pass = p.pass[index];
+  TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, sibling->math));
+  size_t bytes = 0;
+  cudnnStatus_t status;
+  if (index == 0)
+    status = cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x, p.w, pass.conv, p.y,
+                                                     cudnnConvolutionFwdAlgo_t(sibling->algo), &bytes);
+  else if (index == 1)
+    status = cudnnGetConvolutionBackwardDataWorkspaceSize(
+        handle_, p.w, p.y, pass.conv, p.x, cudnnConvolutionBwdDataAlgo_t(sibling->algo), &bytes);
+  else
+    status = cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        handle_, p.x, p.y, pass.conv, p.w, cudnnConvolutionBwdFilterAlgo_t(sibling->algo), &bytes);
+  if (status != CUDNN_STATUS_SUCCESS) {
+    TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, make_math(t)));
+    return false;  // not for this shape: measure it
+  }
+  pass.algo = sibling->algo;
+  pass.math = sibling->math;
+  pass.workspace = bytes;
+  pass.found = true;
+  return true;
+}
+
 // What the search may use: a quarter of the free memory, at most 256 MiB (algorithms that
 // want more are not worth their memory at these sizes).
 size_t CudnnConvolutions::find_limit() const {
@@ -97,7 +137,7 @@ void CudnnConvolutions::forward(DType t, const ConvGeometry& g, const void* x, c
   Plan& p = plan(t, g);
   Pass& pass = p.pass[0];
   const size_t y_bytes = size_t(g.N) * g.K * g.P * g.Q * dtype_size(t);
-  if (!pass.found) {
+  if (!pass.found && !adopt_sibling(t, g, p, 0)) {
     const size_t limit = find_limit();
     void* scratch = backend_.allocate(y_bytes);
     void* ws = backend_.allocate(limit);
@@ -113,6 +153,7 @@ void CudnnConvolutions::forward(DType t, const ConvGeometry& g, const void* x, c
     pass.algo = int(best.algo);
     pass.workspace = best.memory;
     TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, best.mathType));
+    pass.math = best.mathType;
     pass.found = true;
   }
   const float one = 1.0f, zero = 0.0f;
@@ -127,7 +168,7 @@ void CudnnConvolutions::backward_data(DType t, const ConvGeometry& g, const void
   Plan& p = plan(t, g);
   Pass& pass = p.pass[1];
   const size_t x_bytes = size_t(g.N) * g.C * g.H * g.W * dtype_size(t);
-  if (!pass.found) {
+  if (!pass.found && !adopt_sibling(t, g, p, 1)) {
     const size_t limit = find_limit();
     void* scratch = backend_.allocate(x_bytes);
     void* ws = backend_.allocate(limit);
@@ -143,6 +184,7 @@ void CudnnConvolutions::backward_data(DType t, const ConvGeometry& g, const void
     pass.algo = int(best.algo);
     pass.workspace = best.memory;
     TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, best.mathType));
+    pass.math = best.mathType;
     pass.found = true;
   }
   const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
@@ -158,7 +200,7 @@ const void* CudnnConvolutions::backward_filter(DType t, const ConvGeometry& g, c
   Pass& pass = p.pass[2];
   // The filter gradient goes to the front of the workspace, cuDNN's scratch after it.
   const size_t w_bytes = (size_t(g.K) * g.C * g.R * g.S * dtype_size(t) + 255) / 256 * 256;
-  if (!pass.found) {
+  if (!pass.found && !adopt_sibling(t, g, p, 2)) {
     const size_t limit = find_limit();
     void* scratch = backend_.allocate(w_bytes);
     void* ws = backend_.allocate(limit);
@@ -174,6 +216,7 @@ const void* CudnnConvolutions::backward_filter(DType t, const ConvGeometry& g, c
     pass.algo = int(best.algo);
     pass.workspace = best.memory;
     TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, best.mathType));
+    pass.math = best.mathType;
     pass.found = true;
   }
   char* base = static_cast<char*>(workspace_(w_bytes + pass.workspace));

@@ -1,8 +1,10 @@
 // Convolutions through cuDNN's convolution API, channels-last (NHWC activations, KRSC
 // filters). For each shape and pass the algorithm is chosen once by measurement
 // (cudnnFind*AlgorithmEx on scratch outputs), keeping fp32 on FMA math (no TF32, so fp32
-// results match the reference to fp32 rounding) and 16-bit types on tensor cores. Every run
-// takes its workspace from the backend's one shared buffer.
+// results match the reference to fp32 rounding) and 16-bit types on tensor cores. A shape
+// that differs from a measured one only in its batch (the last, partial batch of an epoch)
+// takes the measured shape's algorithms instead of a second search. Every run takes its
+// workspace from the backend's one shared buffer.
 #pragma once
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
@@ -40,6 +42,7 @@ class CudnnConvolutions {
   struct Pass {
     bool found = false;
     int algo = 0;
+    cudnnMathType_t math = CUDNN_DEFAULT_MATH;
     size_t workspace = 0;
     cudnnConvolutionDescriptor_t conv = nullptr;
   };
@@ -49,6 +52,11 @@ class CudnnConvolutions {
     Pass pass[3];  // fprop, dgrad, wgrad
   };
   Plan& plan(DType t, const ConvGeometry& g);
+  // The same pass of a measured plan whose shape differs from g only in the batch, or null.
+  const Pass* measured_sibling(DType t, const ConvGeometry& g, int pass) const;
+  // Takes the sibling's algorithm for pass `index` of plan p (the workspace asked of cuDNN
+  // for this shape); false when there is none or cuDNN refuses it for this shape.
+  bool adopt_sibling(DType t, const ConvGeometry& g, Plan& p, int index);
   cudnnConvolutionDescriptor_t make_conv(DType t, const ConvGeometry& g);
   size_t find_limit() const;
 
