@@ -18,6 +18,7 @@ class Conv2dLayer : public Layer {
   std::vector<ParamSpec> param_specs() const override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_output() const override { return false; }
   double forward_flops() const override;
   Conv2dParams params(int batch) const;
 
@@ -37,6 +38,7 @@ class LinearLayer : public Layer {
   std::vector<ParamSpec> param_specs() const override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_output() const override { return false; }
   double forward_flops() const override { return 2.0 * double(in_features_) * out_; }
   LinearParams params(int batch) const { return {batch, in_features_, out_, bias_}; }
 
@@ -54,6 +56,8 @@ class ReluLayer : public Layer {
   Shape infer(const std::vector<Shape>& inputs) override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  // The mask comes from y (y > 0 exactly where x > 0).
+  bool backward_reads_input(size_t) const override { return false; }
 };
 
 enum class PoolKind { max, average };
@@ -70,6 +74,9 @@ class Pool2dLayer : public Layer {
   Shape infer(const std::vector<Shape>& inputs) override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  // Max pooling finds the winners from x and y; average pooling needs neither.
+  bool backward_reads_input(size_t) const override { return kind_ == PoolKind::max; }
+  bool backward_reads_output() const override { return kind_ == PoolKind::max; }
   Pool2dParams params(int batch) const;
 
  private:
@@ -86,6 +93,8 @@ class GlobalAvgPoolLayer : public Layer {
   Shape infer(const std::vector<Shape>& inputs) override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_input(size_t) const override { return false; }
+  bool backward_reads_output() const override { return false; }
 
  private:
   Shape in_;
@@ -107,6 +116,7 @@ class BatchNormLayer : public Layer {
   std::vector<BufferSpec> buffer_specs() const override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_output() const override { return false; }
   BatchNormParams params(int batch) const;
 
  private:
@@ -124,6 +134,9 @@ class DropoutLayer : public Layer {
   std::vector<BufferSpec> buffer_specs() const override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  // The mask buffer holds all backward needs.
+  bool backward_reads_input(size_t) const override { return false; }
+  bool backward_reads_output() const override { return false; }
 
  private:
   DropoutParams params(const RunContext& ctx, int64_t numel) const;
@@ -141,6 +154,8 @@ class FlattenLayer : public Layer {
   Shape infer(const std::vector<Shape>& inputs) override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_input(size_t) const override { return false; }
+  bool backward_reads_output() const override { return false; }
 
  private:
   Shape in_;
@@ -155,6 +170,8 @@ class AddLayer : public Layer {
   Shape infer(const std::vector<Shape>& inputs) override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_input(size_t) const override { return false; }
+  bool backward_reads_output() const override { return false; }
 };
 
 }  // namespace tb
