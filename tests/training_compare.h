@@ -4,6 +4,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -56,9 +57,12 @@ inline TrainedState train_steps(Backend& backend, Graph graph, const PlanOptions
 
 inline void expect_identical(const TrainedState& a, const TrainedState& b) {
   ASSERT_EQ(a.losses.size(), b.losses.size());
-  for (size_t i = 0; i < a.losses.size(); ++i)
+  for (size_t i = 0; i < a.losses.size(); ++i) {
+    // Two runs that both went to NaN would compare equal and prove nothing.
+    EXPECT_TRUE(std::isfinite(a.losses[i]) && a.losses[i] > 0) << "loss " << i << ": " << a.losses[i];
     EXPECT_EQ(std::memcmp(&a.losses[i], &b.losses[i], sizeof(double)), 0)
         << "loss " << i << ": " << a.losses[i] << " vs " << b.losses[i];
+  }
   EXPECT_TRUE(a.parameters == b.parameters) << "parameters differ";
   EXPECT_TRUE(a.buffers == b.buffers) << "running statistics differ";
 }

@@ -52,6 +52,7 @@ void Graph::set_plan_options(const PlanOptions& options) {
 std::map<std::string, size_t> Graph::planned_bytes(int max_batch, GraphPrecision precision,
                                                    bool training) {
   TB_CHECK(!planned(), "planned_bytes is for a graph not planned yet");
+  if (options_.fuse_batch_norm_relu) fuse_batch_norm_relu();
   MemoryPlan memory;
   request_memory(memory, max_batch, precision, training);
   return memory.bytes_by_category();
@@ -67,6 +68,8 @@ void Graph::plan(Backend& backend, int max_batch, GraphPrecision precision, bool
                    "backend '{}' cannot run {} ({}) in {}", backend.name(), node.name,
                    op_name(node.layer->op()), dtype_name(dtype));
   }
+  if (options_.fuse_batch_norm_relu && backend.supports(OpKind::batch_norm_relu, dtype))
+    fuse_batch_norm_relu();
   max_batch_ = max_batch;
   dtype_ = dtype;
   param_dtype_ = precision.params;

@@ -26,6 +26,9 @@ struct PlanOptions {
   // Activations and activation gradients share memory where their lifetimes do not overlap
   // (nn/buffer_lifetimes.h); off, every node owns its output and gradient for the whole step.
   bool reuse_activation_memory = true;
+  // BN -> ReLU and BN -> add -> ReLU chains become one batch_norm_relu node (graph_fusion.cpp)
+  // on backends that support that op: the ReLU's and the add's passes over memory disappear.
+  bool fuse_batch_norm_relu = true;
 };
 
 class Graph {
@@ -53,8 +56,9 @@ class Graph {
   // Set before plan(); the defaults are what every caller wants outside tests.
   void set_plan_options(const PlanOptions& options);
   const PlanOptions& plan_options() const { return options_; }
-  // The bytes per memory category plan() would allocate, without allocating (for reports and
-  // tests at sizes the machine need not hold).
+  // The bytes per memory category plan() would allocate on a backend that runs the fused ops,
+  // without allocating (for reports and tests at sizes the machine need not hold). Applies
+  // the same rewrites as plan().
   std::map<std::string, size_t> planned_bytes(int max_batch, GraphPrecision precision,
                                               bool training);
   // Draws every parameter from its init rule with a generator seeded by `seed`, and resets
@@ -120,6 +124,9 @@ class Graph {
     std::vector<size_t> param_handles, grad_handles, buffer_handles;
   };
 
+  // Rewrites fusable chains in place (graph_fusion.cpp). Node ids change; names and the
+  // order of parameters do not.
+  void fuse_batch_norm_relu();
   // Decides which input gradients are accumulated and makes every memory request.
   void request_memory(MemoryPlan& memory, int max_batch, GraphPrecision precision,
                       bool training);

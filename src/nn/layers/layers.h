@@ -118,10 +118,35 @@ class BatchNormLayer : public Layer {
   void backward(const LayerTensors& t, const RunContext& ctx) override;
   bool backward_reads_output() const override { return false; }
   BatchNormParams params(int batch) const;
+  double eps() const { return eps_; }
+  double momentum() const { return momentum_; }
 
  private:
   double eps_, momentum_;
   Shape in_;
+};
+
+// Batch norm with the ReLU (and residual add) after it: y = relu(bn(x) + residual). The
+// graph's fusion pass makes these from BN -> ReLU and BN -> add -> ReLU chains; it has the
+// parameters and buffers of the batch norm it replaces, under the same names.
+class BatchNormReluLayer : public Layer {
+ public:
+  BatchNormReluLayer(double eps, double momentum, bool residual)
+      : bn_(eps, momentum), residual_(residual) {}
+  const char* type() const override;
+  std::string describe() const override;
+  OpKind op() const override { return OpKind::batch_norm_relu; }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  std::vector<ParamSpec> param_specs() const override { return bn_.param_specs(); }
+  std::vector<BufferSpec> buffer_specs() const override { return bn_.buffer_specs(); }
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+  // x for the batch norm and y for the ReLU mask; the residual is not read again.
+  bool backward_reads_input(size_t k) const override { return k == 0; }
+
+ private:
+  BatchNormLayer bn_;  // shapes, parameters and buffers
+  bool residual_;
 };
 
 class DropoutLayer : public Layer {
