@@ -117,6 +117,25 @@ TEST(GraphFusion, ResNet18KeepsNoSeparateReluOrAddAndTheSameParameters) {
             parameter_names(*backend, build_model("resnet18", in), kUnfused));
 }
 
+// Every model of the zoo: the same parameters in the same order, no node left reading a
+// removed one (plan() checks), and no more memory than the plain plan.
+TEST(GraphFusion, EveryModelKeepsItsParametersAndPlansLessMemory) {
+  auto backend = make_ref_backend();
+  const PlanOptions plain{.reuse_activation_memory = false, .fuse_batch_norm_relu = false};
+  for (const std::string& name : model_names()) {
+    const ModelInput in{3, 32, 32, 10};
+    EXPECT_EQ(parameter_names(*backend, build_model(name, in), PlanOptions{}),
+              parameter_names(*backend, build_model(name, in), plain))
+        << name;
+    Graph fused = build_model(name, in), unfused = build_model(name, in);
+    unfused.set_plan_options(plain);
+    size_t a = 0, b = 0;
+    for (const auto& [category, bytes] : fused.planned_bytes(8, GraphPrecision{}, true)) a += bytes;
+    for (const auto& [category, bytes] : unfused.planned_bytes(8, GraphPrecision{}, true)) b += bytes;
+    EXPECT_LT(a, b) << name;
+  }
+}
+
 TEST(GraphFusion, RefTrainingIsBitIdenticalToTheSeparateOps) {
   auto backend = make_ref_backend();
   expect_identical(train_steps(*backend, fusable_net(), kUnfused, 4, 3),
