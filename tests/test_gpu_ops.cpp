@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gpu_test_util.h"
@@ -267,6 +268,125 @@ TEST_P(GpuOps, BatchNormMatchesRef) {
     EXPECT_MATCH(dev->download(gdg), dg, what + " dgamma");
     EXPECT_MATCH(dev->download(gdb), dbt, what + " dbeta");
   }
+}
+
+// ---- batch norm fused with ReLU (and residual add) --------------------------------------
+
+BatchNormParams bn_params(const Shape& s) {
+  BatchNormParams p;
+  p.N = int(s[0]);
+  p.C = int(s[1]);
+  p.spatial = s.rank == 4 ? int(s[2] * s[3]) : 1;
+  return p;
+}
+
+// The fused ops against ref's (which runs the separate ops): odd channel counts (scalar
+// path), a vectorised 2-D shape and a 1-D one, each plain and with a residual, with and
+// without accumulation into dx and the residual's gradient.
+TEST_P(GpuOps, BatchNormReluMatchesRef) {
+  int index = 0;
+  for (const Shape s : {Shape{4, 12, 5, 3}, Shape{2, 64, 8, 8}, Shape{16, 40}, Shape{3, 24, 7, 5}})
+    for (bool residual : {false, true}) {
+      const bool accumulate = index++ % 2 == 1;
+      const BatchNormParams p = bn_params(s);
+      const Shape cs{p.C};
+      const int64_t n = s.numel();
+      // Mean near zero, so about half the outputs are cut by the ReLU.
+      std::vector<float> x = in(n, -1.0f, 1.2f), r = in(n), dy = in(n), dx0 = in(n), dr0 = in(n);
+      std::vector<float> gamma = uniform(p.C, rng, 0.5f, 1.5f), beta = uniform(p.C, rng, -0.3f, 0.3f);
+      std::vector<float> rm = uniform(p.C, rng), rv = uniform(p.C, rng, 0.5f, 2.0f);
+      std::vector<float> y(n), ye(n), sm(p.C), si(p.C), dx = dx0, dr = dr0, dg(p.C), dbt(p.C);
+      std::vector<float> rm_ref = rm, rv_ref = rv, dy_scratch = dy;
+      const Tensor hr = residual ? host(r, s) : Tensor{};
+      ref->batch_norm_relu_forward_train(p, host(x, s), host(gamma, cs), host(beta, cs), hr,
+                                         host(y, s), host(rm_ref, cs), host(rv_ref, cs),
+                                         host(sm, cs), host(si, cs));
+      ref->batch_norm_relu_forward_eval(p, host(x, s), host(gamma, cs), host(beta, cs), hr,
+                                        host(rm_ref, cs), host(rv_ref, cs), host(ye, s));
+      // Both sides take their ReLU mask from ref's y (rounded to the dtype), so an output
+      // that lands on the other side of zero after rounding cannot flip one mask bit.
+      const std::vector<float> mask = rounded(t(), y);
+      std::vector<float> mask_ref = mask;
+      ref->batch_norm_relu_backward(p, host(x, s), host(gamma, cs), host(sm, cs), host(si, cs),
+                                    host(mask_ref, s), host(dy_scratch, s), host(dx, s),
+                                    host(dg, cs), host(dbt, cs), residual ? host(dr, s) : Tensor{},
+                                    accumulate, accumulate);
+
+      const Tensor gx = dev->upload(x, s, t()), gy = dev->empty(s, t()), gye = dev->empty(s, t());
+      const Tensor gr = residual ? dev->upload(r, s, t()) : Tensor{};
+      const Tensor gg = dev->upload(gamma, cs, DType::f32), gb = dev->upload(beta, cs, DType::f32);
+      const Tensor grm = dev->upload(rm, cs, DType::f32), grv = dev->upload(rv, cs, DType::f32);
+      const Tensor gsm = dev->empty(cs, DType::f32), gsi = dev->empty(cs, DType::f32);
+      const Tensor gmask = dev->upload(mask, s, t());
+      const Tensor gdy = dev->upload(dy, s, t()), gdx = dev->upload(dx0, s, t());
+      const Tensor gdr = residual ? dev->upload(dr0, s, t()) : Tensor{};
+      const Tensor gdg = dev->empty(cs, DType::f32), gdb = dev->empty(cs, DType::f32);
+      gpu->batch_norm_relu_forward_train(p, gx, gg, gb, gr, gy, grm, grv, gsm, gsi);
+      gpu->batch_norm_relu_forward_eval(p, gx, gg, gb, gr, grm, grv, gye);
+      gpu->batch_norm_relu_backward(p, gx, gg, gsm, gsi, gmask, gdy, gdx, gdg, gdb, gdr,
+                                    accumulate, accumulate);
+      const std::string what = "batch norm relu " + s.to_string() + (residual ? " + residual" : "") +
+                               (accumulate ? " accumulating" : "");
+      EXPECT_MATCH(dev->download(gy), y, what + " y");
+      EXPECT_MATCH(dev->download(gye), ye, what + " eval y");
+      EXPECT_MATCH(dev->download(gsm), sm, what + " mean");
+      EXPECT_MATCH(dev->download(gsi), si, what + " invstd");
+      EXPECT_MATCH(dev->download(grm), rm_ref, what + " running mean");
+      EXPECT_MATCH(dev->download(grv), rv_ref, what + " running var");
+      EXPECT_MATCH(dev->download(gdx), dx, what + " dx");
+      EXPECT_MATCH(dev->download(gdg), dg, what + " dgamma");
+      EXPECT_MATCH(dev->download(gdb), dbt, what + " dbeta");
+      if (residual) EXPECT_MATCH(dev->download(gdr), dr, what + " dresidual");
+      // The fused backward leaves dy as it was (only the composed default uses it as scratch).
+      EXPECT_EQ(dev->download(gdy), rounded(t(), dy)) << what << " dy was modified";
+    }
+}
+
+// The fused kernels store what the separate GPU kernels store, bit for bit: the same
+// reductions, and intermediate values rounded to the activation type between steps.
+TEST_P(GpuOps, BatchNormReluEqualsTheSeparateGpuOpsBitForBit) {
+  for (const Shape s : {Shape{4, 12, 5, 3}, Shape{2, 64, 8, 8}, Shape{16, 40}})
+    for (bool residual : {false, true}) {
+      const BatchNormParams p = bn_params(s);
+      const Shape cs{p.C};
+      const int64_t n = s.numel();
+      std::vector<float> x = in(n, -1.0f, 1.2f), r = in(n), dy = in(n), dr0 = in(n);
+      std::vector<float> gamma = uniform(p.C, rng, 0.5f, 1.5f), beta = uniform(p.C, rng, -0.3f, 0.3f);
+      std::vector<float> rm = uniform(p.C, rng), rv = uniform(p.C, rng, 0.5f, 2.0f);
+      const Tensor gx = dev->upload(x, s, t()), gr = dev->upload(r, s, t());
+      const Tensor gg = dev->upload(gamma, cs, DType::f32), gb = dev->upload(beta, cs, DType::f32);
+      const Tensor gdy = dev->upload(dy, s, t());
+      struct Out {
+        Tensor y, rm, rv, sm, si, dx, dr, dg, db;
+      };
+      auto outputs = [&]() {
+        return Out{dev->empty(s, t()), dev->upload(rm, cs, DType::f32), dev->upload(rv, cs, DType::f32),
+                   dev->empty(cs, DType::f32), dev->empty(cs, DType::f32), dev->empty(s, t()),
+                   dev->upload(dr0, s, t()), dev->empty(cs, DType::f32), dev->empty(cs, DType::f32)};
+      };
+      const Out fused = outputs(), plain = outputs();
+      gpu->batch_norm_relu_forward_train(p, gx, gg, gb, residual ? gr : Tensor{}, fused.y, fused.rm,
+                                         fused.rv, fused.sm, fused.si);
+      gpu->batch_norm_relu_backward(p, gx, gg, fused.sm, fused.si, fused.y, gdy, fused.dx, fused.dg,
+                                    fused.db, residual ? fused.dr : Tensor{}, false, true);
+      // The unfused graph: batch norm, add, ReLU; ReLU backward, add backward, BN backward.
+      const Tensor bn_out = dev->empty(s, t()), sum = dev->empty(s, t()), g = dev->empty(s, t());
+      gpu->batch_norm_forward_train(p, gx, gg, gb, bn_out, plain.rm, plain.rv, plain.sm, plain.si);
+      if (residual) gpu->add_forward(bn_out, gr, sum);
+      gpu->relu_forward(residual ? sum : bn_out, plain.y);
+      gpu->relu_backward(plain.y, gdy, g, false);
+      if (residual) gpu->copy(g, plain.dr, true);
+      gpu->batch_norm_backward(p, gx, gg, plain.sm, plain.si, g, plain.dx, plain.dg, plain.db, false);
+      const std::string what = s.to_string() + (residual ? " + residual" : "");
+      using Pair = std::tuple<Tensor, Tensor, const char*>;
+      const Pair pairs[] = {{fused.y, plain.y, "y"},           {fused.rm, plain.rm, "running mean"},
+                            {fused.rv, plain.rv, "running var"}, {fused.sm, plain.sm, "mean"},
+                            {fused.si, plain.si, "invstd"},      {fused.dx, plain.dx, "dx"},
+                            {fused.dg, plain.dg, "dgamma"},      {fused.db, plain.db, "dbeta"},
+                            {fused.dr, plain.dr, "dresidual"}};
+      for (const auto& [a, b, name] : pairs)
+        EXPECT_EQ(dev->download(a), dev->download(b)) << what << " " << name;
+    }
 }
 
 // ---- loss and optimizers ----------------------------------------------------------------

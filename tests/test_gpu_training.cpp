@@ -67,8 +67,10 @@ OptimizerConfig sgd() {
 
 // Losses of `steps` host-driven steps on a fresh model (init seed 5, lr 0.002).
 std::vector<double> host_curve(Backend& backend, const CurveSpec& c, DType t, const Batches& b,
-                               int steps) {
-  Classifier model(build_model(c.model, c.input), backend, c.batch, true, 0.0f, t);
+                               int steps, const PlanOptions& options = {}) {
+  Graph graph = build_model(c.model, c.input);
+  graph.set_plan_options(options);
+  Classifier model(std::move(graph), backend, c.batch, true, 0.0f, t);
   model.graph().init_parameters(5);
   Optimizer opt(backend, model.graph().parameters(), sgd());
   TrainStep step(model, opt, 11);
@@ -185,6 +187,30 @@ TEST_P(GpuTraining, StepsAfterTheFirstTwoAllocateNothing) {
     gpu->synchronize();
     EXPECT_EQ(gpu->allocation_count(), before) << (graphs ? "graph replay" : "enqueued steps");
     for (const StepStats& st : step.read_stats(0, 7)) EXPECT_TRUE(std::isfinite(st.loss_sum));
+  }
+}
+
+// Fused batch-norm + ReLU (+ add) nodes and shared activation memory change which kernels
+// run and where bytes live, not the arithmetic: the same steps on the plain graph (every
+// node its own kernels and buffers) give the same losses. Our kernels are deterministic, so
+// `cuda` must agree exactly; cuDNN may pick convolution algorithms that add with atomics.
+TEST_P(GpuTraining, FusedGraphWithSharedMemoryTrainsLikeThePlainGraph) {
+  TB_GPU_BACKEND_OR_SKIP(gpu, GetParam().impl);
+  const DType t = GetParam().dtype;
+  const CurveSpec c{"resnet18", {3, 16, 16, 10}, 8};
+  const Batches b = make_batches(c, 6, 5);
+  PlanOptions plain;
+  plain.reuse_activation_memory = false;
+  plain.fuse_batch_norm_relu = false;
+  const std::vector<double> want = host_curve(*gpu, c, t, b, 6, plain);
+  const std::vector<double> got = host_curve(*gpu, c, t, b, 6);
+  const bool exact = std::string(GetParam().impl) == "cuda";
+  for (size_t s = 0; s < want.size(); ++s) {
+    const std::string what = std::string(GetParam().impl) + " " + dtype_name(t) + " step " + std::to_string(s);
+    if (exact)
+      EXPECT_EQ(got[s], want[s]) << what;
+    else
+      EXPECT_NEAR(got[s], want[s], 1e-3 * std::abs(want[s]) + 1e-5) << what;
   }
 }
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/rng.h"
+#include "nn/buffer_lifetimes.h"
 
 namespace tb {
 
@@ -43,6 +44,20 @@ void Graph::plan(Backend& backend, int max_batch, DType dtype, bool training) {
   plan(backend, max_batch, GraphPrecision{dtype, dtype}, training);
 }
 
+void Graph::set_plan_options(const PlanOptions& options) {
+  TB_CHECK(!planned(), "plan options must be set before plan()");
+  options_ = options;
+}
+
+std::map<std::string, size_t> Graph::planned_bytes(int max_batch, GraphPrecision precision,
+                                                   bool training) {
+  TB_CHECK(!planned(), "planned_bytes is for a graph not planned yet");
+  if (options_.fuse_batch_norm_relu) fuse_batch_norm_relu();
+  MemoryPlan memory;
+  request_memory(memory, max_batch, precision, training);
+  return memory.bytes_by_category();
+}
+
 void Graph::plan(Backend& backend, int max_batch, GraphPrecision precision, bool training) {
   const DType dtype = precision.activations;
   TB_CHECK(!planned(), "graph planned twice");
@@ -53,13 +68,27 @@ void Graph::plan(Backend& backend, int max_batch, GraphPrecision precision, bool
                    "backend '{}' cannot run {} ({}) in {}", backend.name(), node.name,
                    op_name(node.layer->op()), dtype_name(dtype));
   }
+  if (options_.fuse_batch_norm_relu && backend.supports(OpKind::batch_norm_relu, dtype))
+    fuse_batch_norm_relu();
   max_batch_ = max_batch;
   dtype_ = dtype;
   param_dtype_ = precision.params;
-  const size_t param_esize = dtype_size(param_dtype_);
   training_ = training;
   memory_ = std::make_unique<MemoryPlan>();
-  const size_t esize = dtype_size(dtype);
+  request_memory(*memory_, max_batch, precision, training);
+  memory_->allocate(backend);
+  backend_ = &backend;
+
+  // Zero everything once: gradient padding must stay zero for flat optimizer updates.
+  for (const auto& [category, bytes] : memory_->bytes_by_category())
+    if (bytes) backend.fill_zero(Tensor(memory_->category_base(category), DType::u8,
+                                        Shape{int64_t(bytes)}, backend.device()));
+}
+
+void Graph::request_memory(MemoryPlan& memory, int max_batch, GraphPrecision precision,
+                           bool training) {
+  const size_t esize = dtype_size(precision.activations);
+  const size_t param_esize = dtype_size(precision.params);
 
   // Which writer of each gradient comes first in backward order: it overwrites, the rest add.
   std::vector<bool> written(nodes_.size(), false);
@@ -75,33 +104,49 @@ void Graph::plan(Backend& backend, int max_batch, GraphPrecision precision, bool
     }
   }
 
-  for (Node& node : nodes_) {
-    const size_t item_bytes = size_t(node.shape.numel()) * esize;
-    node.output_handle = memory_->request("activations", item_bytes * max_batch);
-    if (training && node.needs_grad)
-      node.grad_handle = memory_->request("activation_gradients", item_bytes * max_batch);
-    for (const ParamSpec& spec : node.param_specs) {
-      node.param_handles.push_back(
-          memory_->request("parameters", size_t(spec.shape.numel()) * param_esize));
-      if (training)
-        node.grad_handles.push_back(
-            memory_->request("gradients", size_t(spec.shape.numel()) * param_esize));
-    }
-    for (const BufferSpec& spec : node.buffer_specs) {
-      const DType t = buffer_dtype(spec);
-      const size_t bytes = size_t(spec.shape.numel()) * dtype_size(t) *
-                           (spec.per_item ? size_t(max_batch) : 1);
-      node.buffer_handles.push_back(
-          memory_->request(spec.persistent ? "buffers" : "scratch", bytes));
+  // With reuse, outputs and gradients share one category, so a gradient can take the bytes
+  // of an activation whose last backward reader has run. Without it, everything lives for
+  // the whole step, in the categories and order the plan always had.
+  const bool reuse = options_.reuse_activation_memory;
+  std::vector<NodeUse> uses(nodes_.size());
+  for (size_t j = 0; j < nodes_.size(); ++j) {
+    uses[j].inputs = nodes_[j].inputs;
+    uses[j].needs_grad = nodes_[j].needs_grad;
+    if (nodes_[j].layer) {
+      for (size_t k = 0; k < nodes_[j].inputs.size(); ++k)
+        uses[j].backward_reads_input.push_back(nodes_[j].layer->backward_reads_input(k));
+      uses[j].backward_reads_output = nodes_[j].layer->backward_reads_output();
     }
   }
-  memory_->allocate(backend);
-  backend_ = &backend;
+  const BufferLifetimes life = buffer_lifetimes(uses, training);
+  const char* grad_category = reuse ? "activations" : "activation_gradients";
 
-  // Zero everything once: gradient padding must stay zero for flat optimizer updates.
-  for (const auto& [category, bytes] : memory_->bytes_by_category())
-    if (bytes) backend.fill_zero(Tensor(memory_->category_base(category), DType::u8,
-                                        Shape{int64_t(bytes)}, backend.device()));
+  for (size_t j = 0; j < nodes_.size(); ++j) {
+    Node& node = nodes_[j];
+    node.param_handles.clear();
+    node.grad_handles.clear();
+    node.buffer_handles.clear();
+    const size_t bytes = size_t(node.shape.numel()) * esize * size_t(max_batch);
+    node.output_handle =
+        memory.request("activations", bytes, reuse ? life.output[j] : Lifetime{});
+    if (training && node.needs_grad)
+      node.grad_handle =
+          memory.request(grad_category, bytes, reuse ? life.gradient[j] : Lifetime{});
+    for (const ParamSpec& spec : node.param_specs) {
+      node.param_handles.push_back(
+          memory.request("parameters", size_t(spec.shape.numel()) * param_esize));
+      if (training)
+        node.grad_handles.push_back(
+            memory.request("gradients", size_t(spec.shape.numel()) * param_esize));
+    }
+    for (const BufferSpec& spec : node.buffer_specs) {
+      const DType t = spec.dtype == DType::f32 ? precision.params : spec.dtype;
+      const size_t buffer_bytes = size_t(spec.shape.numel()) * dtype_size(t) *
+                                  (spec.per_item ? size_t(max_batch) : 1);
+      node.buffer_handles.push_back(
+          memory.request(spec.persistent ? "buffers" : "scratch", buffer_bytes));
+    }
+  }
 }
 
 // Float buffers (batch-norm statistics) stay in the parameters' precision; others (dropout

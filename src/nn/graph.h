@@ -2,6 +2,7 @@
 // layer per node, planned once for a maximum batch size. forward() and backward() walk the
 // nodes and allocate nothing.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,17 @@ namespace tb {
 struct GraphPrecision {
   DType params = DType::f32;
   DType activations = DType::f32;
+};
+
+// How plan() lays the graph out. The choices leave the results unchanged (they only move
+// bytes) and are switchable so tests can compare against the plain layout.
+struct PlanOptions {
+  // Activations and activation gradients share memory where their lifetimes do not overlap
+  // (nn/buffer_lifetimes.h); off, every node owns its output and gradient for the whole step.
+  bool reuse_activation_memory = true;
+  // BN -> ReLU and BN -> add -> ReLU chains become one batch_norm_relu node (graph_fusion.cpp)
+  // on backends that support that op: the ReLU's and the add's passes over memory disappear.
+  bool fuse_batch_norm_relu = true;
 };
 
 class Graph {
@@ -41,6 +53,14 @@ class Graph {
   void plan(Backend& backend, int max_batch, DType dtype, bool training);
   void plan(Backend& backend, int max_batch, GraphPrecision precision, bool training);
   bool planned() const { return backend_ != nullptr; }
+  // Set before plan(); the defaults are what every caller wants outside tests.
+  void set_plan_options(const PlanOptions& options);
+  const PlanOptions& plan_options() const { return options_; }
+  // The bytes per memory category plan() would allocate on a backend that runs the fused ops,
+  // without allocating (for reports and tests at sizes the machine need not hold). Applies
+  // the same rewrites as plan().
+  std::map<std::string, size_t> planned_bytes(int max_batch, GraphPrecision precision,
+                                              bool training);
   // Draws every parameter from its init rule with a generator seeded by `seed`, and resets
   // persistent buffers (running statistics).
   void init_parameters(uint64_t seed);
@@ -104,6 +124,12 @@ class Graph {
     std::vector<size_t> param_handles, grad_handles, buffer_handles;
   };
 
+  // Rewrites fusable chains in place (graph_fusion.cpp). Node ids change; names and the
+  // order of parameters do not.
+  void fuse_batch_norm_relu();
+  // Decides which input gradients are accumulated and makes every memory request.
+  void request_memory(MemoryPlan& memory, int max_batch, GraphPrecision precision,
+                      bool training);
   LayerTensors tensors_for(const Node& node, int n) const;
   Tensor view(size_t handle, DType dtype, Shape shape) const;
   DType buffer_dtype(const BufferSpec& spec) const;
@@ -115,6 +141,7 @@ class Graph {
   DType dtype_ = DType::f32;
   DType param_dtype_ = DType::f32;
   bool training_ = false;
+  PlanOptions options_;
 };
 
 }  // namespace tb

@@ -76,6 +76,12 @@ class Layer {
   virtual void forward(const LayerTensors& t, const RunContext& ctx) = 0;
   virtual void backward(const LayerTensors& t, const RunContext& ctx) = 0;
 
+  // Which forward values backward reads (besides dy, parameters and buffers). The graph keeps
+  // exactly these alive until this layer's backward has run and lets the memory of the rest
+  // be reused, so an override that says false must be right for every backend.
+  virtual bool backward_reads_input(size_t input) const { return true; }
+  virtual bool backward_reads_output() const { return true; }
+
   // Forward FLOPs per item (a multiply-add counts 2); convolution and linear layers only,
   // the usual convention for reporting a network's cost.
   virtual double forward_flops() const { return 0.0; }

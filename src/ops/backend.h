@@ -25,7 +25,7 @@ namespace tb {
 
 enum class OpKind {
   conv2d, linear, relu, max_pool2d, avg_pool2d, global_avg_pool, batch_norm, dropout, add,
-  softmax_cross_entropy, sgd_update, adam_update, copy
+  softmax_cross_entropy, sgd_update, adam_update, copy, batch_norm_relu
 };
 const char* op_name(OpKind op);
 
@@ -109,6 +109,32 @@ class Backend {
                                    const Tensor& save_invstd, const Tensor& dy,
                                    const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
                                    bool accumulate_dx) = 0;
+
+  // Batch norm fused with the ReLU (and residual add) that follow it in residual networks:
+  // y = relu(bn(x) + residual), residual[N,C,spatial] undefined for plain BN + ReLU. The
+  // value of bn(x) (and of the sum) is rounded to y's type before the next step, as the
+  // separate ops would store it, so the fused ops give the separate ops' results.
+  // The defaults run the separate ops (batch_norm_relu_composed.cpp); GPU backends override
+  // them with single passes.
+  virtual void batch_norm_relu_forward_train(const BatchNormParams& p, const Tensor& x,
+                                             const Tensor& gamma, const Tensor& beta,
+                                             const Tensor& residual, const Tensor& y,
+                                             const Tensor& running_mean,
+                                             const Tensor& running_var, const Tensor& save_mean,
+                                             const Tensor& save_invstd);
+  virtual void batch_norm_relu_forward_eval(const BatchNormParams& p, const Tensor& x,
+                                            const Tensor& gamma, const Tensor& beta,
+                                            const Tensor& residual, const Tensor& running_mean,
+                                            const Tensor& running_var, const Tensor& y);
+  // g = dy where y > 0, else 0; dx, dgamma, dbeta from the batch-norm backward of g, and
+  // dresidual = g (or += g) when defined. dy may be overwritten with g (the default does so,
+  // as scratch: it is the fused node's own gradient, read by nothing after this call).
+  virtual void batch_norm_relu_backward(const BatchNormParams& p, const Tensor& x,
+                                        const Tensor& gamma, const Tensor& save_mean,
+                                        const Tensor& save_invstd, const Tensor& y,
+                                        const Tensor& dy, const Tensor& dx, const Tensor& dgamma,
+                                        const Tensor& dbeta, const Tensor& dresidual,
+                                        bool accumulate_dx, bool accumulate_dresidual);
 
   // Training-mode dropout; mask[numel] (u8) records the kept elements for backward.
   virtual void dropout_forward(const DropoutParams& p, const Tensor& x, const Tensor& y,

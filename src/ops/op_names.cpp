@@ -19,6 +19,8 @@ const char* op_name(OpKind op) {
       return "global_avg_pool";
     case OpKind::batch_norm:
       return "batch_norm";
+    case OpKind::batch_norm_relu:
+      return "batch_norm_relu";
     case OpKind::dropout:
       return "dropout";
     case OpKind::add:

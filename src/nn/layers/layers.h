@@ -18,6 +18,7 @@ class Conv2dLayer : public Layer {
   std::vector<ParamSpec> param_specs() const override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_output() const override { return false; }
   double forward_flops() const override;
   Conv2dParams params(int batch) const;
 
@@ -37,6 +38,7 @@ class LinearLayer : public Layer {
   std::vector<ParamSpec> param_specs() const override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_output() const override { return false; }
   double forward_flops() const override { return 2.0 * double(in_features_) * out_; }
   LinearParams params(int batch) const { return {batch, in_features_, out_, bias_}; }
 
@@ -54,6 +56,8 @@ class ReluLayer : public Layer {
   Shape infer(const std::vector<Shape>& inputs) override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  // The mask comes from y (y > 0 exactly where x > 0).
+  bool backward_reads_input(size_t) const override { return false; }
 };
 
 enum class PoolKind { max, average };
@@ -70,6 +74,9 @@ class Pool2dLayer : public Layer {
   Shape infer(const std::vector<Shape>& inputs) override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  // Max pooling finds the winners from x and y; average pooling needs neither.
+  bool backward_reads_input(size_t) const override { return kind_ == PoolKind::max; }
+  bool backward_reads_output() const override { return kind_ == PoolKind::max; }
   Pool2dParams params(int batch) const;
 
  private:
@@ -86,6 +93,8 @@ class GlobalAvgPoolLayer : public Layer {
   Shape infer(const std::vector<Shape>& inputs) override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_input(size_t) const override { return false; }
+  bool backward_reads_output() const override { return false; }
 
  private:
   Shape in_;
@@ -107,11 +116,37 @@ class BatchNormLayer : public Layer {
   std::vector<BufferSpec> buffer_specs() const override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_output() const override { return false; }
   BatchNormParams params(int batch) const;
+  double eps() const { return eps_; }
+  double momentum() const { return momentum_; }
 
  private:
   double eps_, momentum_;
   Shape in_;
+};
+
+// Batch norm with the ReLU (and residual add) after it: y = relu(bn(x) + residual). The
+// graph's fusion pass makes these from BN -> ReLU and BN -> add -> ReLU chains; it has the
+// parameters and buffers of the batch norm it replaces, under the same names.
+class BatchNormReluLayer : public Layer {
+ public:
+  BatchNormReluLayer(double eps, double momentum, bool residual)
+      : bn_(eps, momentum), residual_(residual) {}
+  const char* type() const override;
+  std::string describe() const override;
+  OpKind op() const override { return OpKind::batch_norm_relu; }
+  Shape infer(const std::vector<Shape>& inputs) override;
+  std::vector<ParamSpec> param_specs() const override { return bn_.param_specs(); }
+  std::vector<BufferSpec> buffer_specs() const override { return bn_.buffer_specs(); }
+  void forward(const LayerTensors& t, const RunContext& ctx) override;
+  void backward(const LayerTensors& t, const RunContext& ctx) override;
+  // x for the batch norm and y for the ReLU mask; the residual is not read again.
+  bool backward_reads_input(size_t k) const override { return k == 0; }
+
+ private:
+  BatchNormLayer bn_;  // shapes, parameters and buffers
+  bool residual_;
 };
 
 class DropoutLayer : public Layer {
@@ -124,6 +159,9 @@ class DropoutLayer : public Layer {
   std::vector<BufferSpec> buffer_specs() const override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  // The mask buffer holds all backward needs.
+  bool backward_reads_input(size_t) const override { return false; }
+  bool backward_reads_output() const override { return false; }
 
  private:
   DropoutParams params(const RunContext& ctx, int64_t numel) const;
@@ -141,6 +179,8 @@ class FlattenLayer : public Layer {
   Shape infer(const std::vector<Shape>& inputs) override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_input(size_t) const override { return false; }
+  bool backward_reads_output() const override { return false; }
 
  private:
   Shape in_;
@@ -155,6 +195,8 @@ class AddLayer : public Layer {
   Shape infer(const std::vector<Shape>& inputs) override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
+  bool backward_reads_input(size_t) const override { return false; }
+  bool backward_reads_output() const override { return false; }
 };
 
 }  // namespace tb

@@ -1,6 +1,10 @@
 // Batch norm in three launches per pass: per-block partial sums, a per-channel finish (in
 // double, in a fixed order), and one elementwise pass that applies per-channel coefficients.
+// The fused batch-norm + (residual add +) ReLU ops reuse the same three launches: the ReLU
+// and the add run inside the forward apply pass, and the backward reads the ReLU's mask from
+// y inside its reduction and its apply pass (which also writes the residual's gradient).
 #include <algorithm>
+#include <initializer_list>
 
 #include "ops/cuda/batchnorm_kernels.h"
 #include "ops/cuda/gpu_types.cuh"
@@ -28,25 +32,27 @@ Grid grid_for(int64_t rows, int C) {
 }
 
 // kMode 0: sums of (x - x[0,c]) and its square. kMode 1: sums of dy and dy * (x - mean[c]).
-// kMode 2: sums of y only (column sums).
+// kMode 2: sums of y only (column sums). kMode 3: kMode 1 with dy masked by a ReLU's output
+// (dy where mask > 0, else 0: the ReLU's backward, read as the separate kernel computes it).
 template <class T, int kMode>
 __global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, int64_t rows,
-                                    int C, int64_t rows_per_chunk, float2* partials) {
+                                    int C, int64_t rows_per_chunk, float2* partials,
+                                    const T* mask = nullptr) {
   __shared__ float2 red[kRows][kCols];
   const int c = blockIdx.x * kCols + threadIdx.x;
   const int64_t begin = blockIdx.y * rows_per_chunk;
   const int64_t end = min(rows, begin + rows_per_chunk);
   float s1 = 0.0f, s2 = 0.0f;
   if (c < C) {
-    const float shift = kMode == 0 ? to_float(x[c]) : (kMode == 1 ? mean[c] : 0.0f);
+    const float shift = kMode == 0 ? to_float(x[c]) : (kMode == 1 || kMode == 3 ? mean[c] : 0.0f);
     for (int64_t r = begin + threadIdx.y; r < end; r += kRows) {
       const int64_t i = r * C + c;
       if (kMode == 0) {
         const float d = to_float(x[i]) - shift;
         s1 += d;
         s2 += d * d;
-      } else if (kMode == 1) {
-        const float g = to_float(dy[i]);
+      } else if (kMode == 1 || kMode == 3) {
+        const float g = kMode == 1 || to_float(mask[i]) > 0.0f ? to_float(dy[i]) : 0.0f;
         s1 += g;
         s2 += g * (to_float(x[i]) - shift);
       } else {
@@ -138,39 +144,77 @@ __global__ void finish_column_sum_kernel(const float2* partials, int chunks, int
   out[c] = float(s);
 }
 
-// y = x * coef[c] + coef[C + c]; 16-byte vectors when C is a multiple of the vector width.
-template <class T, bool kVector>
-__global__ void apply_forward_kernel(const T* x, T* y, int64_t n, int C, const float* coef) {
+// What the forward apply pass does after normalising: nothing, ReLU, or residual add + ReLU.
+enum Epilogue { kPlain = 0, kRelu = 1, kAddRelu = 2 };
+
+// Rounds to T between steps, as the separate batch-norm, add and ReLU kernels store their
+// outputs, so the fused pass writes exactly what the three would.
+template <class T, int kEpilogue>
+__device__ __forceinline__ T finish_value(float v, T residual) {
+  T out = from_float<T>(v);
+  if (kEpilogue == kAddRelu) out = from_float<T>(to_float(out) + to_float(residual));
+  if (kEpilogue != kPlain) out = to_float(out) > 0.0f ? out : from_float<T>(0.0f);
+  return out;
+}
+
+// y = epilogue(x * coef[c] + coef[C + c]); 16-byte vectors when C is a multiple of the vector
+// width. residual is read only for kAddRelu.
+template <class T, bool kVector, int kEpilogue>
+__global__ void apply_forward_kernel(const T* x, const T* residual, T* y, int64_t n, int C,
+                                     const float* coef) {
   constexpr int V = Vec16<T>::kCount;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (kVector) {
     for (int64_t i = tid; i < n / V; i += stride) {
       Vec16<T> a = reinterpret_cast<const Vec16<T>*>(x)[i];
+      Vec16<T> r;
+      if (kEpilogue == kAddRelu) r = reinterpret_cast<const Vec16<T>*>(residual)[i];
       const int c0 = int((i * V) % C);
 #pragma unroll
       for (int j = 0; j < V; ++j)
-        a.v[j] = from_float<T>(to_float(a.v[j]) * coef[c0 + j] + coef[C + c0 + j]);
+        a.v[j] = finish_value<T, kEpilogue>(to_float(a.v[j]) * coef[c0 + j] + coef[C + c0 + j],
+                                            kEpilogue == kAddRelu ? r.v[j] : T{});
       reinterpret_cast<Vec16<T>*>(y)[i] = a;
     }
   } else {
     for (int64_t i = tid; i < n; i += stride) {
       const int c = int(i % C);
-      y[i] = from_float<T>(to_float(x[i]) * coef[c] + coef[C + c]);
+      y[i] = finish_value<T, kEpilogue>(to_float(x[i]) * coef[c] + coef[C + c],
+                                        kEpilogue == kAddRelu ? residual[i] : T{});
     }
   }
 }
 
-template <class T, bool kVector>
+// dx = coef[c] * g + coef[C + c] * x + coef[2C + c] with g = dy, or with kMasked g = dy where
+// mask > 0 (else 0) and dres = g (or += g). dx may be null when only dres is wanted.
+template <class T, bool kVector, bool kMasked>
 __global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n, int C,
-                                      const float* coef, bool accumulate) {
+                                      const float* coef, bool accumulate, const T* mask = nullptr,
+                                      T* dres = nullptr, bool accumulate_res = false) {
   constexpr int V = Vec16<T>::kCount;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (kVector) {
     for (int64_t i = tid; i < n / V; i += stride) {
       const Vec16<T> a = reinterpret_cast<const Vec16<T>*>(x)[i];
-      const Vec16<T> g = reinterpret_cast<const Vec16<T>*>(dy)[i];
+      Vec16<T> g = reinterpret_cast<const Vec16<T>*>(dy)[i];
+      if (kMasked) {
+        const Vec16<T> m = reinterpret_cast<const Vec16<T>*>(mask)[i];
+#pragma unroll
+        for (int j = 0; j < V; ++j)
+          if (!(to_float(m.v[j]) > 0.0f)) g.v[j] = from_float<T>(0.0f);
+        if (dres) {
+          Vec16<T> r = g;
+          if (accumulate_res) {
+            r = reinterpret_cast<const Vec16<T>*>(dres)[i];
+#pragma unroll
+            for (int j = 0; j < V; ++j) r.v[j] = from_float<T>(to_float(r.v[j]) + to_float(g.v[j]));
+          }
+          reinterpret_cast<Vec16<T>*>(dres)[i] = r;
+        }
+        if (!dx) continue;
+      }
       Vec16<T> out;
       if (accumulate) out = reinterpret_cast<const Vec16<T>*>(dx)[i];
       const int c0 = int((i * V) % C);
@@ -184,8 +228,14 @@ __global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n,
     }
   } else {
     for (int64_t i = tid; i < n; i += stride) {
+      T g = dy[i];
+      if (kMasked) {
+        if (!(to_float(mask[i]) > 0.0f)) g = from_float<T>(0.0f);
+        if (dres) dres[i] = accumulate_res ? from_float<T>(to_float(dres[i]) + to_float(g)) : g;
+        if (!dx) continue;
+      }
       const int c = int(i % C);
-      const float v = coef[c] * to_float(dy[i]) + coef[C + c] * to_float(x[i]) + coef[2 * C + c];
+      const float v = coef[c] * to_float(g) + coef[C + c] * to_float(x[i]) + coef[2 * C + c];
       dx[i] = from_float<T>(accumulate ? to_float(dx[i]) + v : v);
     }
   }
@@ -201,19 +251,121 @@ float* coef_of(void* ws, int64_t rows, int C) {
                                   round256(sizeof(float2) * size_t(g.chunks) * C));
 }
 
+// Whether every given pointer (null ones are skipped) allows 16-byte steps.
 template <class T>
-bool vector_ok(int C, const void* a, const void* b, const void* c) {
-  return C % Vec16<T>::kCount == 0 && aligned16(a) && aligned16(b) && (!c || aligned16(c));
+bool vector_ok(int C, std::initializer_list<const void*> pointers) {
+  if (C % Vec16<T>::kCount != 0) return false;
+  for (const void* p : pointers)
+    if (p && !aligned16(p)) return false;
+  return true;
+}
+
+template <class T, int kEpilogue>
+void apply_forward(const void* x, const void* residual, void* y, int64_t n, int C,
+                   const float* coef, cudaStream_t s) {
+  if (vector_ok<T>(C, {x, residual, y}))
+    apply_forward_kernel<T, true, kEpilogue><<<blocks_for(n / Vec16<T>::kCount, 256), 256, 0, s>>>(
+        (const T*)x, (const T*)residual, (T*)y, n, C, coef);
+  else
+    apply_forward_kernel<T, false, kEpilogue><<<blocks_for(n, 256), 256, 0, s>>>(
+        (const T*)x, (const T*)residual, (T*)y, n, C, coef);
+  TB_CUDA_LAUNCH_CHECK();
 }
 
 template <class T>
-void apply_forward(const void* x, void* y, int64_t n, int C, const float* coef, cudaStream_t s) {
-  if (vector_ok<T>(C, x, y, nullptr))
-    apply_forward_kernel<T, true><<<blocks_for(n / Vec16<T>::kCount, 256), 256, 0, s>>>(
-        (const T*)x, (T*)y, n, C, coef);
-  else
-    apply_forward_kernel<T, false><<<blocks_for(n, 256), 256, 0, s>>>((const T*)x, (T*)y, n, C, coef);
+void apply_forward(const void* x, const void* residual, void* y, int64_t n, int C,
+                   const float* coef, Epilogue epilogue, cudaStream_t s) {
+  switch (epilogue) {
+    case kPlain: apply_forward<T, kPlain>(x, nullptr, y, n, C, coef, s); break;
+    case kRelu: apply_forward<T, kRelu>(x, nullptr, y, n, C, coef, s); break;
+    case kAddRelu: apply_forward<T, kAddRelu>(x, residual, y, n, C, coef, s); break;
+  }
+}
+
+Epilogue epilogue_for(bool relu, const void* residual) {
+  return !relu ? kPlain : (residual ? kAddRelu : kRelu);
+}
+
+void forward_train(DType t, const BatchNormParams& p, const void* x, const float* gamma,
+                   const float* beta, const void* residual, Epilogue epilogue, void* y,
+                   float* running_mean, float* running_var, float* save_mean, float* save_invstd,
+                   void* workspace, cudaStream_t s) {
+  const int64_t rows = int64_t(p.N) * p.spatial;
+  const int C = p.C;
+  const Grid g = grid_for(rows, C);
+  float* coef = coef_of(workspace, rows, C);
+  TB_GPU_DISPATCH(t, T, {
+    partial_sums_kernel<T, 0><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
+        (const T*)x, nullptr, nullptr, rows, C, g.rows_per_chunk, partials_of(workspace));
+    TB_CUDA_LAUNCH_CHECK();
+    finish_forward_kernel<T><<<(C + 127) / 128, 128, 0, s>>>(
+        (const T*)x, partials_of(workspace), g.chunks, rows, C, p.eps, p.momentum, gamma, beta,
+        running_mean, running_var, save_mean, save_invstd, coef);
+    TB_CUDA_LAUNCH_CHECK();
+    apply_forward<T>(x, residual, y, rows * C, C, coef, epilogue, s);
+  });
+}
+
+void forward_eval(DType t, const BatchNormParams& p, const void* x, const float* gamma,
+                  const float* beta, const float* running_mean, const float* running_var,
+                  const void* residual, Epilogue epilogue, void* y, void* workspace,
+                  cudaStream_t s) {
+  const int64_t rows = int64_t(p.N) * p.spatial;
+  const int C = p.C;
+  float* coef = coef_of(workspace, rows, C);
+  finish_eval_kernel<<<(C + 127) / 128, 128, 0, s>>>(C, p.eps, gamma, beta, running_mean,
+                                                     running_var, coef);
   TB_CUDA_LAUNCH_CHECK();
+  TB_GPU_DISPATCH(t, T, { apply_forward<T>(x, residual, y, rows * C, C, coef, epilogue, s); });
+}
+
+// mask null: the plain batch-norm backward. mask set: the ReLU's backward from its output
+// mask is folded into the reduction and the apply pass, which also writes dres.
+void backward(DType t, const BatchNormParams& p, const void* x, const float* gamma,
+              const float* save_mean, const float* save_invstd, const void* mask, const void* dy,
+              void* dx, float* dgamma, float* dbeta, bool accumulate, void* dres,
+              bool accumulate_res, void* workspace, cudaStream_t s) {
+  const int64_t rows = int64_t(p.N) * p.spatial;
+  const int C = p.C;
+  const Grid g = grid_for(rows, C);
+  float* coef = coef_of(workspace, rows, C);
+  const dim3 grid(g.col_blocks, g.chunks), block(kCols, kRows);
+  TB_GPU_DISPATCH(t, T, {
+    if (mask)
+      partial_sums_kernel<T, 3><<<grid, block, 0, s>>>((const T*)x, (const T*)dy, save_mean, rows,
+                                                       C, g.rows_per_chunk, partials_of(workspace),
+                                                       (const T*)mask);
+    else
+      partial_sums_kernel<T, 1><<<grid, block, 0, s>>>((const T*)x, (const T*)dy, save_mean, rows,
+                                                       C, g.rows_per_chunk, partials_of(workspace));
+    TB_CUDA_LAUNCH_CHECK();
+    finish_backward_kernel<<<(C + 127) / 128, 128, 0, s>>>(partials_of(workspace), g.chunks, rows,
+                                                           C, gamma, save_mean, save_invstd,
+                                                           dgamma, dbeta, coef);
+    TB_CUDA_LAUNCH_CHECK();
+    const int64_t n = rows * C;
+    const bool vector = vector_ok<T>(C, {x, dy, dx, mask, dres});
+    const unsigned blocks = vector ? blocks_for(n / Vec16<T>::kCount, 256) : blocks_for(n, 256);
+    if (mask && (dx || dres)) {
+      if (vector)
+        apply_backward_kernel<T, true, true><<<blocks, 256, 0, s>>>(
+            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
+            accumulate_res);
+      else
+        apply_backward_kernel<T, false, true><<<blocks, 256, 0, s>>>(
+            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
+            accumulate_res);
+      TB_CUDA_LAUNCH_CHECK();
+    } else if (!mask && dx) {
+      if (vector)
+        apply_backward_kernel<T, true, false><<<blocks, 256, 0, s>>>(
+            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
+      else
+        apply_backward_kernel<T, false, false><<<blocks, 256, 0, s>>>(
+            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
+      TB_CUDA_LAUNCH_CHECK();
+    }
+  });
 }
 
 }  // namespace
@@ -229,61 +381,48 @@ void batch_norm_forward_train(DType t, const BatchNormParams& p, const void* x, 
                               const float* beta, void* y, float* running_mean, float* running_var,
                               float* save_mean, float* save_invstd, void* workspace,
                               cudaStream_t s) {
-  const int64_t rows = int64_t(p.N) * p.spatial;
-  const int C = p.C;
-  const Grid g = grid_for(rows, C);
-  float* coef = coef_of(workspace, rows, C);
-  TB_GPU_DISPATCH(t, T, {
-    partial_sums_kernel<T, 0><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
-        (const T*)x, nullptr, nullptr, rows, C, g.rows_per_chunk, partials_of(workspace));
-    TB_CUDA_LAUNCH_CHECK();
-    finish_forward_kernel<T><<<(C + 127) / 128, 128, 0, s>>>(
-        (const T*)x, partials_of(workspace), g.chunks, rows, C, p.eps, p.momentum, gamma, beta,
-        running_mean, running_var, save_mean, save_invstd, coef);
-    TB_CUDA_LAUNCH_CHECK();
-    apply_forward<T>(x, y, rows * C, C, coef, s);
-  });
+  forward_train(t, p, x, gamma, beta, nullptr, kPlain, y, running_mean, running_var, save_mean,
+                save_invstd, workspace, s);
 }
 
 void batch_norm_forward_eval(DType t, const BatchNormParams& p, const void* x, const float* gamma,
                              const float* beta, const float* running_mean,
                              const float* running_var, void* y, void* workspace, cudaStream_t s) {
-  const int64_t rows = int64_t(p.N) * p.spatial;
-  const int C = p.C;
-  float* coef = coef_of(workspace, rows, C);
-  finish_eval_kernel<<<(C + 127) / 128, 128, 0, s>>>(C, p.eps, gamma, beta, running_mean,
-                                                     running_var, coef);
-  TB_CUDA_LAUNCH_CHECK();
-  TB_GPU_DISPATCH(t, T, { apply_forward<T>(x, y, rows * C, C, coef, s); });
+  forward_eval(t, p, x, gamma, beta, running_mean, running_var, nullptr, kPlain, y, workspace, s);
 }
 
 void batch_norm_backward(DType t, const BatchNormParams& p, const void* x, const float* gamma,
                          const float* save_mean, const float* save_invstd, const void* dy,
                          void* dx, float* dgamma, float* dbeta, bool accumulate, void* workspace,
                          cudaStream_t s) {
-  const int64_t rows = int64_t(p.N) * p.spatial;
-  const int C = p.C;
-  const Grid g = grid_for(rows, C);
-  float* coef = coef_of(workspace, rows, C);
-  TB_GPU_DISPATCH(t, T, {
-    partial_sums_kernel<T, 1><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
-        (const T*)x, (const T*)dy, save_mean, rows, C, g.rows_per_chunk, partials_of(workspace));
-    TB_CUDA_LAUNCH_CHECK();
-    finish_backward_kernel<<<(C + 127) / 128, 128, 0, s>>>(partials_of(workspace), g.chunks, rows,
-                                                           C, gamma, save_mean, save_invstd,
-                                                           dgamma, dbeta, coef);
-    TB_CUDA_LAUNCH_CHECK();
-    if (dx) {
-      const int64_t n = rows * C;
-      if (vector_ok<T>(C, x, dy, dx))
-        apply_backward_kernel<T, true><<<blocks_for(n / Vec16<T>::kCount, 256), 256, 0, s>>>(
-            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
-      else
-        apply_backward_kernel<T, false><<<blocks_for(n, 256), 256, 0, s>>>(
-            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
-      TB_CUDA_LAUNCH_CHECK();
-    }
-  });
+  backward(t, p, x, gamma, save_mean, save_invstd, nullptr, dy, dx, dgamma, dbeta, accumulate,
+           nullptr, false, workspace, s);
+}
+
+void batch_norm_relu_forward_train(DType t, const BatchNormParams& p, const void* x,
+                                   const float* gamma, const float* beta, const void* residual,
+                                   void* y, float* running_mean, float* running_var,
+                                   float* save_mean, float* save_invstd, void* workspace,
+                                   cudaStream_t s) {
+  forward_train(t, p, x, gamma, beta, residual, epilogue_for(true, residual), y, running_mean,
+                running_var, save_mean, save_invstd, workspace, s);
+}
+
+void batch_norm_relu_forward_eval(DType t, const BatchNormParams& p, const void* x,
+                                  const float* gamma, const float* beta,
+                                  const float* running_mean, const float* running_var,
+                                  const void* residual, void* y, void* workspace, cudaStream_t s) {
+  forward_eval(t, p, x, gamma, beta, running_mean, running_var, residual,
+               epilogue_for(true, residual), y, workspace, s);
+}
+
+void batch_norm_relu_backward(DType t, const BatchNormParams& p, const void* x,
+                              const float* gamma, const float* save_mean,
+                              const float* save_invstd, const void* y, const void* dy, void* dx,
+                              float* dgamma, float* dbeta, bool accumulate_dx, void* dresidual,
+                              bool accumulate_dresidual, void* workspace, cudaStream_t s) {
+  backward(t, p, x, gamma, save_mean, save_invstd, y, dy, dx, dgamma, dbeta, accumulate_dx,
+           dresidual, accumulate_dresidual, workspace, s);
 }
 
 void column_sum(DType t, const void* y, int64_t rows, int K, float* out, void* workspace,

@@ -33,6 +33,27 @@ void batch_norm_backward(DType t, const BatchNormParams& p, const void* x, const
                          void* dx, float* dgamma, float* dbeta, bool accumulate, void* workspace,
                          cudaStream_t s);
 
+// Batch norm fused with the ReLU, and with a residual add before the ReLU when residual is
+// not null: y = relu(bn(x) + residual), in the plain op's three launches (the ReLU and add
+// run in the apply pass). Intermediate values are rounded to the activation type as the
+// separate kernels store them, so results equal the unfused ops bit for bit.
+void batch_norm_relu_forward_train(DType t, const BatchNormParams& p, const void* x,
+                                   const float* gamma, const float* beta, const void* residual,
+                                   void* y, float* running_mean, float* running_var,
+                                   float* save_mean, float* save_invstd, void* workspace,
+                                   cudaStream_t s);
+void batch_norm_relu_forward_eval(DType t, const BatchNormParams& p, const void* x,
+                                  const float* gamma, const float* beta,
+                                  const float* running_mean, const float* running_var,
+                                  const void* residual, void* y, void* workspace, cudaStream_t s);
+// The gradient through the ReLU is dy where y > 0, else 0; it feeds the batch-norm backward
+// and, when dresidual is not null, is written (or added) there. dx may be null.
+void batch_norm_relu_backward(DType t, const BatchNormParams& p, const void* x,
+                              const float* gamma, const float* save_mean,
+                              const float* save_invstd, const void* y, const void* dy, void* dx,
+                              float* dgamma, float* dbeta, bool accumulate_dx, void* dresidual,
+                              bool accumulate_dresidual, void* workspace, cudaStream_t s);
+
 // Deterministic column sums: out[k] = sum over rows of y[rows, K], for bias gradients.
 size_t column_sum_workspace_bytes(int64_t rows, int K);
 void column_sum(DType t, const void* y, int64_t rows, int K, float* out, void* workspace,

@@ -381,6 +381,84 @@ void GpuBackend::batch_norm_backward(const BatchNormParams& p, const Tensor& x, 
                            dgamma.ptr<float>(), dbeta.ptr<float>(), accumulate_dx, ws, stream_);
 }
 
+// ---- batch norm fused with ReLU (and residual add) --------------------------------------
+
+void GpuBackend::batch_norm_relu_forward_train(const BatchNormParams& p, const Tensor& x,
+                                               const Tensor& gamma, const Tensor& beta,
+                                               const Tensor& residual, const Tensor& y,
+                                               const Tensor& running_mean,
+                                               const Tensor& running_var,
+                                               const Tensor& save_mean,
+                                               const Tensor& save_invstd) {
+  const int64_t rows = int64_t(p.N) * p.spatial;
+  TB_CHECK(rows > 1, "batch norm in training needs more than 1 value per channel, got N={} x {}",
+           p.N, p.spatial);
+  GPU_EXPECT(x, p.numel(), "x");
+  GPU_EXPECT(y, p.numel(), "y");
+  GPU_EXPECT_DTYPE(y, x.dtype, "y");
+  if (residual.defined()) {
+    GPU_EXPECT(residual, p.numel(), "residual");
+    GPU_EXPECT_DTYPE(residual, x.dtype, "residual");
+  }
+  for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var, &save_mean, &save_invstd}) {
+    GPU_EXPECT(*t, p.C, "a per-channel tensor");
+    GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
+  }
+  void* ws = workspace(batch_norm_workspace_bytes(rows, p.C));
+  gpu::batch_norm_relu_forward_train(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(),
+                                     residual.defined() ? residual.data : nullptr, y.data,
+                                     running_mean.ptr<float>(), running_var.ptr<float>(),
+                                     save_mean.ptr<float>(), save_invstd.ptr<float>(), ws, stream_);
+}
+
+void GpuBackend::batch_norm_relu_forward_eval(const BatchNormParams& p, const Tensor& x,
+                                              const Tensor& gamma, const Tensor& beta,
+                                              const Tensor& residual, const Tensor& running_mean,
+                                              const Tensor& running_var, const Tensor& y) {
+  GPU_EXPECT(x, p.numel(), "x");
+  GPU_EXPECT(y, p.numel(), "y");
+  GPU_EXPECT_DTYPE(y, x.dtype, "y");
+  if (residual.defined()) {
+    GPU_EXPECT(residual, p.numel(), "residual");
+    GPU_EXPECT_DTYPE(residual, x.dtype, "residual");
+  }
+  for (const Tensor* t : {&gamma, &beta, &running_mean, &running_var}) {
+    GPU_EXPECT(*t, p.C, "a per-channel tensor");
+    GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
+  }
+  void* ws = workspace(batch_norm_workspace_bytes(int64_t(p.N) * p.spatial, p.C));
+  gpu::batch_norm_relu_forward_eval(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(),
+                                    running_mean.ptr<float>(), running_var.ptr<float>(),
+                                    residual.defined() ? residual.data : nullptr, y.data, ws,
+                                    stream_);
+}
+
+void GpuBackend::batch_norm_relu_backward(const BatchNormParams& p, const Tensor& x,
+                                          const Tensor& gamma, const Tensor& save_mean,
+                                          const Tensor& save_invstd, const Tensor& y,
+                                          const Tensor& dy, const Tensor& dx,
+                                          const Tensor& dgamma, const Tensor& dbeta,
+                                          const Tensor& dresidual, bool accumulate_dx,
+                                          bool accumulate_dresidual) {
+  GPU_EXPECT(x, p.numel(), "x");
+  for (const Tensor* t : {&y, &dy, &dx, &dresidual}) {
+    if (!t->defined() && (t == &dx || t == &dresidual)) continue;
+    GPU_EXPECT(*t, p.numel(), "an activation or its gradient");
+    GPU_EXPECT_DTYPE(*t, x.dtype, "an activation or its gradient");
+  }
+  for (const Tensor* t : {&gamma, &save_mean, &save_invstd, &dgamma, &dbeta}) {
+    GPU_EXPECT(*t, p.C, "a per-channel tensor");
+    GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
+  }
+  void* ws = workspace(batch_norm_workspace_bytes(int64_t(p.N) * p.spatial, p.C));
+  gpu::batch_norm_relu_backward(x.dtype, p, x.data, gamma.ptr<float>(), save_mean.ptr<float>(),
+                                save_invstd.ptr<float>(), y.data, dy.data,
+                                dx.defined() ? dx.data : nullptr, dgamma.ptr<float>(),
+                                dbeta.ptr<float>(), accumulate_dx,
+                                dresidual.defined() ? dresidual.data : nullptr,
+                                accumulate_dresidual, ws, stream_);
+}
+
 // ---- loss and optimizers ----------------------------------------------------------------
 
 void GpuBackend::cross_entropy_forward(const CrossEntropyParams& p, const Tensor& logits,

@@ -70,6 +70,21 @@ class GpuBackend : public Backend, public GpuStepControl {
                            const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dy,
                            const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
                            bool accumulate_dx) override;
+  void batch_norm_relu_forward_train(const BatchNormParams& p, const Tensor& x,
+                                     const Tensor& gamma, const Tensor& beta,
+                                     const Tensor& residual, const Tensor& y,
+                                     const Tensor& running_mean, const Tensor& running_var,
+                                     const Tensor& save_mean, const Tensor& save_invstd) override;
+  void batch_norm_relu_forward_eval(const BatchNormParams& p, const Tensor& x,
+                                    const Tensor& gamma, const Tensor& beta,
+                                    const Tensor& residual, const Tensor& running_mean,
+                                    const Tensor& running_var, const Tensor& y) override;
+  void batch_norm_relu_backward(const BatchNormParams& p, const Tensor& x, const Tensor& gamma,
+                                const Tensor& save_mean, const Tensor& save_invstd,
+                                const Tensor& y, const Tensor& dy, const Tensor& dx,
+                                const Tensor& dgamma, const Tensor& dbeta,
+                                const Tensor& dresidual, bool accumulate_dx,
+                                bool accumulate_dresidual) override;
   void dropout_forward(const DropoutParams& p, const Tensor& x, const Tensor& y,
                        const Tensor& mask) override;
   void dropout_backward(const DropoutParams& p, const Tensor& dy, const Tensor& mask,

@@ -1,0 +1,91 @@
+// The graph's fusion pass: batch norm followed by ReLU, or by a residual add and ReLU, becomes
+// one BatchNormReluLayer node. On the GPU that removes two or three memory-bound passes per
+// chain (the ReLU's and the add's forward and backward kernels and their buffers).
+//
+// A chain is fused only where nothing else sees its middle: the batch norm's output feeds
+// only the ReLU (or the add), and the add's output feeds only the ReLU. The fused node takes
+// the batch norm's place in the node order, so parameters keep their order and names; with a
+// residual, the batch norm chosen is the add's later input, so that the other input (the
+// residual) already exists there.
+#include <memory>
+
+#include "nn/graph.h"
+#include "nn/layers/layers.h"
+
+namespace tb {
+
+namespace {
+
+template <class L>
+const L* as(const std::unique_ptr<Layer>& layer) {
+  return dynamic_cast<const L*>(layer.get());
+}
+
+}  // namespace
+
+void Graph::fuse_batch_norm_relu() {
+  TB_CHECK(!planned(), "fusion rewrites an unplanned graph");
+  const int n = int(nodes_.size());
+  std::vector<std::vector<int>> consumers(static_cast<size_t>(n));
+  for (int j = 1; j < n; ++j)
+    for (int i : nodes_[j].inputs) consumers[i].push_back(j);
+  auto only_feeds = [&](int i, int j) { return consumers[i].size() == 1 && consumers[i][0] == j; };
+  auto batch_norm = [&](int i) { return i > 0 ? as<BatchNormLayer>(nodes_[i].layer) : nullptr; };
+
+  // stands_for[j]: the node whose output replaces node j's (itself unless fused away).
+  std::vector<int> stands_for(static_cast<size_t>(n));
+  for (int j = 0; j < n; ++j) stands_for[j] = j;
+  std::vector<bool> removed(static_cast<size_t>(n), false);
+  auto fuse = [&](int b, int residual) {
+    const BatchNormLayer& bn = *batch_norm(b);
+    auto fused = std::make_unique<BatchNormReluLayer>(bn.eps(), bn.momentum(), residual >= 0);
+    std::vector<int> inputs = nodes_[b].inputs;
+    if (residual >= 0) inputs.push_back(residual);
+    std::vector<Shape> shapes;
+    for (int i : inputs) shapes.push_back(nodes_[i].shape);
+    fused->infer(shapes);
+    nodes_[b].layer = std::move(fused);
+    nodes_[b].inputs = std::move(inputs);
+    // The residual's gradient now comes from this node.
+    if (residual >= 0) nodes_[b].needs_grad = nodes_[b].needs_grad || nodes_[residual].needs_grad;
+  };
+
+  for (int r = 1; r < n - 1; ++r) {  // the last node is the graph's output: never fused away
+    if (!as<ReluLayer>(nodes_[r].layer)) continue;
+    const int a = nodes_[r].inputs[0];
+    if (batch_norm(a) && only_feeds(a, r)) {
+      fuse(a, -1);
+      removed[r] = true;
+      stands_for[r] = a;
+      continue;
+    }
+    if (a == 0 || !as<AddLayer>(nodes_[a].layer) || !only_feeds(a, r)) continue;
+    const int u = nodes_[a].inputs[0], v = nodes_[a].inputs[1];
+    int b = -1, other = -1;
+    for (auto [first, second] : {std::pair{u, v}, std::pair{v, u}})
+      if (batch_norm(first) && only_feeds(first, a) && second < first && first > b) {
+        b = first;
+        other = second;
+      }
+    if (b < 0) continue;
+    fuse(b, other);
+    removed[a] = removed[r] = true;
+    stands_for[r] = b;
+  }
+
+  std::vector<int> new_id(static_cast<size_t>(n), -1);
+  std::vector<Node> kept;
+  for (int j = 0; j < n; ++j) {
+    if (removed[j]) continue;
+    new_id[j] = int(kept.size());
+    kept.push_back(std::move(nodes_[j]));
+  }
+  for (Node& node : kept)
+    for (int& i : node.inputs) {
+      i = new_id[stands_for[i]];
+      TB_CHECK(i >= 0, "fusion left node '{}' reading a removed node", node.name);
+    }
+  nodes_ = std::move(kept);
+}
+
+}  // namespace tb
