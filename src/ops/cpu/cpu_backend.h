@@ -1,6 +1,7 @@
 // The `cpu` backend: fp32 ops on our packed GEMM (gemm.h) and thread pool, with the
-// semantics of the `ref` oracle. Convolutions are lowered per chunk of images (im2col of a
-// chunk into a per-thread buffer that stays in cache, then one GEMM); threads take whole
+// semantics of the `ref` oracle. Convolutions are lowered per chunk of images (the forward
+// GEMM packs the chunk's im2col columns straight from x; the weight gradient builds an
+// im2col chunk in a per-thread buffer that stays in cache); threads take whole
 // chunks; weight gradients are partials over those chunks summed in chunk order. The chunks
 // depend only on the shape, never on the thread count, so every result is bit-identical for
 // any number of threads and run to run.

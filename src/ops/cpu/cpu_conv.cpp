@@ -1,5 +1,6 @@
 // Convolution on the packed GEMM, one chunk of images at a time:
 //   forward      Y_chunk[K, cols]   = W[K, C*k*k] * col[C*k*k, cols]      (+ bias, epilogue)
+//                (col never exists: the GEMM packs it from x, see conv_packer.h)
 //   data grad    dcol[C*k*k, cols]  = W^T * dY_chunk, then col2im into dx
 //   weight grad  dW_chunk[K, C*k*k] = dY_chunk * col^T, summed over chunks in chunk order
 // where cols = images in the chunk x P*Q and col is the chunk's im2col matrix. A chunk holds
@@ -15,6 +16,7 @@
 #include <cstring>
 
 #include "ops/cpu/cpu_backend.h"
+#include "ops/cpu/conv_packer.h"
 #include "ops/cpu/cpu_op_checks.h"
 #include "ops/cpu/gemm.h"
 
@@ -192,9 +194,7 @@ void CpuBackend::conv_forward_chunks(const Conv2dParams& p, const float* xd, con
                                      const float* bias, float* yd, bool accumulate) {
   const ConvPlan plan(p);
   const int slots = pool_->size();
-  const int64_t col_size = per_thread_stride(plan.ckk * plan.max_cols());
   const int64_t out_size = per_thread_stride(int64_t(p.K) * plan.max_cols());
-  float* cols_buf = scratch(kColumns, size_t(col_size * slots));
   float* out_buf = plan.images > 1 ? scratch(kGathered, size_t(out_size * slots)) : nullptr;
   cpu::SgemmEpilogue epilogue;
   epilogue.bias_row = bias;
@@ -205,15 +205,15 @@ void CpuBackend::conv_forward_chunks(const Conv2dParams& p, const float* xd, con
   for_each_chunk(*pool_, plan.chunks, [&](int chunk, int slot) {
     const int n0 = chunk * plan.images, ni = plan.images_in(chunk, p.N);
     const int64_t cols = int64_t(ni) * plan.pq;
-    const float* col = xd + int64_t(n0) * p.C * plan.hw;
-    if (!(plan.direct && ni == 1)) {
-      float* c = cols_buf + slot * col_size;
-      im2col(*pool_, p, plan, xd, n0, ni, c);
-      col = c;
-    }
+    // The GEMM packs the chunk's im2col columns straight from x (conv_packer.h), unless x
+    // itself is the matrix.
+    const cpu::ConvColumnsSource source{p, xd, n0, ni};
+    cpu::SgemmOptions chunk_options = options;
+    if (!(plan.direct && ni == 1)) chunk_options.b_packer = source.packer();
     float* out = ni == 1 ? yd + int64_t(n0) * p.K * plan.pq : out_buf + slot * out_size;
-    cpu::sgemm(false, false, p.K, int(cols), int(plan.ckk), 1.0f, wd, int(plan.ckk), col,
-               int(cols), accumulate && ni == 1 ? 1.0f : 0.0f, out, int(cols), options);
+    cpu::sgemm(false, false, p.K, int(cols), int(plan.ckk), 1.0f, wd, int(plan.ckk),
+               xd + int64_t(n0) * p.C * plan.hw, int(cols), accumulate && ni == 1 ? 1.0f : 0.0f,
+               out, int(cols), chunk_options);
     if (ni > 1) scatter_chunk(out, p.K, plan, n0, ni, yd, accumulate);
   });
 }

@@ -1,0 +1,80 @@
+#include "ops/cpu/conv_packer.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace tb::cpu {
+namespace {
+
+// A piece of the packed columns that lies in one output row of one image and one sliver:
+// the same for every k row, so it is worked out once per pack call, not once per row.
+struct Run {
+  int64_t dst;    // offset of its first column in the packed k row (sliver * stride + lane)
+  int64_t image;  // offset of the image's first plane in x
+  int ih0;        // input row of kernel row r = 0: p * stride - pad
+  int q0, len;    // output columns [q0, q0 + len)
+};
+
+// Grow-only, one per thread: the GEMM calls the packer from several threads at once.
+thread_local std::vector<Run> t_runs;
+
+void pack_columns(const void* ctx, int k0, int kc, int j0, int n, int nr, int64_t sliver_stride,
+                  float* dst) {
+  const ConvColumnsSource& src = *static_cast<const ConvColumnsSource*>(ctx);
+  const Conv2dParams& p = src.params;
+  const int P = p.P(), Q = p.Q(), S = p.stride, k = p.kernel;
+  const int64_t pq = int64_t(P) * Q, hw = int64_t(p.H) * p.W;
+
+  std::vector<Run>& runs = t_runs;
+  runs.clear();
+  for (int jj = 0; jj < n;) {
+    const int64_t j = int64_t(j0) + jj;
+    const int i = int(j / pq);
+    const int64_t pos = j % pq;
+    const int op = int(pos / Q), oq = int(pos % Q);
+    const int lane = jj % nr;
+    const int len = std::min({Q - oq, nr - lane, n - jj});
+    runs.push_back(Run{int64_t(jj / nr) * sliver_stride + lane,
+                       int64_t(src.n0 + i) * p.C * hw, op * S - p.pad, oq, len});
+    jj += len;
+  }
+  const int tail = n % nr;  // columns past n in the last sliver are zeros
+  float* tail_dst = tail ? dst + int64_t(n / nr) * sliver_stride + tail : nullptr;
+
+  for (int kk = 0; kk < kc; ++kk) {
+    const int row = k0 + kk;
+    const int c = row / (k * k), r = row / k % k, s = row % k;
+    // Output columns q whose input column q * S - pad + s lies inside [0, W).
+    const int lo_q = p.pad - s > 0 ? (p.pad - s + S - 1) / S : 0;
+    const int hi_q = p.W - 1 + p.pad - s < 0 ? 0 : std::min(Q, (p.W - 1 + p.pad - s) / S + 1);
+    const int64_t plane = int64_t(c) * hw;
+    float* d_row = dst + int64_t(kk) * nr;
+    for (const Run& run : runs) {
+      float* d = d_row + run.dst;
+      const int ih = run.ih0 + r;
+      const int q1 = run.q0 + run.len;
+      const int lo = std::clamp(lo_q, run.q0, q1), hi = std::clamp(hi_q, lo, q1);
+      if (ih < 0 || ih >= p.H || lo == hi) {
+        std::fill(d, d + run.len, 0.0f);
+        continue;
+      }
+      // x at output column q of this run is line[q * S].
+      const float* line = src.x + run.image + plane + int64_t(ih) * p.W + (s - p.pad);
+      float* dq = d - run.q0;  // dq[q] is the packed slot of output column q
+      for (int q = run.q0; q < lo; ++q) dq[q] = 0.0f;
+      if (S == 1) {
+        for (int q = lo; q < hi; ++q) dq[q] = line[q];
+      } else {
+        for (int q = lo; q < hi; ++q) dq[q] = line[int64_t(q) * S];
+      }
+      for (int q = hi; q < q1; ++q) dq[q] = 0.0f;
+    }
+    if (tail_dst) std::fill(tail_dst + int64_t(kk) * nr, tail_dst + int64_t(kk) * nr + (nr - tail), 0.0f);
+  }
+}
+
+}  // namespace
+
+SgemmBPacker ConvColumnsSource::packer() const { return SgemmBPacker{&pack_columns, this}; }
+
+}  // namespace tb::cpu
