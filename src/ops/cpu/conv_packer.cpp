@@ -1,7 +1,13 @@
 #include "ops/cpu/conv_packer.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <vector>
+
+#include "ops/cpu/cpu_features.h"
+
+#define TB_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 
 namespace tb::cpu {
 namespace {
@@ -17,6 +23,34 @@ struct Run {
 
 // Grow-only, one per thread: the GEMM calls the packer from several threads at once.
 thread_local std::vector<Run> t_runs;
+
+// Lanes [lo, hi) of a 16-lane mask (any ints; clamped to [0, 16]).
+inline uint32_t lane_mask(int lo, int hi) {
+  const auto bits = [](int n) { return n <= 0 ? 0u : n >= 16 ? 0xFFFFu : (1u << n) - 1u; };
+  return bits(hi) & ~bits(lo);
+}
+
+// Stride 1 with AVX-512: a run is at most nr (48) floats, so each takes up to three masked
+// load/store pairs instead of a zero loop, a copy loop and a zero loop with their branches
+// (the scalar packer was 15% of a cifar_cnn step). Masked-off lanes are not read, so the
+// loads never touch memory outside the input row. Same values as the scalar path.
+TB_AVX512 void pack_row_stride1_avx512(const std::vector<Run>& runs, const float* x, int64_t plane,
+                                       int r, int row_offset, int lo_q, int hi_q, int H, int W,
+                                       float* d_row) {
+  for (const Run& run : runs) {
+    float* d = d_row + run.dst;
+    const int ih = run.ih0 + r;
+    const bool inside = ih >= 0 && ih < H;
+    // Valid packed positions t (output column q0 + t) of this run.
+    const int vlo = lo_q - run.q0, vhi = hi_q - run.q0;
+    const float* line = x + run.image + plane + int64_t(inside ? ih : 0) * W + row_offset + run.q0;
+    for (int t = 0; t < run.len; t += 16) {
+      const __mmask16 store = __mmask16(lane_mask(0, run.len - t));
+      const __mmask16 load = inside ? __mmask16(store & lane_mask(vlo - t, vhi - t)) : 0;
+      _mm512_mask_storeu_ps(d + t, store, _mm512_maskz_loadu_ps(load, line + t));
+    }
+  }
+}
 
 void pack_columns(const void* ctx, int k0, int kc, int j0, int n, int nr, int64_t sliver_stride,
                   float* dst) {
@@ -40,6 +74,7 @@ void pack_columns(const void* ctx, int k0, int kc, int j0, int n, int nr, int64_
   }
   const int tail = n % nr;  // columns past n in the last sliver are zeros
   float* tail_dst = tail ? dst + int64_t(n / nr) * sliver_stride + tail : nullptr;
+  const bool vector_path = S == 1 && active_isa() == Isa::avx512;
 
   for (int kk = 0; kk < kc; ++kk) {
     const int row = k0 + kk;
@@ -49,6 +84,12 @@ void pack_columns(const void* ctx, int k0, int kc, int j0, int n, int nr, int64_
     const int hi_q = p.W - 1 + p.pad - s < 0 ? 0 : std::min(Q, (p.W - 1 + p.pad - s) / S + 1);
     const int64_t plane = int64_t(c) * hw;
     float* d_row = dst + int64_t(kk) * nr;
+    if (tail_dst)
+      std::fill(tail_dst + int64_t(kk) * nr, tail_dst + int64_t(kk) * nr + (nr - tail), 0.0f);
+    if (vector_path) {
+      pack_row_stride1_avx512(runs, src.x, plane, r, s - p.pad, lo_q, hi_q, p.H, p.W, d_row);
+      continue;
+    }
     for (const Run& run : runs) {
       float* d = d_row + run.dst;
       const int ih = run.ih0 + r;
@@ -69,7 +110,6 @@ void pack_columns(const void* ctx, int k0, int kc, int j0, int n, int nr, int64_
       }
       for (int q = hi; q < q1; ++q) dq[q] = 0.0f;
     }
-    if (tail_dst) std::fill(tail_dst + int64_t(kk) * nr, tail_dst + int64_t(kk) * nr + (nr - tail), 0.0f);
   }
 }
 
