@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "ops/cpu/cpu_backend.h"
+#include "ops/cpu/channel_sums.h"
 #include "ops/cpu/conv_packer.h"
 #include "ops/cpu/cpu_op_checks.h"
 #include "ops/cpu/gemm.h"
@@ -304,14 +305,11 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
       }
     });
   }
-  if (dbias_data) {  // per channel, in double, images then positions
+  if (dbias_data) {  // per channel, in double, images then positions, in 8 fixed lanes
     pool_->parallel_for(0, p.K, [&](int64_t o) {
-      double sum = 0;
-      for (int n = 0; n < p.N; ++n) {
-        const float* g = dyd + (int64_t(n) * p.K + o) * plan.pq;
-        for (int64_t i = 0; i < plan.pq; ++i) sum += double(g[i]);
-      }
-      dbias_data[o] = float(sum);
+      cpu::LaneSums sum;
+      for (int n = 0; n < p.N; ++n) cpu::add_sum(dyd + (int64_t(n) * p.K + o) * plan.pq, plan.pq, sum);
+      dbias_data[o] = float(sum.total());
     });
   }
 }
