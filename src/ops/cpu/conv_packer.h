@@ -21,8 +21,10 @@ struct ConvColumnsSource {
   int n0 = 0;                // first image of the chunk
   int images = 1;            // images in the chunk
 
-  // The packer that reads this source; `this` must outlive the sgemm call.
+  // Packers that read this source (`this` must outlive the sgemm call): op(B) = col for the
+  // forward GEMM, op(B) = col^T for the weight gradient dW = dY * col^T.
   SgemmBPacker packer() const;
+  SgemmBPacker transposed_packer() const;
 };
 
 }  // namespace tb::cpu
