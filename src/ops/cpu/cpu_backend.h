@@ -1,6 +1,6 @@
 // The `cpu` backend: fp32 ops on our packed GEMM (gemm.h) and thread pool, with the
-// semantics of the `ref` oracle. Convolutions are lowered per chunk of images (im2col of a
-// chunk into a per-thread buffer that stays in cache, then one GEMM); threads take whole
+// semantics of the `ref` oracle. Convolutions are lowered per chunk of images (the GEMMs
+// pack the chunk's im2col matrix, or its transpose, straight from x); threads take whole
 // chunks; weight gradients are partials over those chunks summed in chunk order. The chunks
 // depend only on the shape, never on the thread count, so every result is bit-identical for
 // any number of threads and run to run.
@@ -91,7 +91,7 @@ class CpuBackend final : public Backend {
  private:
   // Grow-only scratch buffers, one per purpose, 64-byte aligned. Per-thread slices are
   // carved by the caller at multiples of per_thread_stride().
-  enum Scratch { kColumns, kColumnGrads, kGathered, kPartials, kFlippedWeights, kScratchCount };
+  enum Scratch { kColumnGrads, kGathered, kPartials, kFlippedWeights, kScratchCount };
   struct ScratchBuffer {
     float* data = nullptr;
     size_t floats = 0;

@@ -1,11 +1,13 @@
 // Convolution on the packed GEMM, one chunk of images at a time:
 //   forward      Y_chunk[K, cols]   = W[K, C*k*k] * col[C*k*k, cols]      (+ bias, epilogue)
-//   data grad    dcol[C*k*k, cols]  = W^T * dY_chunk, then col2im into dx
+//   data grad    dcol[C*k*k, cols]  = W^T * dY_chunk, then col2im into dx (stride 1: a
+//                forward conv of dY with the flipped weights instead)
 //   weight grad  dW_chunk[K, C*k*k] = dY_chunk * col^T, summed over chunks in chunk order
-// where cols = images in the chunk x P*Q and col is the chunk's im2col matrix. A chunk holds
-// enough images for about 1024 columns, so the GEMMs are wide enough for the micro-kernel
-// and the chunk's im2col matrix stays in L2/L3 instead of streaming a batch-sized one through
-// memory. A 1x1, stride-1, unpadded conv of a single-image chunk reads x as it is.
+// where cols = images in the chunk x P*Q and col is the chunk's im2col matrix. col is never
+// stored: the GEMMs pack it (forward) or its transpose (weight grad) straight from x through
+// conv_packer.h. A chunk holds enough images for about 1024 columns, so the GEMMs are wide
+// enough for the micro-kernel and the chunk's part of x stays in L2/L3 while it is packed.
+// A 1x1, stride-1, unpadded conv of a single-image chunk reads x as it is.
 //
 // Threads take whole chunks (each GEMM then runs on one thread, which is where the GEMM is
 // most efficient); with fewer chunks than threads the chunks run one after the other, each
@@ -15,6 +17,8 @@
 #include <cstring>
 
 #include "ops/cpu/cpu_backend.h"
+#include "ops/cpu/channel_sums.h"
+#include "ops/cpu/conv_packer.h"
 #include "ops/cpu/cpu_op_checks.h"
 #include "ops/cpu/gemm.h"
 
@@ -68,43 +72,6 @@ void check_conv(const Conv2dParams& p) {
            p.kernel, p.stride, p.pad);
   TB_CHECK(p.P() > 0 && p.Q() > 0, "cpu conv2d: a {}x{} kernel does not fit a {}x{} input, pad {}",
            p.kernel, p.kernel, p.H, p.W, p.pad);
-}
-
-// col[C*k*k, ni*P*Q] of images [n0, n0 + ni) of x[N,C,H,W]; row (c, r, s), column (i, op, oq).
-void im2col(cpu::ThreadPool& pool, const Conv2dParams& p, const ConvPlan& plan, const float* x,
-            int n0, int ni, float* col) {
-  const int k = p.kernel, S = p.stride, P = plan.P, Q = plan.Q;
-  const int64_t cols = int64_t(ni) * plan.pq;
-  pool.parallel_for_range(0, p.C, [&](int64_t c_lo, int64_t c_hi) {
-    for (int64_t c = c_lo; c < c_hi; ++c) {
-      for (int r = 0; r < k; ++r) {
-        const Range rows = valid_outputs(P, p.H, S, p.pad, r);
-        for (int s = 0; s < k; ++s) {
-          const Range cs = valid_outputs(Q, p.W, S, p.pad, s);
-          float* row = col + ((c * k + r) * k + s) * cols;
-          for (int i = 0; i < ni; ++i) {
-            const float* plane = x + (int64_t(n0 + i) * p.C + c) * plan.hw;
-            float* dst = row + i * plan.pq;
-            for (int op = 0; op < P; ++op) {
-              float* d = dst + int64_t(op) * Q;
-              if (op < rows.begin || op >= rows.end || cs.begin == cs.end) {
-                std::fill(d, d + Q, 0.0f);
-                continue;
-              }
-              const float* src = plane + int64_t(op * S - p.pad + r) * p.W + (s - p.pad);
-              std::fill(d, d + cs.begin, 0.0f);
-              if (S == 1) {
-                std::memcpy(d + cs.begin, src + cs.begin, sizeof(float) * (cs.end - cs.begin));
-              } else {
-                for (int q = cs.begin; q < cs.end; ++q) d[q] = src[int64_t(q) * S];
-              }
-              std::fill(d + cs.end, d + Q, 0.0f);
-            }
-          }
-        }
-      }
-    }
-  });
 }
 
 // dx[images n0..n0+ni) (+)= col2im(dcol[C*k*k, ni*P*Q]). Each dx element receives its
@@ -192,9 +159,7 @@ void CpuBackend::conv_forward_chunks(const Conv2dParams& p, const float* xd, con
                                      const float* bias, float* yd, bool accumulate) {
   const ConvPlan plan(p);
   const int slots = pool_->size();
-  const int64_t col_size = per_thread_stride(plan.ckk * plan.max_cols());
   const int64_t out_size = per_thread_stride(int64_t(p.K) * plan.max_cols());
-  float* cols_buf = scratch(kColumns, size_t(col_size * slots));
   float* out_buf = plan.images > 1 ? scratch(kGathered, size_t(out_size * slots)) : nullptr;
   cpu::SgemmEpilogue epilogue;
   epilogue.bias_row = bias;
@@ -205,15 +170,15 @@ void CpuBackend::conv_forward_chunks(const Conv2dParams& p, const float* xd, con
   for_each_chunk(*pool_, plan.chunks, [&](int chunk, int slot) {
     const int n0 = chunk * plan.images, ni = plan.images_in(chunk, p.N);
     const int64_t cols = int64_t(ni) * plan.pq;
-    const float* col = xd + int64_t(n0) * p.C * plan.hw;
-    if (!(plan.direct && ni == 1)) {
-      float* c = cols_buf + slot * col_size;
-      im2col(*pool_, p, plan, xd, n0, ni, c);
-      col = c;
-    }
+    // The GEMM packs the chunk's im2col columns straight from x (conv_packer.h), unless x
+    // itself is the matrix.
+    const cpu::ConvColumnsSource source{p, xd, n0, ni};
+    cpu::SgemmOptions chunk_options = options;
+    if (!(plan.direct && ni == 1)) chunk_options.b_packer = source.packer();
     float* out = ni == 1 ? yd + int64_t(n0) * p.K * plan.pq : out_buf + slot * out_size;
-    cpu::sgemm(false, false, p.K, int(cols), int(plan.ckk), 1.0f, wd, int(plan.ckk), col,
-               int(cols), accumulate && ni == 1 ? 1.0f : 0.0f, out, int(cols), options);
+    cpu::sgemm(false, false, p.K, int(cols), int(plan.ckk), 1.0f, wd, int(plan.ckk),
+               xd + int64_t(n0) * p.C * plan.hw, int(cols), accumulate && ni == 1 ? 1.0f : 0.0f,
+               out, int(cols), chunk_options);
     if (ni > 1) scatter_chunk(out, p.K, plan, n0, ni, yd, accumulate);
   });
 }
@@ -239,7 +204,6 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
   const int64_t col_size = per_thread_stride(plan.ckk * plan.max_cols());
   const int64_t dy_size = per_thread_stride(int64_t(p.K) * plan.max_cols());
   const int64_t w_numel = p.w_numel();
-  float* cols_buf = scratch(kColumns, size_t(col_size * slots));
   float* dcols_buf = col2im_dx ? scratch(kColumnGrads, size_t(col_size * slots)) : nullptr;
   float* dy_buf = plan.images > 1 ? scratch(kGathered, size_t(dy_size * slots)) : nullptr;
   // One partial weight gradient per chunk, unless a single chunk writes dw itself.
@@ -254,12 +218,11 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
   for_each_chunk(*pool_, plan.chunks, [&](int chunk, int slot) {
     const int n0 = chunk * plan.images, ni = plan.images_in(chunk, p.N);
     const int64_t cols = int64_t(ni) * plan.pq;
+    // dW's GEMM packs col^T straight from x (conv_packer.h), unless x itself is col.
+    const cpu::ConvColumnsSource source{p, xd, n0, ni};
+    cpu::SgemmOptions dw_options = options;
+    if (!(plan.direct && ni == 1)) dw_options.b_packer = source.transposed_packer();
     const float* col = xd + int64_t(n0) * p.C * plan.hw;
-    if (!(plan.direct && ni == 1)) {
-      float* c = cols_buf + slot * col_size;
-      im2col(*pool_, p, plan, xd, n0, ni, c);
-      col = c;
-    }
     const float* dyc = dyd + int64_t(n0) * p.K * plan.pq;
     if (ni > 1) {
       float* g = dy_buf + slot * dy_size;
@@ -268,7 +231,7 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
     }
     float* dw_out = partials ? partials + chunk * w_numel : dwd;
     cpu::sgemm(false, true, p.K, int(plan.ckk), int(cols), 1.0f, dyc, int(cols), col, int(cols),
-               0.0f, dw_out, int(plan.ckk), options);
+               0.0f, dw_out, int(plan.ckk), dw_options);
     if (!col2im_dx) return;
     float* dcol = dcols_buf + slot * col_size;
     cpu::sgemm(true, false, int(plan.ckk), int(cols), p.K, 1.0f, wd, int(plan.ckk), dyc,
@@ -304,14 +267,11 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
       }
     });
   }
-  if (dbias_data) {  // per channel, in double, images then positions
+  if (dbias_data) {  // per channel, in double, images then positions, in 8 fixed lanes
     pool_->parallel_for(0, p.K, [&](int64_t o) {
-      double sum = 0;
-      for (int n = 0; n < p.N; ++n) {
-        const float* g = dyd + (int64_t(n) * p.K + o) * plan.pq;
-        for (int64_t i = 0; i < plan.pq; ++i) sum += double(g[i]);
-      }
-      dbias_data[o] = float(sum);
+      cpu::LaneSums sum;
+      for (int n = 0; n < p.N; ++n) cpu::add_sum(dyd + (int64_t(n) * p.K + o) * plan.pq, plan.pq, sum);
+      dbias_data[o] = float(sum.total());
     });
   }
 }

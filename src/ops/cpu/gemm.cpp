@@ -41,7 +41,14 @@ class PackBuffer {
 
 // Each thread packs its own A blocks, and its own B slivers when no other thread needs them;
 // a shared B panel lives with the thread that called sgemm.
-thread_local PackBuffer t_a_pack, t_b_private, t_b_pack, t_split_k;
+thread_local PackBuffer t_a_pack, t_a_whole, t_b_private, t_b_pack, t_split_k;
+
+// A private-panel thread whose A is one row block (M <= mc) packs all of A once per sgemm
+// call and reuses it for every further panel, instead of repacking (k-minor A means 8x8
+// transposes) once per panel: a conv's weights were packed three times per image. Up to
+// this many floats per thread (4 MiB, beyond which reading the copy back costs about what
+// the repacking does).
+constexpr int64_t kWholeAFloats = int64_t(1) << 20;
 
 struct Operand {
   const float* data;
@@ -261,8 +268,10 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
     if (!alone && t >= p.threads) return;
     float* a_pack = t_a_pack.get(size_t(p.mc) * p.kc);
 
-    // C[rows r0..r1, columns jc..jc+ncur] += this K block, A packed in blocks of mc rows.
-    auto compute = [&](const float* panel, int jc, int ncur, int p0, int kcur, int r0, int r1) {
+    // C[rows r0..r1, columns jc..jc+ncur] += this K block, A packed in blocks of mc rows
+    // (or already packed at a_packed, when rows r0..r1 are a single block).
+    auto compute = [&](const float* panel, int jc, int ncur, int p0, int kcur, int r0, int r1,
+                       const float* a_packed = nullptr) {
       const bool last = p0 + kcur >= K;
       TileStore st;
       st.alpha = alpha;
@@ -270,14 +279,18 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
       st.relu = last && epi && epi->relu;
       for (int ic = r0; ic < r1; ic += p.mc) {
         const int mcur = std::min(p.mc, r1 - ic);
-        pack_a(kern, A, ic, mcur, p0, kcur, a_pack);
+        const float* a_block = a_packed;
+        if (!a_block) {
+          pack_a(kern, A, ic, mcur, p0, kcur, a_pack);
+          a_block = a_pack;
+        }
         for (int j = jc; j < jc + ncur; j += nr) {
           const float* b_sliver = panel + int64_t(j - jc) * kcur;
           st.bias_col = last && epi && epi->bias_col ? epi->bias_col + j : nullptr;
           for (int ir = 0; ir < mcur; ir += mr) {
             const int i = ic + ir;
             st.bias_row = last && epi && epi->bias_row ? epi->bias_row + i : nullptr;
-            kern.kernel(kcur, a_pack + int64_t(ir) * kcur, b_sliver, C + i * ldc + j, ldc,
+            kern.kernel(kcur, a_block + int64_t(ir) * kcur, b_sliver, C + i * ldc + j, ldc,
                         std::min(mr, M - i), std::min(nr, N - j), st);
           }
         }
@@ -288,14 +301,24 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
       float* panel = t_b_private.get(size_t(panel_floats));
       std::atomic<int64_t>& next = counters[0].next;
       const int panels = ceil_div(N, p.nc);
+      // All of A, K block after K block: block p0 starts at p0 * m_pad (every earlier block
+      // is kc long), each holding m_pad / mr slivers of kcur x mr.
+      const int64_t m_pad = round_up(M, mr);
+      float* a_whole = M <= p.mc && panels > 1 && m_pad * K <= kWholeAFloats
+                           ? t_a_whole.get(size_t(m_pad * K))
+                           : nullptr;
+      bool a_whole_ready = false;
       for (int item = alone ? 0 : int(next.fetch_add(1)); item < panels;
            item = alone ? item + 1 : int(next.fetch_add(1))) {
         const int jc = item * p.nc, ncur = std::min(p.nc, N - jc);
         for (int p0 = 0; p0 < K; p0 += p.kc) {
           const int kcur = std::min(p.kc, K - p0);
           pack_b_part(kern, B, jc, ncur, p0, kcur, 0, 1, panel);
-          compute(panel, jc, ncur, p0, kcur, 0, M);
+          float* a_block = a_whole ? a_whole + p0 * m_pad : nullptr;
+          if (a_block && !a_whole_ready) pack_a(kern, A, 0, M, p0, kcur, a_block);
+          compute(panel, jc, ncur, p0, kcur, 0, M, a_block);
         }
+        a_whole_ready = a_whole != nullptr;
       }
       return;
     }
