@@ -3,7 +3,7 @@
 # carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
 # sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
 # machine's. Sections (default: tests bench torch sanitizer): tests profile bench torch train
-# study sanitizer. Logs and JSON lines go to $OUT (at most 8 files come back); the last lines printed
+# study cpu sanitizer. Logs and JSON lines go to $OUT (at most 8 files come back); the last lines printed
 # are the comparison table.
 set -uo pipefail
 OUT=${OUT:-/tmp/tb-out}
@@ -26,7 +26,7 @@ has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 if has tests; then
   echo "== GPU tests"
   tb timeout 300 $B/trainbench_tests \
-    --gtest_filter="${GPU_TESTS:-Backends/GpuOps.*:Backends/GpuTraining.*:GpuLossScaling.*:GpuDataset.*:*GpuGolden*}" \
+    --gtest_filter="${GPU_TESTS:-Backends/GpuOps.*:Backends/GpuTraining.*:GpuLossScaling.*:GpuDataset.*:GpuStreaming.*:*GpuGolden*}" \
     --gtest_output=xml:"$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
   echo "exit $?"
   grep -E "^\[  (PASSED|FAILED) " "$OUT/gpu_tests.log" | sed 's/, where GetParam.*//' | head -40
@@ -85,6 +85,15 @@ if has study; then
     --results "$OUT/study.jsonl" --report "$OUT/study_report.html" > "$OUT/study.log" 2>&1
   echo "exit $?"
   sed -n '/^dataset /,$p' "$OUT/study.log" | head -20
+fi
+
+if has cpu; then
+  echo "== CPU backends against PyTorch on the host's cores (issue 3), batch 64"
+  tb timeout 400 $B/trainbench throughput --model alexnet_lite,cifar_cnn,resnet18 \
+    --impl cpu,onednn --threads 1,$(nproc) --batch-size 64 --warmup 2 --repeats 7 \
+    --baseline onednn --results "$OUT/cpu_throughput.jsonl" > "$OUT/cpu_throughput.log" 2>&1
+  (cd devdata && OUT="$OUT" timeout 300 python3 torch_anchor.py cpu > /tmp/torch_cpu.log 2>&1)
+  python3 scripts/cpu_compare.py "$OUT/cpu_throughput.jsonl" "$OUT/torch_anchor.jsonl"
 fi
 
 if has sanitizer; then

@@ -40,11 +40,14 @@ TEST(GpuStreaming, StreamedTrainingEqualsResidentTraining) {
     const TrainResult streamed = train("stream", graph);
     ASSERT_EQ(resident.epochs.size(), streamed.epochs.size());
     for (size_t e = 0; e < resident.epochs.size(); ++e) {
-      // Same batches, same kernels, deterministic reductions: the same numbers.
-      EXPECT_EQ(streamed.epochs[e].train_loss, resident.epochs[e].train_loss) << e;
-      EXPECT_EQ(streamed.epochs[e].val_accuracy, resident.epochs[e].val_accuracy) << e;
+      // Same batches and kernels. Not bit for bit: each run times its own kernel choices
+      // (tiles and split reductions), and on an H200 the first epoch's mean loss once differed in
+      // the 7th digit. A wrong or stale batch would move it by far more.
+      const double want = resident.epochs[e].train_loss;
+      EXPECT_NEAR(streamed.epochs[e].train_loss, want, 1e-5 * want) << e;
+      EXPECT_NEAR(streamed.epochs[e].val_accuracy, resident.epochs[e].val_accuracy, 1e-9) << e;
     }
-    EXPECT_EQ(streamed.test.loss, resident.test.loss);
+    EXPECT_NEAR(streamed.test.loss, resident.test.loss, 1e-5 * resident.test.loss);
   }
 }
 
