@@ -72,19 +72,46 @@ __global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, 
   }
 }
 
+// The finish kernels run on blocks of kCols channels x kRows thread rows: row r adds chunks
+// r, r + kRows, ... in double (coalesced across the channels), then row 0 adds the rows in
+// order. A fixed order, so results depend on the shape only; and up to 1,024 chunks are no
+// longer one thread's serial walk per channel.
+__device__ __forceinline__ bool sum_chunks(const float2* partials, int chunks, int C, double& s1,
+                                           double& s2) {
+  __shared__ double r1[kRows][kCols], r2[kRows][kCols];
+  const int c = blockIdx.x * kCols + threadIdx.x;
+  double a = 0, b = 0;
+  if (c < C)
+    for (int k = threadIdx.y; k < chunks; k += kRows) {
+      const float2 v = partials[int64_t(k) * C + c];
+      a += v.x;
+      b += v.y;
+    }
+  r1[threadIdx.y][threadIdx.x] = a;
+  r2[threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y != 0 || c >= C) return false;
+  s1 = r1[0][threadIdx.x];
+  s2 = r2[0][threadIdx.x];
+  for (int k = 1; k < kRows; ++k) {
+    s1 += r1[k][threadIdx.x];
+    s2 += r2[k][threadIdx.x];
+  }
+  return true;
+}
+
+dim3 finish_grid(int C) { return dim3((C + kCols - 1) / kCols); }
+dim3 finish_block() { return dim3(kCols, kRows); }
+
 // coef[c] = scale, coef[C + c] = shift: y = x * scale + shift.
 template <class T>
 __global__ void finish_forward_kernel(const T* x, const float2* partials, int chunks, int64_t rows,
                                       int C, double eps, double momentum, const float* gamma,
                                       const float* beta, float* running_mean, float* running_var,
                                       float* save_mean, float* save_invstd, float* coef) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
   double s1 = 0, s2 = 0;
-  for (int k = 0; k < chunks; ++k) {
-    s1 += partials[int64_t(k) * C + c].x;
-    s2 += partials[int64_t(k) * C + c].y;
-  }
+  if (!sum_chunks(partials, chunks, C, s1, s2)) return;
+  const int c = blockIdx.x * kCols + threadIdx.x;
   const double m = double(rows);
   const double shifted_mean = s1 / m;
   const double var = fmax(s2 / m - shifted_mean * shifted_mean, 0.0);
@@ -116,13 +143,9 @@ __global__ void finish_backward_kernel(const float2* partials, int chunks, int64
                                        const float* gamma, const float* save_mean,
                                        const float* save_invstd, float* dgamma, float* dbeta,
                                        float* coef) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
   double sum_dy = 0, sum_dy_xmu = 0;
-  for (int k = 0; k < chunks; ++k) {
-    sum_dy += partials[int64_t(k) * C + c].x;
-    sum_dy_xmu += partials[int64_t(k) * C + c].y;
-  }
+  if (!sum_chunks(partials, chunks, C, sum_dy, sum_dy_xmu)) return;
+  const int c = blockIdx.x * kCols + threadIdx.x;
   const double invstd = save_invstd[c], mean = save_mean[c];
   const double sum_dy_xhat = sum_dy_xmu * invstd;
   dbeta[c] = float(sum_dy);
@@ -137,11 +160,9 @@ __global__ void finish_backward_kernel(const float2* partials, int chunks, int64
 }
 
 __global__ void finish_column_sum_kernel(const float2* partials, int chunks, int C, float* out) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
-  double s = 0;
-  for (int k = 0; k < chunks; ++k) s += partials[int64_t(k) * C + c].x;
-  out[c] = float(s);
+  double s = 0, unused = 0;
+  if (!sum_chunks(partials, chunks, C, s, unused)) return;
+  out[blockIdx.x * kCols + threadIdx.x] = float(s);
 }
 
 // What the forward apply pass does after normalising: nothing, ReLU, or residual add + ReLU.
@@ -298,7 +319,7 @@ void forward_train(DType t, const BatchNormParams& p, const void* x, const float
     partial_sums_kernel<T, 0><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
         (const T*)x, nullptr, nullptr, rows, C, g.rows_per_chunk, partials_of(workspace));
     TB_CUDA_LAUNCH_CHECK();
-    finish_forward_kernel<T><<<(C + 127) / 128, 128, 0, s>>>(
+    finish_forward_kernel<T><<<finish_grid(C), finish_block(), 0, s>>>(
         (const T*)x, partials_of(workspace), g.chunks, rows, C, p.eps, p.momentum, gamma, beta,
         running_mean, running_var, save_mean, save_invstd, coef);
     TB_CUDA_LAUNCH_CHECK();
@@ -339,7 +360,7 @@ void backward(DType t, const BatchNormParams& p, const void* x, const float* gam
       partial_sums_kernel<T, 1><<<grid, block, 0, s>>>((const T*)x, (const T*)dy, save_mean, rows,
                                                        C, g.rows_per_chunk, partials_of(workspace));
     TB_CUDA_LAUNCH_CHECK();
-    finish_backward_kernel<<<(C + 127) / 128, 128, 0, s>>>(partials_of(workspace), g.chunks, rows,
+    finish_backward_kernel<<<finish_grid(C), finish_block(), 0, s>>>(partials_of(workspace), g.chunks, rows,
                                                            C, gamma, save_mean, save_invstd,
                                                            dgamma, dbeta, coef);
     TB_CUDA_LAUNCH_CHECK();
@@ -433,7 +454,7 @@ void column_sum(DType t, const void* y, int64_t rows, int K, float* out, void* w
         (const T*)y, nullptr, nullptr, rows, K, g.rows_per_chunk, partials_of(workspace));
   });
   TB_CUDA_LAUNCH_CHECK();
-  finish_column_sum_kernel<<<(K + 127) / 128, 128, 0, s>>>(partials_of(workspace), g.chunks, K, out);
+  finish_column_sum_kernel<<<finish_grid(K), finish_block(), 0, s>>>(partials_of(workspace), g.chunks, K, out);
   TB_CUDA_LAUNCH_CHECK();
 }
 
