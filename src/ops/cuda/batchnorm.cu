@@ -21,12 +21,13 @@ struct Grid {
   int64_t rows_per_chunk;
 };
 
+// Row chunks of about 16K elements each, at most 1,024: enough blocks to fill the GPU whether
+// the tensor is wide (512 channels, few rows) or narrow (64 channels, many rows).
 Grid grid_for(int64_t rows, int C) {
   Grid g;
   g.col_blocks = (C + kCols - 1) / kCols;
-  const int64_t by_rows = std::max<int64_t>(1, (rows + 255) / 256);
-  const int64_t by_blocks = std::max<int64_t>(1, 2048 / g.col_blocks);
-  g.chunks = int(std::min(by_rows, by_blocks));
+  const int64_t by_size = rows * int64_t(C) / 16384;
+  g.chunks = int(std::max<int64_t>(1, std::min<int64_t>({by_size, 1024, rows})));
   g.rows_per_chunk = (rows + g.chunks - 1) / g.chunks;
   return g;
 }
@@ -69,6 +70,68 @@ __global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, 
       sum.y += red[k][threadIdx.x].y;
     }
     partials[int64_t(blockIdx.y) * C + c] = sum;
+  }
+}
+
+// The same sums with 16-byte loads: a thread owns V = 16 / sizeof(T) consecutive channels of
+// a row, C / V threads cover a row, and a block of `lanes` such row-walkers steps through its
+// chunk `lanes` rows at a time (a warp reads whole rows: NHWC rows are contiguous). The block
+// then adds its lanes in order, so the result depends on the shape only, never on timing.
+template <class T, int kMode>
+__global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float* mean,
+                                           int64_t rows, int C, int64_t rows_per_chunk,
+                                           float2* partials, const T* mask) {
+  constexpr int V = Vec16<T>::kCount;
+  extern __shared__ float2 lane_sums[];  // [lanes][C]
+  const int groups = C / V;
+  const int lanes = int(blockDim.x) / groups;
+  const int lane = int(threadIdx.x) / groups, c0 = (int(threadIdx.x) % groups) * V;
+  const int64_t begin = int64_t(blockIdx.x) * rows_per_chunk;
+  const int64_t end = min(rows, begin + rows_per_chunk);
+  float s1[V], s2[V], shift[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    s1[j] = s2[j] = 0.0f;
+    shift[j] = kMode == 0 ? to_float(x[c0 + j]) : (kMode == 1 || kMode == 3 ? mean[c0 + j] : 0.0f);
+  }
+  const Vec16<T>* xv = reinterpret_cast<const Vec16<T>*>(x);
+  const Vec16<T>* dyv = reinterpret_cast<const Vec16<T>*>(dy);
+  const Vec16<T>* mv = reinterpret_cast<const Vec16<T>*>(mask);
+  for (int64_t r = begin + lane; r < end; r += lanes) {
+    const int64_t i = (r * C + c0) / V;
+    const Vec16<T> a = xv[i];
+    if (kMode == 0) {
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const float d = to_float(a.v[j]) - shift[j];
+        s1[j] += d;
+        s2[j] += d * d;
+      }
+    } else if (kMode == 1 || kMode == 3) {
+      const Vec16<T> g = dyv[i];
+      Vec16<T> m;
+      if (kMode == 3) m = mv[i];
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const float gj = kMode == 1 || to_float(m.v[j]) > 0.0f ? to_float(g.v[j]) : 0.0f;
+        s1[j] += gj;
+        s2[j] += gj * (to_float(a.v[j]) - shift[j]);
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) s1[j] += to_float(a.v[j]);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < V; ++j) lane_sums[lane * C + c0 + j] = make_float2(s1[j], s2[j]);
+  __syncthreads();
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    float2 sum = lane_sums[c];
+    for (int k = 1; k < lanes; ++k) {
+      sum.x += lane_sums[k * C + c].x;
+      sum.y += lane_sums[k * C + c].y;
+    }
+    partials[int64_t(blockIdx.x) * C + c] = sum;
   }
 }
 
@@ -281,6 +344,25 @@ bool vector_ok(int C, std::initializer_list<const void*> pointers) {
   return true;
 }
 
+// Per-chunk, per-channel partial sums (kMode as partial_sums_kernel): 16-byte loads when the
+// channels split into whole vectors and a row fits one block, else one element per thread.
+template <class T, int kMode>
+void partial_sums(const void* x, const void* dy, const float* mean, int64_t rows, int C,
+                  const Grid& g, float2* partials, const void* mask, cudaStream_t s) {
+  constexpr int V = Vec16<T>::kCount;
+  const int groups = C / V;
+  if (vector_ok<T>(C, {x, dy, mask}) && groups <= 256) {
+    const int lanes = 256 / groups;
+    const size_t shared = sizeof(float2) * size_t(lanes) * size_t(C);
+    partial_sums_vector_kernel<T, kMode><<<g.chunks, lanes * groups, shared, s>>>(
+        (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials, (const T*)mask);
+  } else {
+    partial_sums_kernel<T, kMode><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
+        (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials, (const T*)mask);
+  }
+  TB_CUDA_LAUNCH_CHECK();
+}
+
 template <class T, int kEpilogue>
 void apply_forward(const void* x, const void* residual, void* y, int64_t n, int C,
                    const float* coef, cudaStream_t s) {
@@ -316,9 +398,7 @@ void forward_train(DType t, const BatchNormParams& p, const void* x, const float
   const Grid g = grid_for(rows, C);
   float* coef = coef_of(workspace, rows, C);
   TB_GPU_DISPATCH(t, T, {
-    partial_sums_kernel<T, 0><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
-        (const T*)x, nullptr, nullptr, rows, C, g.rows_per_chunk, partials_of(workspace));
-    TB_CUDA_LAUNCH_CHECK();
+    partial_sums<T, 0>(x, nullptr, nullptr, rows, C, g, partials_of(workspace), nullptr, s);
     finish_forward_kernel<T><<<finish_grid(C), finish_block(), 0, s>>>(
         (const T*)x, partials_of(workspace), g.chunks, rows, C, p.eps, p.momentum, gamma, beta,
         running_mean, running_var, save_mean, save_invstd, coef);
@@ -350,16 +430,11 @@ void backward(DType t, const BatchNormParams& p, const void* x, const float* gam
   const int C = p.C;
   const Grid g = grid_for(rows, C);
   float* coef = coef_of(workspace, rows, C);
-  const dim3 grid(g.col_blocks, g.chunks), block(kCols, kRows);
   TB_GPU_DISPATCH(t, T, {
     if (mask)
-      partial_sums_kernel<T, 3><<<grid, block, 0, s>>>((const T*)x, (const T*)dy, save_mean, rows,
-                                                       C, g.rows_per_chunk, partials_of(workspace),
-                                                       (const T*)mask);
+      partial_sums<T, 3>(x, dy, save_mean, rows, C, g, partials_of(workspace), mask, s);
     else
-      partial_sums_kernel<T, 1><<<grid, block, 0, s>>>((const T*)x, (const T*)dy, save_mean, rows,
-                                                       C, g.rows_per_chunk, partials_of(workspace));
-    TB_CUDA_LAUNCH_CHECK();
+      partial_sums<T, 1>(x, dy, save_mean, rows, C, g, partials_of(workspace), nullptr, s);
     finish_backward_kernel<<<finish_grid(C), finish_block(), 0, s>>>(partials_of(workspace), g.chunks, rows,
                                                            C, gamma, save_mean, save_invstd,
                                                            dgamma, dbeta, coef);
@@ -450,10 +525,8 @@ void column_sum(DType t, const void* y, int64_t rows, int K, float* out, void* w
                 cudaStream_t s) {
   const Grid g = grid_for(rows, K);
   TB_GPU_DISPATCH(t, T, {
-    partial_sums_kernel<T, 2><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
-        (const T*)y, nullptr, nullptr, rows, K, g.rows_per_chunk, partials_of(workspace));
+    partial_sums<T, 2>(y, nullptr, nullptr, rows, K, g, partials_of(workspace), nullptr, s);
   });
-  TB_CUDA_LAUNCH_CHECK();
   finish_column_sum_kernel<<<finish_grid(K), finish_block(), 0, s>>>(partials_of(workspace), g.chunks, K, out);
   TB_CUDA_LAUNCH_CHECK();
 }
