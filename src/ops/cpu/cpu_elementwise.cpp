@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/rng.h"
+#include "ops/dropout_range.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/cpu_op_checks.h"
 
@@ -80,28 +81,6 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst, bool accumulate) {
   });
 }
 
-namespace {
-// 1 / (1 - p), and 0 for p == 1 where every element is dropped (avoids 0 * inf = NaN).
-float keep_scale(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }
-
-// Dropout's forward over elements [lo, hi): keeps element i where counter_uniform(seed,
-// stream, i) >= p. That hash is three splitmix64 rounds of which the first two depend only
-// on (seed, stream): `key` carries them in, leaving one round per element (it was 4.5 ns an
-// element, 6% of a cifar_cnn step). The 64-bit multiplies vectorise with AVX-512DQ, so GCC
-// also builds an x86-64-v4 clone, picked at run time. Same values as ref, bit for bit.
-__attribute__((target_clones("arch=x86-64-v4", "default"))) void dropout_range(
-    uint64_t key, float p, float scale, int64_t lo, int64_t hi, const float* x, float* y,
-    uint8_t* mask) {
-  for (int64_t i = lo; i < hi; ++i) {
-    const float u = float(splitmix64(key ^ uint64_t(i)) >> 40) * (1.0f / 16777216.0f);
-    const bool keep = u >= p;
-    const float v = x[i] * scale;
-    mask[i] = keep ? 1 : 0;
-    y[i] = keep ? v : 0.0f;
-  }
-}
-}  // namespace
-
 void CpuBackend::dropout_forward(const DropoutParams& p, const Tensor& x, const Tensor& y,
                                  const Tensor& mask) {
   constexpr OpKind op = OpKind::dropout;
@@ -109,12 +88,12 @@ void CpuBackend::dropout_forward(const DropoutParams& p, const Tensor& x, const 
   expect(op, "x", x, p.numel);
   expect(op, "y", y, p.numel);
   expect(op, "mask", mask, p.numel, DType::u8);
-  const float scale = keep_scale(p.p);
+  const float scale = dropout_keep_scale(p.p);
   const float* xd = fptr(x);
   float* yd = fptr(y);
   uint8_t* m = static_cast<uint8_t*>(mask.data);
   // The hash dominates, so even small tensors are worth splitting.
-  const uint64_t key = splitmix64(splitmix64(p.seed) ^ p.stream);
+  const uint64_t key = dropout_key(p.seed, p.stream);
   pool_->parallel_for_range(0, p.numel, [&](int64_t lo, int64_t hi) {
     dropout_range(key, p.p, scale, lo, hi, xd, yd, m);
   });
@@ -127,7 +106,7 @@ void CpuBackend::dropout_backward(const DropoutParams& p, const Tensor& dy, cons
   expect(op, "mask", mask, p.numel, DType::u8);
   float* dxd = cpu_ops::optional_ptr(op, "dx", dx, p.numel);
   if (!dxd) return;
-  const float scale = keep_scale(p.p);
+  const float scale = dropout_keep_scale(p.p);
   const float* dyd = fptr(dy);
   const uint8_t* m = static_cast<const uint8_t*>(mask.data);
   parallel_elements(*pool_, p.numel, [&](int64_t lo, int64_t hi) {

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/rng.h"
+#include "ops/dropout_range.h"
 #include "ops/onednn/onednn_backend.h"
 #include "ops/onednn/onednn_checks.h"
 #include "ops/onednn/onednn_state.h"
@@ -21,25 +22,6 @@ namespace {
 
 // Below this many elements a parallel region costs more than it saves.
 constexpr int64_t kParallelMin = int64_t(1) << 15;
-
-// 1 / (1 - p), and 0 for p == 1 where every element is dropped (avoids 0 * inf = NaN).
-float keep_scale(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }
-
-// Dropout's forward over elements [begin, end). Element i is kept where
-// counter_uniform(seed, stream, i) >= p; that hash is splitmix64 applied three times, and
-// the first two rounds depend only on (seed, stream), so `base` carries them in and one
-// round is left per element. Its 64-bit multiplies vectorise with AVX-512DQ: GCC builds an
-// x86-64-v4 clone of this function and picks it at run time where the CPU has it.
-__attribute__((target_clones("arch=x86-64-v4", "default"))) void dropout_range(
-    uint64_t base, float p, float scale, int64_t begin, int64_t end, const float* x, float* y,
-    uint8_t* mask) {
-  for (int64_t i = begin; i < end; ++i) {
-    const float u = float(splitmix64(base ^ uint64_t(i)) >> 40) * (1.0f / 16777216.0f);
-    const bool keep = u >= p;
-    mask[i] = keep ? 1 : 0;
-    y[i] = keep ? x[i] * scale : 0.0f;
-  }
-}
 
 // torch.lerp's formula, which switches form at weight 0.5 to stay accurate near both ends.
 inline float lerp(float start, float end, float weight) {
@@ -91,8 +73,8 @@ void OneDnnBackend::dropout_forward(const DropoutParams& p, const Tensor& x, con
   float* yp = f32(op, "y", y, p.numel);
   expect(op, "mask", mask, p.numel, DType::u8);
   uint8_t* m = static_cast<uint8_t*>(mask.data);
-  const float scale = keep_scale(p.p);
-  const uint64_t base = splitmix64(splitmix64(p.seed) ^ p.stream);  // see dropout_range
+  const float scale = dropout_keep_scale(p.p);
+  const uint64_t base = dropout_key(p.seed, p.stream);  // see dropout_range
 #pragma omp parallel if (p.numel >= kParallelMin)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
@@ -109,7 +91,7 @@ void OneDnnBackend::dropout_backward(const DropoutParams& p, const Tensor& dy, c
   const uint8_t* m = static_cast<const uint8_t*>(mask.data);
   float* dxp = optional_f32(op, "dx", dx, p.numel);
   if (!dxp) return;
-  const float scale = keep_scale(p.p);
+  const float scale = dropout_keep_scale(p.p);
 #pragma omp parallel for schedule(static) if (p.numel >= kParallelMin)
   for (int64_t i = 0; i < p.numel; ++i) {
     const float g = m[i] ? dyp[i] * scale : 0.0f;
