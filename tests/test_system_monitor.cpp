@@ -52,7 +52,9 @@ TEST(SystemMonitor, SamplesCpuTimeAndRssWhileRunning) {
   EXPECT_GE(r.peak_rss_bytes, r.rss_start_bytes + (60 << 20));
   // Start and stop bracket the window; the thread sampled in between, in time order.
   ASSERT_GE(r.samples.size(), 4u);
-  EXPECT_LT(r.samples.front().t_seconds, 0.01);
+  // The first sample is start()'s own, taken before the work: it has seen none of the 0.2 s
+  // of CPU burnt after start() returned (CPU accounting, not a clock on this machine's speed).
+  EXPECT_LT(r.samples.front().cpu_seconds, 0.1);
   EXPECT_NEAR(r.samples.back().t_seconds, r.wall_seconds, 1e-9);
   for (size_t i = 1; i < r.samples.size(); ++i) {
     EXPECT_GT(r.samples[i].t_seconds, r.samples[i - 1].t_seconds);
@@ -63,6 +65,20 @@ TEST(SystemMonitor, SamplesCpuTimeAndRssWhileRunning) {
   ASSERT_EQ(u.size(), r.samples.size());
   EXPECT_EQ(u[0], 0.0);
   for (double x : u) EXPECT_GE(x, 0.0);
+}
+
+// start() and stop() each take a sample themselves, so even a window shorter than one period
+// has both ends (a period of an hour keeps the background thread from sampling at all).
+TEST(SystemMonitor, StartAndStopEachTakeTheirOwnSample) {
+  SystemMonitor monitor({3600.0, false, 4096});
+  monitor.start();
+  ASSERT_EQ(monitor.report().samples.size(), 1u);
+  spin_cpu(0.05);
+  monitor.stop();
+  const SystemReport r = monitor.report();
+  ASSERT_EQ(r.samples.size(), 2u);
+  EXPECT_LT(r.samples.front().cpu_seconds, r.samples.back().cpu_seconds);
+  EXPECT_NEAR(r.samples.back().t_seconds, r.wall_seconds, 1e-9);
 }
 
 TEST(SystemMonitor, StopIsIdempotentAndRestartBeginsAFreshSeries) {
