@@ -21,14 +21,24 @@ inline uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// A well-mixed 64-bit value for the triple (seed, stream, index).
-inline uint64_t counter_hash(uint64_t seed, uint64_t stream, uint64_t index) {
-  return splitmix64(splitmix64(splitmix64(seed) ^ stream) ^ index);
+// The part of counter_hash that depends on (seed, stream) only: loops over many indices of
+// one stream compute it once and leave one splitmix64 round per index.
+inline uint64_t counter_key(uint64_t seed, uint64_t stream) {
+  return splitmix64(splitmix64(seed) ^ stream);
 }
 
-// Uniform in [0, 1) with 24 bits, exactly representable as float.
+// A well-mixed 64-bit value for the triple (seed, stream, index).
+inline uint64_t counter_hash(uint64_t seed, uint64_t stream, uint64_t index) {
+  return splitmix64(counter_key(seed, stream) ^ index);
+}
+
+// Uniform in [0, 1) with 24 bits, exactly representable as float: counter_uniform(seed,
+// stream, index) == counter_uniform_keyed(counter_key(seed, stream), index).
+inline float counter_uniform_keyed(uint64_t key, uint64_t index) {
+  return static_cast<float>(splitmix64(key ^ index) >> 40) * (1.0f / 16777216.0f);
+}
 inline float counter_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
-  return static_cast<float>(counter_hash(seed, stream, index) >> 40) * (1.0f / 16777216.0f);
+  return counter_uniform_keyed(counter_key(seed, stream), index);
 }
 
 class Rng {

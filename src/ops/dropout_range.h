@@ -8,11 +8,8 @@ namespace tb {
 // 1 / (1 - p), and 0 for p == 1 where every element is dropped (avoids 0 * inf = NaN).
 inline float dropout_keep_scale(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }
 
-// The key of (seed, stream): the first two of counter_uniform's three splitmix64 rounds.
-uint64_t dropout_key(uint64_t seed, uint64_t stream);
-
-// Elements [begin, end): keeps element i where counter_uniform(seed, stream, i) >= p, that
-// is where the last hash round of key ^ i says so; y[i] = x[i] * scale or 0, mask[i] = 1 or 0.
+// Elements [begin, end): keeps element i where counter_uniform(seed, stream, i) >= p, with
+// key = counter_key(seed, stream); y[i] = x[i] * scale or 0, mask[i] = 1 or 0.
 void dropout_range(uint64_t key, float p, float scale, int64_t begin, int64_t end,
                    const float* x, float* y, uint8_t* mask);
 

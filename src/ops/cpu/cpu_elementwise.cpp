@@ -93,7 +93,7 @@ void CpuBackend::dropout_forward(const DropoutParams& p, const Tensor& x, const 
   float* yd = fptr(y);
   uint8_t* m = static_cast<uint8_t*>(mask.data);
   // The hash dominates, so even small tensors are worth splitting.
-  const uint64_t key = dropout_key(p.seed, p.stream);
+  const uint64_t key = counter_key(p.seed, p.stream);
   pool_->parallel_for_range(0, p.numel, [&](int64_t lo, int64_t hi) {
     dropout_range(key, p.p, scale, lo, hi, xd, yd, m);
   });

@@ -74,7 +74,7 @@ void OneDnnBackend::dropout_forward(const DropoutParams& p, const Tensor& x, con
   expect(op, "mask", mask, p.numel, DType::u8);
   uint8_t* m = static_cast<uint8_t*>(mask.data);
   const float scale = dropout_keep_scale(p.p);
-  const uint64_t base = dropout_key(p.seed, p.stream);  // see dropout_range
+  const uint64_t base = counter_key(p.seed, p.stream);  // see dropout_range
 #pragma omp parallel if (p.numel >= kParallelMin)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
