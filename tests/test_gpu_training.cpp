@@ -341,15 +341,14 @@ TEST(GpuDataset, StreamedGatherMatchesTheHostGather) {
     std::vector<int32_t> want_labels(batch);
     gather_batch(train, positions.data() + s * batch, batch, norm, aug, 5, epoch, want.data(),
                  want_labels.data());
-    std::vector<uint8_t> raw(size_t(batch) * d.image_numel());
-    std::vector<int32_t> raw_labels(batch);
+    const GpuStepControl::StreamSlotBuffers slot = control->stream_slot(s % 2);
     for (int i = 0; i < batch; ++i) {
       const int64_t item = order[size_t(s * batch + i)];
-      std::copy(d.image(item), d.image(item) + d.image_numel(), raw.begin() + i * d.image_numel());
-      raw_labels[size_t(i)] = d.labels[size_t(item)];
+      std::copy(d.image(item), d.image(item) + d.image_numel(), slot.images + i * d.image_numel());
+      slot.labels[i] = d.labels[size_t(item)];
     }
     control->set_epoch(epoch, 10 - s);  // step 10 is this epoch's step s
-    control->stream_batch(raw.data(), raw_labels.data(), batch, s % 2);
+    control->stream_batch(batch, s % 2);
     control->gather_batch(input, labels, batch, batch, true, 1, true, 5);
     control->release_stream_slot(s % 2);
     EXPECT_EQ(dev.download(input), want) << "step " << s;

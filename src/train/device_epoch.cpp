@@ -70,8 +70,6 @@ bool run_device_epoch(TrainStep& step, GpuStepControl& gpu, const DeviceEpochSet
   };
 
   Stopwatch progress_clock;
-  std::vector<uint8_t> stream_images;  // the streamed path's host batch
-  std::vector<int32_t> stream_labels;
   while (p.step_in_epoch < setup.steps_per_epoch && p.global_step < setup.total_steps) {
     if (hooks.should_stop && hooks.should_stop()) {
       flush();
@@ -85,19 +83,18 @@ bool run_device_epoch(TrainStep& step, GpuStepControl& gpu, const DeviceEpochSet
     Stopwatch step_clock;
     const int slot = int(p.step_in_epoch % 2);
     if (setup.streamed) {
-      // Cut this batch on the host (the GPU is busy with the previous step meanwhile) and
-      // upload it into its slot; the gather kernel reads it from there.
+      // Cut this batch on the host straight into its slot's pinned buffers (the GPU is busy
+      // with the previous step meanwhile), then upload it; the gather kernel reads it there.
       Stopwatch data_clock;
       const Dataset& d = *train.data;
       const int64_t item = d.image_numel();
-      stream_images.resize(size_t(n * item));
-      stream_labels.resize(size_t(n));
+      const GpuStepControl::StreamSlotBuffers to = gpu.stream_slot(slot);
       for (int i = 0; i < n; ++i) {
         const int64_t at = items[size_t(begin + i)];
-        std::memcpy(stream_images.data() + i * item, d.image(at), size_t(item));
-        stream_labels[size_t(i)] = d.labels[size_t(at)];
+        std::memcpy(to.images + i * item, d.image(at), size_t(item));
+        to.labels[i] = d.labels[size_t(at)];
       }
-      gpu.stream_batch(stream_images.data(), stream_labels.data(), n, slot);
+      gpu.stream_batch(n, slot);
       data_since_flush += data_clock.seconds();
     }
     step.device_step(n, setup.batch);

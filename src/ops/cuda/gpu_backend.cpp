@@ -636,27 +636,32 @@ void GpuBackend::prepare_streaming(int64_t dataset_count, int batch, int C, int 
     TB_CUDA_CHECK(cudaEventCreateWithFlags(&slot.uploaded, cudaEventDisableTiming));
     TB_CUDA_CHECK(cudaEventCreateWithFlags(&slot.freed, cudaEventDisableTiming));
   }
-  stream_batch_ = batch;
+  slot_capacity_ = batch;
   dataset_count_ = dataset_count;  // items the epoch order may name
   set_data_shape(C, H, W, norm);
 }
 
-void GpuBackend::stream_batch(const uint8_t* images, const int32_t* labels, int n, int slot) {
-  TB_CHECK(stream_batch_ > 0, "{}: stream_batch before prepare_streaming", impl_);
+GpuStepControl::StreamSlotBuffers GpuBackend::stream_slot(int slot) {
+  TB_CHECK(slot_capacity_ > 0, "{}: stream_slot before prepare_streaming", impl_);
   TB_CHECK(slot == 0 || slot == 1, "{}: stream slot {}", impl_, slot);
-  TB_CHECK(n > 0 && n <= stream_batch_, "{}: {} images for a slot of {}", impl_, n, stream_batch_);
+  StreamSlot& s = stream_slots_[slot];
+  // The pinned buffers are the source of the slot's previous upload: wait for that to finish.
+  TB_CUDA_CHECK(cudaEventSynchronize(s.uploaded));
+  return {s.host_images, s.host_labels};
+}
+
+void GpuBackend::stream_batch(int n, int slot) {
+  TB_CHECK(slot_capacity_ > 0, "{}: stream_batch before prepare_streaming", impl_);
+  TB_CHECK(slot == 0 || slot == 1, "{}: stream slot {}", impl_, slot);
+  TB_CHECK(n > 0 && n <= slot_capacity_, "{}: {} images for a slot of {}", impl_, n, slot_capacity_);
   StreamSlot& s = stream_slots_[slot];
   const size_t image_bytes = size_t(n) * dataset_c_ * dataset_h_ * dataset_w_;
-  const size_t slot_images = size_t(stream_batch_) * dataset_c_ * dataset_h_ * dataset_w_;
-  // The pinned buffer is the source of the slot's previous upload: wait for that to finish.
-  TB_CUDA_CHECK(cudaEventSynchronize(s.uploaded));
-  std::memcpy(s.host_images, images, image_bytes);
-  std::memcpy(s.host_labels, labels, sizeof(int32_t) * size_t(n));
+  const size_t slot_images = size_t(slot_capacity_) * dataset_c_ * dataset_h_ * dataset_w_;
   // The device slot is still read by the step before last: the copy waits for it.
   TB_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, s.freed, 0));
   TB_CUDA_CHECK(cudaMemcpyAsync(dataset_images_ + size_t(slot) * slot_images, s.host_images,
                                 image_bytes, cudaMemcpyHostToDevice, copy_stream_));
-  TB_CUDA_CHECK(cudaMemcpyAsync(dataset_labels_ + size_t(slot) * size_t(stream_batch_),
+  TB_CUDA_CHECK(cudaMemcpyAsync(dataset_labels_ + size_t(slot) * size_t(slot_capacity_),
                                 s.host_labels, sizeof(int32_t) * size_t(n),
                                 cudaMemcpyHostToDevice, copy_stream_));
   TB_CUDA_CHECK(cudaEventRecord(s.uploaded, copy_stream_));
@@ -664,7 +669,7 @@ void GpuBackend::stream_batch(const uint8_t* images, const int32_t* labels, int 
 }
 
 void GpuBackend::release_stream_slot(int slot) {
-  TB_CHECK(stream_batch_ > 0 && (slot == 0 || slot == 1), "{}: release of stream slot {}", impl_,
+  TB_CHECK(slot_capacity_ > 0 && (slot == 0 || slot == 1), "{}: release of stream slot {}", impl_,
            slot);
   TB_CUDA_CHECK(cudaEventRecord(stream_slots_[slot].freed, stream_));
 }
@@ -680,7 +685,7 @@ void GpuBackend::release_streaming() {
   }
   if (copy_stream_) cudaStreamDestroy(copy_stream_);
   copy_stream_ = nullptr;
-  stream_batch_ = 0;
+  slot_capacity_ = 0;
 }
 
 size_t GpuBackend::device_free_bytes() const {
@@ -722,9 +727,9 @@ void GpuBackend::gather_batch(const Tensor& input, const Tensor& labels, int n, 
   spec.crop_pad = augment ? crop_pad : 0;
   spec.flip = augment && flip;
   spec.seed = seed;
-  spec.stream_slots = stream_batch_ > 0 ? 2 : 0;
-  TB_CHECK(!spec.stream_slots || batch == stream_batch_, "{}: streamed slots hold {} images, the "
-           "step's batch is {}", impl_, stream_batch_, batch);
+  spec.stream_slots = slot_capacity_ > 0 ? 2 : 0;
+  TB_CHECK(!spec.stream_slots || batch == slot_capacity_, "{}: streamed slots hold {} images, the "
+           "step's batch is {}", impl_, slot_capacity_, batch);
   for (int c = 0; c < dataset_c_; ++c) {
     spec.scale[c] = norm_scale_[size_t(c)];
     spec.bias[c] = norm_bias_[size_t(c)];

@@ -116,7 +116,8 @@ class GpuBackend : public Backend, public GpuStepControl {
                       int W, const Normalization& norm) override;
   void prepare_streaming(int64_t dataset_count, int batch, int C, int H, int W,
                          const Normalization& norm) override;
-  void stream_batch(const uint8_t* images, const int32_t* labels, int n, int slot) override;
+  StreamSlotBuffers stream_slot(int slot) override;
+  void stream_batch(int n, int slot) override;
   void release_stream_slot(int slot) override;
   size_t device_free_bytes() const override;
   void set_epoch_order(const std::vector<int64_t>& order) override;
@@ -166,7 +167,7 @@ class GpuBackend : public Backend, public GpuStepControl {
   };
   StreamSlot stream_slots_[2];
   cudaStream_t copy_stream_ = nullptr;
-  int stream_batch_ = 0;  // images per slot; 0 = the dataset is resident
+  int slot_capacity_ = 0;  // images per slot; 0 = the dataset is resident
   void release_streaming();
   void set_data_shape(int C, int H, int W, const Normalization& norm);
   std::map<void*, size_t> allocations_;

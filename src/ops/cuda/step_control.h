@@ -53,11 +53,18 @@ class GpuStepControl {
   // then reads step s of the epoch from slot s % 2. Allocates.
   virtual void prepare_streaming(int64_t dataset_count, int batch, int C, int H, int W,
                                  const Normalization& norm) = 0;
-  // Stages n images (uint8, N,C,H,W) and labels into slot `slot`: copied into its pinned
-  // buffer (after that buffer's previous upload finished), uploaded on the copy stream once the
-  // step that last read the slot is done, and the compute stream waits for the upload. The
-  // host returns while the upload runs, so the next batch is cut while this step computes.
-  virtual void stream_batch(const uint8_t* images, const int32_t* labels, int n, int slot) = 0;
+  // The pinned host buffers of slot `slot` (room for `batch` images, uint8 N,C,H,W, and
+  // labels), once that slot's previous upload has finished: the host cuts the next batch
+  // straight into them.
+  struct StreamSlotBuffers {
+    uint8_t* images = nullptr;
+    int32_t* labels = nullptr;
+  };
+  virtual StreamSlotBuffers stream_slot(int slot) = 0;
+  // Uploads the first n images and labels of the slot's pinned buffers into its device slot on
+  // the copy stream, once the step that last read the slot is done; the compute stream waits
+  // for the upload. Returns at once, so the next batch is cut while this step computes.
+  virtual void stream_batch(int n, int slot) = 0;
   // After the step that reads `slot` is enqueued: marks where the slot becomes free again.
   virtual void release_stream_slot(int slot) = 0;
   // Device memory free now (cudaMemGetInfo): whether a dataset fits.
