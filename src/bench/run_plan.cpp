@@ -145,7 +145,7 @@ nlohmann::json make_run_plan(const TrainConfig& config, const std::string& plan_
   DatasetFiles files = load_dataset(config.dataset, config.data_dir);
   const int64_t train_file_items = files.train.size();
   const int64_t test_file_items = files.has_test ? files.test.size() : 0;
-  Splits splits = make_splits(files, SplitSpec{config.split, 0.1}, config.seed);
+  Splits splits = make_splits(files, SplitSpec{config.split, config.validation_fraction}, config.seed);
   limit_splits(splits, config.limit);
   TB_INPUT_CHECK(splits.train.size() > 0, "the training split of {} is empty", config.dataset);
   TB_INPUT_CHECK(train_file_items + test_file_items < (int64_t(1) << 31),

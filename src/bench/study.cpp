@@ -43,6 +43,7 @@ const std::map<std::string, Setter>& setters() {
       {"limit", [](TrainConfig& c, const nlohmann::json& v) { c.limit = as<int64_t>(v, "limit"); }},
       {"max_steps", [](TrainConfig& c, const nlohmann::json& v) { c.max_steps = as<int64_t>(v, "max_steps"); }},
       {"split", [](TrainConfig& c, const nlohmann::json& v) { c.split = as<std::vector<double>>(v, "split"); }},
+      {"validation_fraction", [](TrainConfig& c, const nlohmann::json& v) { c.validation_fraction = as<double>(v, "validation_fraction"); }},
       {"augment", [](TrainConfig& c, const nlohmann::json& v) { c.augment = as<std::string>(v, "augment"); }},
       {"seed", [](TrainConfig& c, const nlohmann::json& v) { c.seed = as<uint64_t>(v, "seed"); }},
       {"optimizer", [](TrainConfig& c, const nlohmann::json& v) { c.optimizer.kind = as<std::string>(v, "optimizer"); }},

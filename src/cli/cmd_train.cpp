@@ -90,6 +90,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--split", *split,
                   "Train,validation,test ratios over all labelled data, e.g. 70,10,20 (default: "
                   "the dataset's own train/test split with 10% of train held out for validation)");
+  cmd->add_option("--validation", c.validation_fraction,
+                  "Fraction of the training file held out for validation when --split is not "
+                  "given; 0 trains on all of it (as the PyTorch peer's time-to-accuracy runs do)")
+      ->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str();
   cmd->add_option("--augment", c.augment,
                   "Random crop (pad 4) + horizontal flip: auto (on for 3-channel data such as "
                   "CIFAR-10), on, off")->capture_default_str();

@@ -71,6 +71,21 @@ void MemoryPlan::layout_shared(const std::vector<size_t>& members, size_t& size)
   }
 }
 
+size_t MemoryPlan::peak_live_bytes(const std::string& category) const {
+  size_t peak = 0;
+  for (const Request& at : requests_) {
+    if (at.category != category) continue;
+    // The live set only grows at a request's first step, so the peak is at one of them.
+    size_t live = 0;
+    for (const Request& r : requests_)
+      if (r.category == category && r.lifetime.first <= at.lifetime.first &&
+          at.lifetime.first <= r.lifetime.last)
+        live += r.bytes;
+    peak = std::max(peak, live);
+  }
+  return peak;
+}
+
 void MemoryPlan::allocate(Backend& backend) {
   TB_CHECK(!backend_, "memory plan allocated twice");
   layout();

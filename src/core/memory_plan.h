@@ -47,6 +47,8 @@ class MemoryPlan {
   // Bytes per category (after alignment and sharing), for reports; valid before allocate().
   std::map<std::string, size_t> bytes_by_category() const;
   size_t total_bytes() const;
+  // The most bytes of a category live at any one step: the least any layout can use.
+  size_t peak_live_bytes(const std::string& category) const;
   // The base pointer and size of a category's block (e.g. all parameters, contiguous).
   void* category_base(const std::string& category) const;
   size_t category_bytes(const std::string& category) const;

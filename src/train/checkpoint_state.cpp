@@ -104,7 +104,9 @@ void restore_training_state(const CheckpointData& ck, const TrainConfig& config,
   const nlohmann::json have = ck.header.at("identity");
   std::string diff;
   for (auto it = want.begin(); it != want.end(); ++it) {
-    const nlohmann::json other = have.contains(it.key()) ? have.at(it.key()) : nlohmann::json();
+    nlohmann::json other = have.contains(it.key()) ? have.at(it.key()) : nlohmann::json();
+    // Checkpoints from before --validation held out the fixed 10%.
+    if (it.key() == "validation_fraction" && other.is_null()) other = 0.1;
     if (other != it.value())
       diff += fmt::format("{}--{}: checkpoint {}, now {}", diff.empty() ? "" : "; ", it.key(),
                           other.dump(), it.value().dump());

@@ -16,6 +16,7 @@ nlohmann::json run_identity(const TrainConfig& c) {
           {"limit", c.limit},
           {"max_steps", c.max_steps},
           {"split", c.split},
+          {"validation_fraction", c.validation_fraction},
           {"augment", c.augment},
           {"seed", c.seed},
           {"optimizer", c.optimizer.kind},

@@ -33,7 +33,8 @@ struct TrainConfig {
   int64_t max_steps = 0;   // stop after this many optimizer steps in total
 
   // Data handling.
-  std::vector<double> split;  // empty = dataset's own train/test + 10% validation
+  std::vector<double> split;  // empty = dataset's own train/test + validation_fraction
+  double validation_fraction = 0.1;  // of the train file, held out (without --split)
   std::string augment = "auto";  // auto (on for CIFAR-10), on, off
   uint64_t seed = 1;
 

@@ -77,7 +77,7 @@ TrainResult Trainer::run() {
 
   s.backend = make_backend(config_.impl, config_.threads);
   s.files = load_dataset(config_.dataset, config_.data_dir);
-  s.splits = make_splits(s.files, SplitSpec{config_.split, 0.1}, config_.seed);
+  s.splits = make_splits(s.files, SplitSpec{config_.split, config_.validation_fraction}, config_.seed);
   limit_splits(s.splits, config_.limit);
   TB_INPUT_CHECK(s.splits.train.size() > 0, "the training split of {} is empty", config_.dataset);
   s.norm = compute_normalization(s.splits.train);
@@ -309,18 +309,32 @@ TrainResult Trainer::run() {
     }
     m.eval_seconds = eval_clock.seconds();
     m.elapsed_seconds = p.elapsed_seconds + session.seconds();
-    log_ << fmt::format(
-        "epoch {}/{}  loss {:.4f}  train {}  validation {:.4f} / {}  {:.0f} img/s  lr {:.3g}  "
-        "{:.1f} s\n",
-        m.epoch, config_.epochs, m.train_loss, percent(m.train_accuracy), m.val_loss,
-        percent(m.val_accuracy), m.images_per_second, m.lr, m.elapsed_seconds);
+    const std::string validation =
+        s.splits.validation.size() > 0
+            ? fmt::format("validation {:.4f} / {}  ", m.val_loss, percent(m.val_accuracy))
+            : std::string();
+    log_ << fmt::format("epoch {}/{}  loss {:.4f}  train {}  {}{:.0f} img/s  lr {:.3g}  {:.1f} s\n",
+                        m.epoch, config_.epochs, m.train_loss, percent(m.train_accuracy),
+                        validation, m.images_per_second, m.lr, m.elapsed_seconds);
     if (first_steps.size() == 2 && !result_.model.contains("first_step_seconds")) {
       // What a GPU run pays once, inside its first epoch's time: the first step chooses
       // convolution algorithms and loads kernels, the second is captured as a CUDA graph.
       result_.model["first_step_seconds"] = first_steps;
-      log_ << fmt::format("first steps: {:.3f} s (set-up: algorithm choice, kernel loading), "
-                          "{:.3f} s (graph capture); included in epoch 1's time\n",
-                          first_steps[0], first_steps[1]);
+      const GpuStepControl::AlgorithmSearch search = s.gpu->algorithm_search();
+      result_.model["algorithm_search_seconds"] = search.seconds;
+      result_.model["algorithms_measured"] = search.measured;
+      result_.model["algorithms_cached"] = search.cached;
+      log_ << fmt::format("first steps: {:.3f} s (set-up: {:.3f} s choosing convolution "
+                          "algorithms, then kernel loading), {:.3f} s (graph capture); included "
+                          "in epoch 1's time\n",
+                          first_steps[0], search.seconds, first_steps[1]);
+      if (search.measured + search.cached > 0)
+        log_ << fmt::format(
+            "convolution algorithms: {} measured, {} from the cache{}\n", search.measured,
+            search.cached,
+            search.cache_path.empty() ? " (off)"
+                                      : fmt::format(" {} (TB_ALGO_CACHE=off to measure every "
+                                                    "time)", search.cache_path));
     }
     log_.flush();
     p.history.push_back(m);

@@ -3,6 +3,7 @@
 // channels-last N,1,1,in and w[out,in] is already K,R,S,C.
 #include "ops/cuda/cuda_backend.h"
 
+#include "core/timer.h"
 #include "ops/cuda/batchnorm_kernels.h"
 #include "ops/cuda/conv_autotune.h"
 #include "ops/cuda/conv_kernels.h"
@@ -86,8 +87,8 @@ class CudaBackend final : public GpuBackend {
     TB_CHECK(y.dtype == t, "cuda: x is {} but y is {}", dtype_name(t), dtype_name(y.dtype));
     const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
     const float* b = bias_of(bias, g.K);
-    const ConvLaunch l = tuner_.choose(
-        *this, stream(), sm_count(), ConvPass::fprop, t, g, y.bytes(),
+    const ConvLaunch l = choose(
+        ConvPass::fprop, t, g, y.bytes(),
         [&](const ConvLaunch& c, void* ws, void* out) {
           conv_fprop(c, t, g, x.data, wk, b, out, ws, stream());
         });
@@ -103,15 +104,15 @@ class CudaBackend final : public GpuBackend {
     if (dx.defined()) {
       TB_CHECK(dx.dtype == t, "cuda: dx is {}, x is {}", dtype_name(dx.dtype), dtype_name(t));
       const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S, /*reuse=*/true);
-      const ConvLaunch l = tuner_.choose(
-          *this, stream(), sm_count(), ConvPass::dgrad, t, g, dx.bytes(),
+      const ConvLaunch l = choose(
+          ConvPass::dgrad, t, g, dx.bytes(),
           [&](const ConvLaunch& c, void* ws, void* out) {
             conv_dgrad(c, t, g, dy.data, wk, out, false, ws, stream());
           });
       conv_dgrad(l, t, g, dy.data, wk, dx.data, accumulate_dx, workspace(l.workspace), stream());
     }
-    const ConvLaunch l = tuner_.choose(
-        *this, stream(), sm_count(), ConvPass::wgrad, t, g, dw.bytes(),
+    const ConvLaunch l = choose(
+        ConvPass::wgrad, t, g, dw.bytes(),
         [&](const ConvLaunch& c, void* ws, void* out) {
           conv_wgrad(c, t, g, x.data, dy.data, static_cast<float*>(out), ws, stream());
         });
@@ -125,7 +126,18 @@ class CudaBackend final : public GpuBackend {
     }
   }
 
+  ConvLaunch choose(ConvPass pass, DType t, const ConvGeometry& g, size_t out_bytes,
+                    const ConvAutotuner::Runner& run) {
+    Stopwatch clock;
+    const ConvLaunch l = tuner_.choose(*this, stream(), sm_count(), pass, t, g, out_bytes, run);
+    search_seconds_ += clock.seconds();
+    return l;
+  }
+
+  AlgorithmSearch algorithm_search() const override { return {search_seconds_, 0, 0, ""}; }
+
   ConvAutotuner tuner_;
+  double search_seconds_ = 0;
 };
 
 }  // namespace

@@ -70,7 +70,7 @@ GpuBackend::~GpuBackend() {
   for (cudaGraphExec_t g : graphs_) cudaGraphExecDestroy(g);
   for (cudaEvent_t e : timing_events_) cudaEventDestroy(e);
   release_streaming();
-  for (auto& [w, s] : shadows_) cudaFree(s.ptr);
+  if (shadow_.ptr) cudaFree(shadow_.ptr);
   for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
                   static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
                   static_cast<void*>(dataset_labels_), static_cast<void*>(epoch_order_),
@@ -172,8 +172,10 @@ void* GpuBackend::workspace(size_t bytes) {
            impl_, bytes);
   if (workspace_) release(workspace_);
   workspace_ = nullptr;
-  // Round up so that a run of slightly growing requests does not reallocate each time.
-  const size_t rounded = std::max<size_t>(bytes + bytes / 4, size_t(1) << 20);
+  // Whole MiB, no slack: the workspace counts in the step's peak memory, and growing it
+  // again costs only a reallocation during the first, uncaptured steps.
+  const size_t mib = size_t(1) << 20;
+  const size_t rounded = (bytes + mib - 1) / mib * mib;
   workspace_ = allocate(rounded);
   workspace_bytes_ = rounded;
   return workspace_;
@@ -184,16 +186,17 @@ const void* GpuBackend::krsc_weights(const Tensor& w, DType t, int K, int C, int
   GPU_EXPECT(w, int64_t(K) * C * R * S, "w");
   GPU_EXPECT_DTYPE(w, DType::f32, "w (fp32 master weights)");
   const size_t bytes = size_t(w.numel()) * dtype_size(t);
-  Shadow& sh = shadows_[w.data];
-  if (reuse && sh.ptr && sh.dtype == t && sh.bytes >= bytes && sh.version == weights_version_)
+  Shadow& sh = shadow_;
+  if (reuse && sh.source == w.data && sh.dtype == t && sh.version == weights_version_)
     return sh.ptr;
   if (sh.bytes < bytes) {
     if (sh.ptr) release(sh.ptr);
     sh.ptr = nullptr;
-    sh.ptr = allocate(bytes);
+    sh.ptr = allocate(bytes);  // advances weights_version_: set it below, after converting
     sh.bytes = bytes;
   }
   weights_to_krsc(t, w.ptr<float>(), sh.ptr, K, C, R, S, stream_);
+  sh.source = w.data;
   sh.dtype = t;
   sh.version = weights_version_;
   return sh.ptr;

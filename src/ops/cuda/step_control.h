@@ -90,6 +90,15 @@ class GpuStepControl {
   virtual void reset_peak() = 0;
   virtual size_t device_used_bytes() const = 0;
   virtual std::string device_name() const = 0;
+  // Choosing convolution algorithms so far (cuDNN's search or our autotuner): host seconds
+  // (most of a run's first step), passes measured, passes taken from the algorithm cache
+  // (ops/algorithm_cache.h), and that cache's file ("" when off).
+  struct AlgorithmSearch {
+    double seconds = 0;
+    int measured = 0, cached = 0;
+    std::string cache_path;
+  };
+  virtual AlgorithmSearch algorithm_search() const = 0;
 };
 
 }  // namespace tb

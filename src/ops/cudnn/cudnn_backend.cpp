@@ -26,6 +26,10 @@ class CudnnBackend final : public GpuBackend {
         convs_(*this, stream(), [this](size_t b) { return workspace(b); }),
         linear_(stream(), [this](size_t b) { return workspace(b); }) {}
   std::string name() const override { return "cudnn"; }
+  AlgorithmSearch algorithm_search() const override {
+    return {convs_.search_seconds(), convs_.searches(), convs_.cache().hits(),
+            convs_.cache().path()};
+  }
 
   void conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
                       const Tensor& y) override {

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
+#include "core/timer.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cudnn/cudnn_check.h"
 
@@ -50,6 +53,12 @@ CudnnConvolutions::CudnnConvolutions(Backend& backend, cudaStream_t stream, Work
     : backend_(backend), stream_(stream), workspace_(std::move(workspace)) {
   TB_CUDNN_CHECK(cudnnCreate(&handle_));
   TB_CUDNN_CHECK(cudnnSetStream(handle_, stream_));
+  int device = 0;
+  TB_CUDA_CHECK(cudaGetDevice(&device));
+  cudaDeviceProp prop{};
+  TB_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  device_key_ = fmt::format("{} sm_{}{} cudnn {}", prop.name, prop.major, prop.minor,
+                            cudnnGetVersion());
 }
 
 CudnnConvolutions::~CudnnConvolutions() {
@@ -97,31 +106,51 @@ const CudnnConvolutions::Pass* CudnnConvolutions::measured_sibling(DType t, cons
   return nullptr;
 }
 
-bool CudnnConvolutions::adopt_sibling(DType t, const ConvGeometry& g, Plan& p, int index) {
-  const Pass* sibling = measured_sibling(t, g, index);
-  if (!sibling) return false;
+bool CudnnConvolutions::adopt(DType t, Plan& p, int index, int algo, cudnnMathType_t math) {
+  if (!math_allowed(t, math)) return false;
   Pass& pass = p.pass[index];
-  TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, sibling->math));
+  TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, math));
   size_t bytes = 0;
   cudnnStatus_t status;
   if (index == 0)
     status = cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x, p.w, pass.conv, p.y,
-                                                     cudnnConvolutionFwdAlgo_t(sibling->algo), &bytes);
+                                                     cudnnConvolutionFwdAlgo_t(algo), &bytes);
   else if (index == 1)
     status = cudnnGetConvolutionBackwardDataWorkspaceSize(
-        handle_, p.w, p.y, pass.conv, p.x, cudnnConvolutionBwdDataAlgo_t(sibling->algo), &bytes);
+        handle_, p.w, p.y, pass.conv, p.x, cudnnConvolutionBwdDataAlgo_t(algo), &bytes);
   else
     status = cudnnGetConvolutionBackwardFilterWorkspaceSize(
-        handle_, p.x, p.y, pass.conv, p.w, cudnnConvolutionBwdFilterAlgo_t(sibling->algo), &bytes);
+        handle_, p.x, p.y, pass.conv, p.w, cudnnConvolutionBwdFilterAlgo_t(algo), &bytes);
   if (status != CUDNN_STATUS_SUCCESS) {
     TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, make_math(t)));
     return false;  // not for this shape: measure it
   }
-  pass.algo = sibling->algo;
-  pass.math = sibling->math;
+  pass.algo = algo;
+  pass.math = math;
   pass.workspace = bytes;
   pass.found = true;
   return true;
+}
+
+bool CudnnConvolutions::adopt_sibling(DType t, const ConvGeometry& g, Plan& p, int index) {
+  const Pass* sibling = measured_sibling(t, g, index);
+  return sibling && adopt(t, p, index, sibling->algo, sibling->math);
+}
+
+std::string CudnnConvolutions::cache_key(DType t, const ConvGeometry& g, int index) const {
+  static const char* kPass[] = {"fprop", "dgrad", "wgrad"};
+  return fmt::format("{}|{}|{}|n{} c{} h{} w{} k{} r{} s{} stride{} pad{}", device_key_,
+                     dtype_name(t), kPass[index], g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.stride,
+                     g.pad);
+}
+
+bool CudnnConvolutions::adopt_cached(DType t, const ConvGeometry& g, Plan& p, int index) {
+  const auto hit = cache_.find(cache_key(t, g, index));
+  if (!hit || !hit->is_object() || !hit->contains("algo") || !hit->contains("math"))
+    return false;
+  const auto& v = *hit;
+  if (!v["algo"].is_number_integer() || !v["math"].is_number_integer()) return false;
+  return adopt(t, p, index, v["algo"].get<int>(), cudnnMathType_t(v["math"].get<int>()));
 }
 
 // What the search may use: a quarter of the free memory, at most 256 MiB (algorithms that
@@ -132,31 +161,47 @@ size_t CudnnConvolutions::find_limit() const {
   return std::min<size_t>(free / 4, size_t(256) << 20);
 }
 
+template <class Perf, class Find>
+void CudnnConvolutions::search(Plan& p, int index, DType t, const ConvGeometry& g,
+                               size_t out_bytes, Find find) {
+  static const char* kWhat[] = {"forward", "backward-data", "backward-filter"};
+  Stopwatch clock;
+  constexpr int kMax = 16;
+  const size_t limit = find_limit();
+  void* scratch = backend_.allocate(out_bytes);
+  void* ws = backend_.allocate(limit);
+  Perf results[kMax];
+  int count = 0;
+  find(results, kMax, count, scratch, ws, limit);
+  TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  backend_.release(scratch);
+  backend_.release(ws);
+  const Perf& best = pick(results, count, t, kWhat[index]);
+  Pass& pass = p.pass[index];
+  pass.algo = int(best.algo);
+  pass.workspace = best.memory;
+  TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, best.mathType));
+  pass.math = best.mathType;
+  pass.found = true;
+  cache_.store(cache_key(t, g, index), {{"algo", pass.algo}, {"math", int(pass.math)},
+                                        {"ms", best.time}, {"workspace", best.memory}});
+  ++searches_;
+  search_seconds_ += clock.seconds();
+}
+
 void CudnnConvolutions::forward(DType t, const ConvGeometry& g, const void* x, const void* w,
                                 void* y) {
   Plan& p = plan(t, g);
   Pass& pass = p.pass[0];
-  const size_t y_bytes = size_t(g.N) * g.K * g.P * g.Q * dtype_size(t);
-  if (!pass.found && !adopt_sibling(t, g, p, 0)) {
-    const size_t limit = find_limit();
-    void* scratch = backend_.allocate(y_bytes);
-    void* ws = backend_.allocate(limit);
-    cudnnConvolutionFwdAlgoPerf_t results[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int count = 0;
-    TB_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
-        handle_, p.x, x, p.w, w, pass.conv, p.y, scratch, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count,
-        results, ws, limit));
-    TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    backend_.release(scratch);
-    backend_.release(ws);
-    const auto& best = pick(results, count, t, "forward");
-    pass.algo = int(best.algo);
-    pass.workspace = best.memory;
-    TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, best.mathType));
-    pass.math = best.mathType;
-    pass.found = true;
-  }
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
   const float one = 1.0f, zero = 0.0f;
+  if (!pass.found && !adopt_sibling(t, g, p, 0) && !adopt_cached(t, g, p, 0))
+    search<Perf>(
+        p, 0, t, g, size_t(g.N) * g.K * g.P * g.Q * dtype_size(t),
+        [&](Perf* r, int n, int& count, void* out, void* ws, size_t limit) {
+          TB_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
+              handle_, p.x, x, p.w, w, pass.conv, p.y, out, n, &count, r, ws, limit));
+        });
   void* ws = pass.workspace ? workspace_(pass.workspace) : nullptr;
   TB_CUDNN_CHECK(cudnnConvolutionForward(handle_, &one, p.x, x, p.w, w, pass.conv,
                                          cudnnConvolutionFwdAlgo_t(pass.algo), ws, pass.workspace,
@@ -167,27 +212,15 @@ void CudnnConvolutions::backward_data(DType t, const ConvGeometry& g, const void
                                       void* dx, bool accumulate) {
   Plan& p = plan(t, g);
   Pass& pass = p.pass[1];
-  const size_t x_bytes = size_t(g.N) * g.C * g.H * g.W * dtype_size(t);
-  if (!pass.found && !adopt_sibling(t, g, p, 1)) {
-    const size_t limit = find_limit();
-    void* scratch = backend_.allocate(x_bytes);
-    void* ws = backend_.allocate(limit);
-    cudnnConvolutionBwdDataAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    int count = 0;
-    TB_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
-        handle_, p.w, w, p.y, dy, pass.conv, p.x, scratch, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-        &count, results, ws, limit));
-    TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    backend_.release(scratch);
-    backend_.release(ws);
-    const auto& best = pick(results, count, t, "backward-data");
-    pass.algo = int(best.algo);
-    pass.workspace = best.memory;
-    TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, best.mathType));
-    pass.math = best.mathType;
-    pass.found = true;
-  }
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
   const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  if (!pass.found && !adopt_sibling(t, g, p, 1) && !adopt_cached(t, g, p, 1))
+    search<Perf>(
+        p, 1, t, g, size_t(g.N) * g.C * g.H * g.W * dtype_size(t),
+        [&](Perf* r, int n, int& count, void* out, void* ws, size_t limit) {
+          TB_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
+              handle_, p.w, w, p.y, dy, pass.conv, p.x, out, n, &count, r, ws, limit));
+        });
   void* ws = pass.workspace ? workspace_(pass.workspace) : nullptr;
   TB_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, p.w, w, p.y, dy, pass.conv,
                                               cudnnConvolutionBwdDataAlgo_t(pass.algo), ws,
@@ -198,30 +231,19 @@ const void* CudnnConvolutions::backward_filter(DType t, const ConvGeometry& g, c
                                                const void* dy) {
   Plan& p = plan(t, g);
   Pass& pass = p.pass[2];
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  const float one = 1.0f, zero = 0.0f;
   // The filter gradient goes to the front of the workspace, cuDNN's scratch after it.
   const size_t w_bytes = (size_t(g.K) * g.C * g.R * g.S * dtype_size(t) + 255) / 256 * 256;
-  if (!pass.found && !adopt_sibling(t, g, p, 2)) {
-    const size_t limit = find_limit();
-    void* scratch = backend_.allocate(w_bytes);
-    void* ws = backend_.allocate(limit);
-    cudnnConvolutionBwdFilterAlgoPerf_t results[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int count = 0;
-    TB_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        handle_, p.x, x, p.y, dy, pass.conv, p.w, scratch,
-        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, results, ws, limit));
-    TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    backend_.release(scratch);
-    backend_.release(ws);
-    const auto& best = pick(results, count, t, "backward-filter");
-    pass.algo = int(best.algo);
-    pass.workspace = best.memory;
-    TB_CUDNN_CHECK(cudnnSetConvolutionMathType(pass.conv, best.mathType));
-    pass.math = best.mathType;
-    pass.found = true;
-  }
+  if (!pass.found && !adopt_sibling(t, g, p, 2) && !adopt_cached(t, g, p, 2))
+    search<Perf>(
+        p, 2, t, g, w_bytes,
+        [&](Perf* r, int n, int& count, void* out, void* ws, size_t limit) {
+          TB_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+              handle_, p.x, x, p.y, dy, pass.conv, p.w, out, n, &count, r, ws, limit));
+        });
   char* base = static_cast<char*>(workspace_(w_bytes + pass.workspace));
   void* ws = pass.workspace ? base + w_bytes : nullptr;
-  const float one = 1.0f, zero = 0.0f;
   TB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.x, x, p.y, dy, pass.conv,
                                                 cudnnConvolutionBwdFilterAlgo_t(pass.algo), ws,
                                                 pass.workspace, &zero, p.w, base));

@@ -1,7 +1,8 @@
 // Convolutions through cuDNN's convolution API, channels-last (NHWC activations, KRSC
-// filters). For each shape and pass the algorithm is chosen once by measurement
-// (cudnnFind*AlgorithmEx on scratch outputs), keeping fp32 on FMA math (no TF32, so fp32
-// results match the reference to fp32 rounding) and 16-bit types on tensor cores. A shape
+// filters). For each shape and pass the algorithm is chosen once by measurement on scratch
+// outputs (cudnnFind*AlgorithmEx, every algorithm) and kept in the algorithm cache
+// (ops/algorithm_cache.h) for later runs on the same GPU and cuDNN, keeping fp32 on FMA math (no TF32, so fp32 results match the reference to fp32 rounding)
+// and 16-bit types on tensor cores. A shape
 // that differs from a measured one only in its batch (the last, partial batch of an epoch)
 // takes the measured shape's algorithms instead of a second search. Every run takes its
 // workspace from the backend's one shared buffer.
@@ -12,8 +13,10 @@
 #include <array>
 #include <functional>
 #include <map>
+#include <string>
 
 #include "core/dtype.h"
+#include "ops/algorithm_cache.h"
 #include "ops/backend.h"
 #include "ops/cuda/conv_kernels.h"
 
@@ -37,6 +40,11 @@ class CudnnConvolutions {
   const void* backward_filter(DType t, const ConvGeometry& g, const void* x, const void* dy);
 
   cudnnHandle_t handle() const { return handle_; }
+  // Host seconds spent choosing algorithms so far (part of a run's first step), how many
+  // passes were measured, and the cache the others came from.
+  double search_seconds() const { return search_seconds_; }
+  int searches() const { return searches_; }
+  const AlgorithmCache& cache() const { return cache_; }
 
  private:
   struct Pass {
@@ -59,12 +67,26 @@ class CudnnConvolutions {
   bool adopt_sibling(DType t, const ConvGeometry& g, Plan& p, int index);
   cudnnConvolutionDescriptor_t make_conv(DType t, const ConvGeometry& g);
   size_t find_limit() const;
+  // Chooses pass `index` of plan p by measurement: find(results, n, count, out, ws, limit)
+  // is cuDNN's exhaustive search. The choice goes into the cache.
+  template <class Perf, class Find>
+  void search(Plan& p, int index, DType t, const ConvGeometry& g, size_t out_bytes, Find find);
+  // Takes (algo, math) for pass `index` of plan p if cuDNN accepts it for this shape (asking
+  // its workspace size); false otherwise.
+  bool adopt(DType t, Plan& p, int index, int algo, cudnnMathType_t math);
+  // The cached choice for pass `index` of shape g, if any and still accepted.
+  bool adopt_cached(DType t, const ConvGeometry& g, Plan& p, int index);
+  std::string cache_key(DType t, const ConvGeometry& g, int index) const;
 
   Backend& backend_;
   cudaStream_t stream_;
   WorkspaceFn workspace_;
   cudnnHandle_t handle_ = nullptr;
   std::map<std::array<int, 12>, Plan> plans_;
+  AlgorithmCache cache_;
+  std::string device_key_;  // GPU name and cuDNN version, the cache keys' prefix
+  double search_seconds_ = 0;
+  int searches_ = 0;
 };
 
 }  // namespace tb::gpu
