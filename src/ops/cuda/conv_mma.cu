@@ -136,6 +136,11 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
   int br[Cfg::kBIters], bs[Cfg::kBIters], bi[Cfg::kBIters];  // dgrad: (r, s, k) per row
   int b_r = 0, b_s = 0, b_c = 0;                             // wgrad: the column's (r, s, c)
   bool b_col_ok = true;
+  // wgrad: each row's output position (n, p, q), advanced by kBK positions per load_tile call
+  // (tiles load in order) by adding (dn, dp, dq) = kBK in mixed radix (N, P, Q) with carries,
+  // so no tile divides.
+  int bn[Cfg::kBIters], bp[Cfg::kBIters], bq[Cfg::kBIters];
+  int b_dn = 0, b_dp = 0, b_dq = 0;
 
   if (Cfg::kAKMajor) {
     const int n_red = kPass == ConvPass::fprop ? g.C : g.K;
@@ -181,6 +186,18 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     b_r = cc / (g.S * g.C);
     b_s = (cc / g.C) % g.S;
     b_c = cc % g.C;
+    const int pq = g.P * g.Q;
+    b_dq = kBK % g.Q;
+    b_dp = (kBK / g.Q) % g.P;
+    b_dn = kBK / pq;
+#pragma unroll
+    for (int i = 0; i < Cfg::kBIters; ++i) {
+      const int64_t j = int64_t(kt_begin) * kBK + (tid + i * Cfg::kThreads) / (BN / 8);
+      const int r = int(j % pq);
+      bn[i] = int(j / pq);
+      bp[i] = r / g.Q;
+      bq[i] = r % g.Q;
+    }
   }
 
   auto load_tile = [&](int stage, int kt) {
@@ -246,18 +263,22 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
 #pragma unroll
       for (int i = 0; i < Cfg::kBIters; ++i) {
         const int jrow = (tid + i * Cfg::kThreads) / (BN / 8);
-        const int64_t j = int64_t(kt) * kBK + jrow;
-        bool ok = b_col_ok && j < gs.K;
-        const T* src = opB;
-        if (ok) {
-          const int64_t pq = int64_t(g.P) * g.Q;
-          const int64_t n = j / pq, r = j % pq;
-          const int h = int(r / g.Q) * g.stride - g.pad + b_r;
-          const int w = int(r % g.Q) * g.stride - g.pad + b_s;
-          ok = h >= 0 && h < g.H && w >= 0 && w < g.W;
-          if (ok) src = opB + ((n * g.H + h) * g.W + w) * g.C + b_c;
-        }
+        const int h = bp[i] * g.stride - g.pad + b_r, w = bq[i] * g.stride - g.pad + b_s;
+        const bool ok = b_col_ok && bn[i] < g.N && h >= 0 && h < g.H && w >= 0 && w < g.W;
+        const T* src = ok ? opB + ((int64_t(bn[i]) * g.H + h) * g.W + w) * g.C + b_c : opB;
         cp_async16(b_dst + mnmajor_offset<BN>(jrow, b_nch), src, ok);
+        // Reduction position j += kBK: (n, p, q) += (dn, dp, dq) with carries.
+        bq[i] += b_dq;
+        if (bq[i] >= g.Q) {
+          bq[i] -= g.Q;
+          ++bp[i];
+        }
+        bp[i] += b_dp;
+        if (bp[i] >= g.P) {
+          bp[i] -= g.P;
+          ++bn[i];
+        }
+        bn[i] += b_dn;
       }
     }
   };
