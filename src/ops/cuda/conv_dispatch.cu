@@ -82,10 +82,22 @@ __global__ void kcrs_kernel(const T* __restrict__ w, float* out, int K, int C, i
 int bm_of(bool mma, int tile) { return mma ? mma_tile_bm(tile) : fma_tile_size(tile); }
 int bn_of(bool mma, int tile) { return mma ? mma_tile_bn(tile) : fma_tile_size(tile); }
 
+// What one split of a launch covers: its GEMM (the largest parity class's for an mma data
+// gradient) and its output tiles (all classes').
+struct Work {
+  GemmSize gs;
+  int64_t tiles;
+};
+Work work_of(ConvPass pass, bool mma, const ConvGeometry& g, int bm, int bn) {
+  const GemmSize gs = mma ? mma_work_size(pass, g) : gemm_size(pass, g);
+  const int classes = mma ? mma_classes(pass, g) : 1;
+  return {gs, classes * ((gs.M + bm - 1) / bm) * ((gs.N + bn - 1) / bn)};
+}
+
 // Splits that bring the grid to about two waves, keeping at least 8 k-tiles per split.
-int default_splits(ConvPass pass, const GemmSize& gs, int bm, int bn, int bk, int sm_count) {
-  const int64_t tiles = ((gs.M + bm - 1) / bm) * ((gs.N + bn - 1) / bn);
-  const int64_t k_tiles = (gs.K + bk - 1) / bk;
+int default_splits(ConvPass pass, const Work& work, int bk, int sm_count) {
+  const int64_t tiles = work.tiles;
+  const int64_t k_tiles = (work.gs.K + bk - 1) / bk;
   const int64_t want = 2 * int64_t(sm_count);
   if (tiles >= want && pass != ConvPass::wgrad) return 1;
   int64_t splits = (want + tiles - 1) / tiles;
@@ -93,7 +105,8 @@ int default_splits(ConvPass pass, const GemmSize& gs, int bm, int bn, int bk, in
   return int(std::clamp<int64_t>(splits, 1, 128));
 }
 
-ConvLaunch make_launch(ConvPass pass, bool mma, int tile, int splits, const GemmSize& gs) {
+ConvLaunch make_launch(ConvPass pass, bool mma, int tile, int splits, const ConvGeometry& g) {
+  const GemmSize gs = gemm_size(pass, g);  // partials cover the whole output
   ConvLaunch l;
   l.tensor_cores = mma;
   l.tile = tile;
@@ -130,8 +143,8 @@ void reduce_partials(ConvPass pass, DType t, const ConvGeometry& g, int splits,
 }
 
 ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count) {
-  const GemmSize gs = gemm_size(pass, g);
   const bool mma = mma_eligible(t, g);
+  const GemmSize gs = mma ? mma_work_size(pass, g) : gemm_size(pass, g);
   int tile;
   if (mma) {
     const bool wide_n = gs.N > 64, tall_m = gs.M > 64;
@@ -140,31 +153,29 @@ ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count
     tile = (gs.M >= 4096 && gs.N > 64) ? 0 : 1;
   }
   const int bk = mma ? mma_tile_bk() : fma_tile_bk();
-  const int splits = default_splits(pass, gs, bm_of(mma, tile), bn_of(mma, tile), bk, sm_count);
-  return make_launch(pass, mma, tile, splits, gs);
+  const Work work = work_of(pass, mma, g, bm_of(mma, tile), bn_of(mma, tile));
+  return make_launch(pass, mma, tile, default_splits(pass, work, bk, sm_count), g);
 }
 
 int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count, ConvLaunch* out,
                     int max_out) {
-  const GemmSize gs = gemm_size(pass, g);
   const bool mma = mma_eligible(t, g);
   const int tiles = mma ? mma_tile_count() : fma_tile_count();
   const int bk = mma ? mma_tile_bk() : fma_tile_bk();
-  const int64_t k_tiles = (gs.K + bk - 1) / bk;
   int count = 0;
   for (int tile = 0; tile < tiles; ++tile) {
-    const int bm = bm_of(mma, tile), bn = bn_of(mma, tile);
-    const int base = default_splits(pass, gs, bm, bn, bk, sm_count);
+    const Work work = work_of(pass, mma, g, bm_of(mma, tile), bn_of(mma, tile));
+    const int64_t k_tiles = (work.gs.K + bk - 1) / bk;
+    const int base = default_splits(pass, work, bk, sm_count);
     // Splitting a grid that already fills the GPU only adds traffic: not worth timing.
-    const int64_t grid = ((gs.M + bm - 1) / bm) * ((gs.N + bn - 1) / bn);
-    const bool full = pass != ConvPass::wgrad && grid >= sm_count;
+    const bool full = pass != ConvPass::wgrad && work.tiles >= sm_count;
     const int options[] = {base, 1, base * 2, base / 2, base * 4};
     for (int splits : options) {
       if (splits < 1 || splits > 256 || splits > k_tiles || (full && splits > 1)) continue;
       bool seen = false;
       for (int i = 0; i < count; ++i) seen |= out[i].tile == tile && out[i].splits == splits;
       if (seen || count == max_out) continue;
-      out[count++] = make_launch(pass, mma, tile, splits, gs);
+      out[count++] = make_launch(pass, mma, tile, splits, g);
     }
   }
   return count;

@@ -10,6 +10,8 @@
 //   fprop: A = x gathered (channels contiguous: K-major), B = w[K][RSC] (K-major)
 //   dgrad: A = dy gathered (K-major),                     B = w[(r,s,k)][C] (N-major)
 //   wgrad: A = dy^T (output channels contiguous: M-major), B = x gathered (N-major)
+// A strided data gradient runs as stride^2 smaller GEMMs, one per output parity class (see
+// DgradClass), all in one launch.
 #include <algorithm>
 
 #include "ops/cuda/conv_common.cuh"
@@ -88,6 +90,50 @@ __device__ __forceinline__ void advance_rsi(int& r, int& s, int& i, int step, in
   }
 }
 
+// One output-parity class of a data gradient. Pixel h of dx only receives the filter taps
+// r = h + pad - stride * p, that is r ≡ h + pad (mod stride): grouping dx pixels by
+// (h + pad) mod stride and (w + pad) mod stride gives stride^2 GEMMs, each reducing over its
+// own taps only, where one GEMM over all taps would gather rows that are zero for all but
+// 1/stride^2 of them. Within a class, pixel (i, j) under tap (rr, ss) reads dy at
+// (p0 + i - rr, q0 + j - ss). Stride 1 is the single class (0, 0) with all taps.
+struct DgradClass {
+  int r0, s0;  // the class's first tap: r = r0 + stride * rr, s = s0 + stride * ss
+  int R, S;    // taps per axis; R = 0 (then S = 1, so index setup divides by nonzero): no taps,
+               // the class's pixels get zeros (or keep dx when accumulating)
+  int h0, w0;  // the class's first pixel: h = h0 + stride * i, w = w0 + stride * j
+  int H, W;    // pixels per image and axis (0: the class is empty)
+  int p0, q0;  // dy row and column of pixel (0, 0) under tap (0, 0)
+};
+
+__device__ __forceinline__ DgradClass dgrad_class(const ConvGeometry& g, int index) {
+  const int st = g.stride;
+  DgradClass c;
+  c.r0 = index / st;
+  c.s0 = index % st;
+  c.R = c.r0 < g.R ? (g.R - c.r0 + st - 1) / st : 0;
+  c.S = c.s0 < g.S ? (g.S - c.s0 + st - 1) / st : 0;
+  if (c.R == 0 || c.S == 0) {
+    c.R = 0;
+    c.S = 1;
+  }
+  c.h0 = ((c.r0 - g.pad) % st + st) % st;
+  c.w0 = ((c.s0 - g.pad) % st + st) % st;
+  c.H = g.H > c.h0 ? (g.H - c.h0 + st - 1) / st : 0;
+  c.W = g.W > c.w0 ? (g.W - c.w0 + st - 1) / st : 0;
+  c.p0 = (c.h0 + g.pad - c.r0) / st;  // exact: h0 + pad ≡ r0 (mod stride)
+  c.q0 = (c.w0 + g.pad - c.s0) / st;
+  return c;
+}
+
+// The dx row (an N,H,W pixel index) of row m of a class's GEMM.
+__device__ __forceinline__ int64_t dgrad_pixel(const ConvGeometry& g, const DgradClass& c,
+                                               int64_t m) {
+  const int64_t hw = int64_t(c.H) * c.W;
+  const int64_t n = m / hw, r = m % hw;
+  const int h = c.h0 + int(r / c.W) * g.stride, w = c.w0 + int(r % c.W) * g.stride;
+  return (n * g.H + h) * g.W + w;
+}
+
 template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N>
 struct MmaConv {
   static constexpr int kThreads = WARPS_M * WARPS_N * 32;
@@ -107,16 +153,29 @@ struct MmaConv {
 template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N>
 __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     conv_mma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
-                    Epilogue<T> ep, int tiles_per_split) {
+                    Epilogue<T> ep) {
   using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N>;
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / WARPS_N, warp_n = warp % WARPS_N;
-  const GemmSize gs = gemm_size(kPass, g);
+  // blockIdx.z = split * classes + class; dgrad's classes have their own GEMM sizes, the grid
+  // is sized for the largest and the rows past a smaller class's end have nothing to do.
+  const int classes = mma_classes(kPass, g);
+  const int split = blockIdx.z / classes, splits = gridDim.z / classes;
+  DgradClass cls{};
+  GemmSize gs = gemm_size(kPass, g);
+  const int64_t out_rows = gs.M;  // rows of the whole output (and of each split's partials)
+  if (kPass == ConvPass::dgrad) {
+    cls = dgrad_class(g, blockIdx.z % classes);
+    gs.M = int64_t(g.N) * cls.H * cls.W;
+    gs.K = int64_t(cls.R) * cls.S * g.K;
+  }
   const int64_t m0 = int64_t(blockIdx.x) * BM;
+  if (m0 >= gs.M) return;  // whole block, before any barrier
   const int n0 = blockIdx.y * BN;
   const int k_tiles = int((gs.K + kBK - 1) / kBK);
-  const int kt_begin = blockIdx.z * tiles_per_split;
+  const int tiles_per_split = (k_tiles + splits - 1) / splits;
+  const int kt_begin = split * tiles_per_split;
   const int kt_end = min(k_tiles, kt_begin + tiles_per_split);
   const uint32_t smem_base = smem_addr(smem);
 
@@ -144,9 +203,10 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
 
   if (Cfg::kAKMajor) {
     const int n_red = kPass == ConvPass::fprop ? g.C : g.K;
+    const int taps_s = kPass == ConvPass::fprop ? g.S : cls.S;
     const int kk = kt_begin * kBK + a_ch * 8;
-    ar = kk / (g.S * n_red);
-    as = (kk / n_red) % g.S;
+    ar = kk / (taps_s * n_red);
+    as = (kk / n_red) % taps_s;
     ai = kk % n_red;
 #pragma unroll
     for (int i = 0; i < Cfg::kAIters; ++i) {
@@ -161,11 +221,11 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
         a_h[i] = int(r / g.Q) * g.stride - g.pad;
         a_w[i] = int(r % g.Q) * g.stride - g.pad;
       } else {
-        const int64_t hw = int64_t(g.H) * g.W;
+        const int64_t hw = int64_t(cls.H) * cls.W;
         const int64_t n = mm / hw, r = mm % hw;
         a_base[i] = n * g.P * g.Q * g.K;
-        a_h[i] = int(r / g.W) + g.pad;
-        a_w[i] = int(r % g.W) + g.pad;
+        a_h[i] = int(r / cls.W) + cls.p0;
+        a_w[i] = int(r % cls.W) + cls.q0;
       }
     }
   }
@@ -174,8 +234,8 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     for (int i = 0; i < Cfg::kBIters; ++i) {
       const int krow = (tid + i * Cfg::kThreads) / (BN / 8);
       const int kk = kt_begin * kBK + krow;
-      br[i] = kk / (g.S * g.K);
-      bs[i] = (kk / g.K) % g.S;
+      br[i] = kk / (cls.S * g.K);
+      bs[i] = (kk / g.K) % cls.S;
       bi[i] = kk % g.K;
     }
   }
@@ -218,14 +278,12 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
 #pragma unroll
       for (int i = 0; i < Cfg::kAIters; ++i) {
         const int row = (tid + i * Cfg::kThreads) >> 2;
-        const int hp = a_h[i] - ar, wp = a_w[i] - as;
-        const int p = hp / g.stride, q = wp / g.stride;
-        const bool ok = a_ok[i] && ar < g.R && hp >= 0 && wp >= 0 && hp == p * g.stride &&
-                        wp == q * g.stride && p < g.P && q < g.Q;
+        const int p = a_h[i] - ar, q = a_w[i] - as;
+        const bool ok = a_ok[i] && ar < cls.R && p >= 0 && q >= 0 && p < g.P && q < g.Q;
         const T* src = ok ? opA + a_base[i] + (int64_t(p) * g.Q + q) * g.K + ai : opA;
         cp_async16(a_dst + kmajor_offset(row, a_ch), src, ok);
       }
-      advance_rsi(ar, as, ai, kBK, g.K, g.S);
+      advance_rsi(ar, as, ai, kBK, g.K, cls.S);
     } else {
 #pragma unroll
       for (int i = 0; i < Cfg::kAIters; ++i) {
@@ -253,11 +311,11 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
       for (int i = 0; i < Cfg::kBIters; ++i) {
         const int krow = (tid + i * Cfg::kThreads) / (BN / 8);
         const int c = n0 + b_nch * 8;
-        const bool ok = br[i] < g.R && c < gs.N;
-        const T* src =
-            ok ? opB + ((int64_t(bi[i]) * g.R + br[i]) * g.S + bs[i]) * g.C + c : opB;
+        const int r = cls.r0 + br[i] * g.stride, s = cls.s0 + bs[i] * g.stride;
+        const bool ok = br[i] < cls.R && c < gs.N;
+        const T* src = ok ? opB + ((int64_t(bi[i]) * g.R + r) * g.S + s) * g.C + c : opB;
         cp_async16(b_dst + mnmajor_offset<BN>(krow, b_nch), src, ok);
-        advance_rsi(br[i], bs[i], bi[i], kBK, g.K, g.S);
+        advance_rsi(br[i], bs[i], bi[i], kBK, g.K, cls.S);
       }
     } else {
 #pragma unroll
@@ -354,16 +412,17 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
 #pragma unroll
   for (int mi = 0; mi < Cfg::MI; ++mi)
 #pragma unroll
-    for (int ni = 0; ni < Cfg::NI; ++ni) {
-      const int col = n0 + warp_n * Cfg::WN + ni * 8 + tig * 2;
-      if (col >= gs.N) continue;
+    for (int half = 0; half < 2; ++half) {
+      const int64_t m = m0 + warp_m * Cfg::WM + mi * 16 + grp + half * 8;
+      if (m >= gs.M) continue;
+      const int64_t row = kPass == ConvPass::dgrad ? dgrad_pixel(g, cls, m) : m;
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int64_t row = m0 + warp_m * Cfg::WM + mi * 16 + grp + half * 8;
-        if (row >= gs.M) continue;
+      for (int ni = 0; ni < Cfg::NI; ++ni) {
+        const int col = n0 + warp_n * Cfg::WN + ni * 8 + tig * 2;
+        if (col >= gs.N) continue;
         float v0 = acc[mi][ni][half * 2], v1 = acc[mi][ni][half * 2 + 1];
         if (ep.partials) {
-          float2* dst = reinterpret_cast<float2*>(ep.partials + (int64_t(blockIdx.z) * gs.M + row) *
+          float2* dst = reinterpret_cast<float2*>(ep.partials + (int64_t(split) * out_rows + row) *
                                                                     gs.N + col);
           *dst = make_float2(v0, v1);
           continue;
@@ -402,11 +461,11 @@ void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<
                                        Cfg::kSmemBytes));
     configured = true;
   }
-  const GemmSize gs = gemm_size(kPass, g);
-  const int k_tiles = int((gs.K + kBK - 1) / kBK);
-  const int per_split = (k_tiles + splits - 1) / splits;
-  const dim3 grid(unsigned((gs.M + BM - 1) / BM), unsigned((gs.N + BN - 1) / BN), unsigned(splits));
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, s>>>(g, a, b, ep, per_split);
+  const GemmSize gs = mma_work_size(kPass, g);
+  const int classes = mma_classes(kPass, g);
+  const dim3 grid(unsigned((gs.M + BM - 1) / BM), unsigned((gs.N + BN - 1) / BN),
+                  unsigned(splits * classes));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, s>>>(g, a, b, ep);
   TB_CUDA_LAUNCH_CHECK();
 }
 
