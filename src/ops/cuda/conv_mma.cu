@@ -1,6 +1,7 @@
 // Tensor-core implicit GEMM for the three convolution passes (bf16 / fp16 operands, fp32
 // accumulation): mma.sync m16n8k16 fed by ldmatrix from shared memory, which cp.async fills
-// three stages ahead straight from the activations (the im2col matrix is never stored).
+// two or three k-tiles ahead (3 or 4 stages) straight from the activations (the im2col
+// matrix is never stored).
 //
 // Shared-memory tiles come in two orientations. "K-major" tiles hold rows of 32 reduction
 // elements (64 bytes) for one output row or column, read with ldmatrix; "MN-major" tiles hold
@@ -20,7 +21,6 @@ namespace tb::gpu {
 namespace {
 
 constexpr int kBK = 32;
-constexpr int kStages = 3;
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return uint32_t(__cvta_generic_to_shared(p));
@@ -134,7 +134,7 @@ __device__ __forceinline__ int64_t dgrad_pixel(const ConvGeometry& g, const Dgra
   return (n * g.H + h) * g.W + w;
 }
 
-template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N>
+template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
 struct MmaConv {
   static constexpr int kThreads = WARPS_M * WARPS_N * 32;
   static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
@@ -143,18 +143,19 @@ struct MmaConv {
   static constexpr bool kBKMajor = kPass == ConvPass::fprop;
   static constexpr int kATileBytes = BM * kBK * 2, kBTileBytes = BN * kBK * 2;
   static constexpr int kStageBytes = kATileBytes + kBTileBytes;
-  static constexpr int kSmemBytes = kStages * kStageBytes;
+  static constexpr int kSmemBytes = STAGES * kStageBytes;
   static constexpr int kAIters = BM * kBK / 8 / kThreads;
   static constexpr int kBIters = BN * kBK / 8 / kThreads;
   static_assert(kAIters >= 1 && kBIters >= 1, "tile too small for the block");
   static_assert(NI % 2 == 0, "B fragments load in pairs");
 };
 
-template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N>
+template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
 __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     conv_mma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
                     Epilogue<T> ep) {
-  using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N>;
+  using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N, STAGES>;
+  constexpr int kStages = STAGES;
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / WARPS_N, warp_n = warp % WARPS_N;
@@ -442,19 +443,23 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     }
 }
 
-// Tile shapes: {BM, BN}; every shape uses 64x32 warp tiles.
+// Tile shapes: {BM, BN, stages}; every shape uses 64x32 warp tiles. The 4-stage copies of the
+// large tiles keep one more k-tile in flight for the same registers (64 and 48 KiB of shared
+// memory: the register file, not shared memory, still sets their blocks per SM); the
+// autotuner keeps them where that hides more load latency.
 struct TileShape {
-  int bm, bn;
+  int bm, bn, stages;
 };
-constexpr TileShape kTiles[] = {{128, 128}, {128, 64}, {64, 128}, {64, 64}};
-constexpr int kTileCount = 4;
+constexpr TileShape kTiles[] = {{128, 128, 3}, {128, 64, 3}, {64, 128, 3},
+                                {64, 64, 3},   {128, 128, 4}, {128, 64, 4}};
+constexpr int kTileCount = 6;
 
-template <class T, ConvPass kPass, int BM, int BN>
+template <class T, ConvPass kPass, int BM, int BN, int STAGES>
 void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                   int splits, cudaStream_t s) {
   constexpr int WARPS_M = BM / 64, WARPS_N = BN / 32;
-  using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N>;
-  auto kernel = conv_mma_kernel<T, kPass, BM, BN, WARPS_M, WARPS_N>;
+  using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N, STAGES>;
+  auto kernel = conv_mma_kernel<T, kPass, BM, BN, WARPS_M, WARPS_N, STAGES>;
   static bool configured = false;  // one attribute call per instance, before its first launch
   if (!configured) {
     TB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -473,10 +478,12 @@ template <class T, ConvPass kPass>
 void launch_tile(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                  int splits, cudaStream_t s) {
   switch (tile) {
-    case 0: launch_shape<T, kPass, 128, 128>(g, a, b, ep, splits, s); break;
-    case 1: launch_shape<T, kPass, 128, 64>(g, a, b, ep, splits, s); break;
-    case 2: launch_shape<T, kPass, 64, 128>(g, a, b, ep, splits, s); break;
-    default: launch_shape<T, kPass, 64, 64>(g, a, b, ep, splits, s); break;
+    case 0: launch_shape<T, kPass, 128, 128, 3>(g, a, b, ep, splits, s); break;
+    case 1: launch_shape<T, kPass, 128, 64, 3>(g, a, b, ep, splits, s); break;
+    case 2: launch_shape<T, kPass, 64, 128, 3>(g, a, b, ep, splits, s); break;
+    case 3: launch_shape<T, kPass, 64, 64, 3>(g, a, b, ep, splits, s); break;
+    case 4: launch_shape<T, kPass, 128, 128, 4>(g, a, b, ep, splits, s); break;
+    default: launch_shape<T, kPass, 128, 64, 4>(g, a, b, ep, splits, s); break;
   }
 }
 
