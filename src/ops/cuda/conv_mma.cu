@@ -150,8 +150,12 @@ struct MmaConv {
   static_assert(NI % 2 == 0, "B fragments load in pairs");
 };
 
+// 256-thread tiles ask for two blocks per SM (at most 128 registers): the data gradient took
+// 156 and so ran one block of 8 warps per SM; every pass fits 128 without spills (ptxas -v).
+// The smaller tiles would spill at their equivalent budget and ask for nothing (0 emits no
+// .minnctapersm; 1 would let ptxas take more registers than its default).
 template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
-__global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
+__global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ? 2 : 0)
     conv_mma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
                     Epilogue<T> ep) {
   using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N, STAGES>;
