@@ -144,8 +144,8 @@ TEST_P(GpuOps, ConvEveryCandidateLaunchMatchesRef) {
                               std::to_string(c.K) + " k" + std::to_string(c.kernel) + " s" +
                               std::to_string(c.stride);
     for (ConvPass pass : {ConvPass::fprop, ConvPass::dgrad, ConvPass::wgrad}) {
-      ConvLaunch launches[32];
-      const int count = conv_candidates(pass, t(), g, sm_count, launches, 32);
+      ConvLaunch launches[kMaxConvCandidates];
+      const int count = conv_candidates(pass, t(), g, sm_count, launches, kMaxConvCandidates);
       ASSERT_GT(count, 0) << shape;
       for (int i = 0; i < count; ++i) {
         const ConvLaunch& l = launches[i];

@@ -11,7 +11,8 @@ bool mma_eligible(DType t, const ConvGeometry& g);
 int mma_tile_count();
 int mma_tile_bm(int tile);
 int mma_tile_bn(int tile);
-int mma_tile_bk();
+int mma_tile_bk(int tile);
+bool mma_tile_serves(int tile, ConvPass pass);
 void mma_fprop(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*,
                const float*, void*, void*, cudaStream_t);
 void mma_dgrad(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*, void*,
@@ -162,7 +163,7 @@ ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count
   } else {
     tile = (gs.M >= 4096 && gs.N > 64) ? 0 : 1;
   }
-  const int bk = mma ? mma_tile_bk() : fma_tile_bk();
+  const int bk = mma ? mma_tile_bk(tile) : fma_tile_bk();
   const Work work = work_of(pass, mma, g, bm_of(mma, tile), bn_of(mma, tile));
   int splits = default_splits(pass, work, bk, sm_count);
   // Fewer splits down to one (the least workspace any launch of the pass needs) to fit the cap.
@@ -174,9 +175,10 @@ int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count,
                     int max_out) {
   const bool mma = mma_eligible(t, g);
   const int tiles = mma ? mma_tile_count() : fma_tile_count();
-  const int bk = mma ? mma_tile_bk() : fma_tile_bk();
   int count = 0;
   for (int tile = 0; tile < tiles; ++tile) {
+    if (mma && !mma_tile_serves(tile, pass)) continue;
+    const int bk = mma ? mma_tile_bk(tile) : fma_tile_bk();
     const Work work = work_of(pass, mma, g, bm_of(mma, tile), bn_of(mma, tile));
     const int64_t k_tiles = (work.gs.K + bk - 1) / bk;
     const int base = default_splits(pass, work, bk, sm_count);

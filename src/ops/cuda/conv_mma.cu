@@ -5,8 +5,9 @@
 //
 // Shared-memory tiles come in two orientations. "K-major" tiles hold rows of 32 reduction
 // elements (64 bytes) for one output row or column, read with ldmatrix; "MN-major" tiles hold
-// 32 rows of BM or BN output positions, read with ldmatrix.trans. Both XOR-swizzle their
-// 16-byte chunks so that the eight rows one ldmatrix reads fall in distinct banks.
+// BK (32, or 64 for weight gradients) rows of BM or BN output positions, read with
+// ldmatrix.trans. Both XOR-swizzle their 16-byte chunks so that the eight rows one ldmatrix
+// reads fall in distinct banks.
 // Which operand has which orientation follows from what is contiguous in memory:
 //   fprop: A = x gathered (channels contiguous: K-major), B = w[K][RSC] (K-major)
 //   dgrad: A = dy gathered (K-major),                     B = w[(r,s,k)][C] (N-major)
@@ -19,8 +20,6 @@
 
 namespace tb::gpu {
 namespace {
-
-constexpr int kBK = 32;
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return uint32_t(__cvta_generic_to_shared(p));
@@ -134,18 +133,22 @@ __device__ __forceinline__ int64_t dgrad_pixel(const ConvGeometry& g, const Dgra
   return (n * g.H + h) * g.W + w;
 }
 
-template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
+template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES>
 struct MmaConv {
+  // K-major tiles (fprop's operands, dgrad's A) have 32-element rows; the weight gradient's
+  // operands are both MN-major, whose tiles take any multiple of 16 rows.
+  static_assert(BK == 32 || (kPass == ConvPass::wgrad && BK % 16 == 0),
+                "K-major rows are 32 wide");
   static constexpr int kThreads = WARPS_M * WARPS_N * 32;
   static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
   static constexpr int MI = WM / 16, NI = WN / 8;
   static constexpr bool kAKMajor = kPass != ConvPass::wgrad;
   static constexpr bool kBKMajor = kPass == ConvPass::fprop;
-  static constexpr int kATileBytes = BM * kBK * 2, kBTileBytes = BN * kBK * 2;
+  static constexpr int kATileBytes = BM * BK * 2, kBTileBytes = BN * BK * 2;
   static constexpr int kStageBytes = kATileBytes + kBTileBytes;
   static constexpr int kSmemBytes = STAGES * kStageBytes;
-  static constexpr int kAIters = BM * kBK / 8 / kThreads;
-  static constexpr int kBIters = BN * kBK / 8 / kThreads;
+  static constexpr int kAIters = BM * BK / 8 / kThreads;
+  static constexpr int kBIters = BN * BK / 8 / kThreads;
   static_assert(kAIters >= 1 && kBIters >= 1, "tile too small for the block");
   static_assert(NI % 2 == 0, "B fragments load in pairs");
 };
@@ -154,12 +157,12 @@ struct MmaConv {
 // 156 and so ran one block of 8 warps per SM; every pass fits 128 without spills (ptxas -v).
 // The smaller tiles would spill at their equivalent budget and ask for nothing (0 emits no
 // .minnctapersm; 1 would let ptxas take more registers than its default).
-template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES>
+template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES>
 __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ? 2 : 0)
     conv_mma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
                     Epilogue<T> ep) {
-  using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N, STAGES>;
-  constexpr int kStages = STAGES;
+  using Cfg = MmaConv<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
+  constexpr int kStages = STAGES, kBK = BK;
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / WARPS_N, warp_n = warp % WARPS_N;
@@ -447,23 +450,28 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ?
     }
 }
 
-// Tile shapes: {BM, BN, stages}; every shape uses 64x32 warp tiles. The 4-stage copies of the
-// large tiles keep one more k-tile in flight for the same registers (64 and 48 KiB of shared
-// memory: the register file, not shared memory, still sets their blocks per SM); the
-// autotuner keeps them where that hides more load latency.
+// Tile shapes: {BM, BN, BK, stages}; every shape uses 64x32 warp tiles. The copies of the
+// large tiles keep more of the reduction in flight for the same accumulators: 4 stages (64
+// and 48 KiB of shared memory; the register file, not shared memory, still sets their blocks
+// per SM), or, for weight gradients (reductions over N*P*Q), 64-wide k-tiles, which also
+// halve the barriers per reduction (96 KiB, two blocks per SM). fprop and dgrad gather A
+// rows with twice the per-row state at BK 64 and spill under the two-block register cap, so
+// they do not get that tile. The autotuner keeps these copies where they time faster.
 struct TileShape {
-  int bm, bn, stages;
+  int bm, bn, bk, stages;
 };
-constexpr TileShape kTiles[] = {{128, 128, 3}, {128, 64, 3}, {64, 128, 3},
-                                {64, 64, 3},   {128, 128, 4}, {128, 64, 4}};
-constexpr int kTileCount = 6;
+constexpr TileShape kTiles[] = {{128, 128, 32, 3}, {128, 64, 32, 3}, {64, 128, 32, 3},
+                                {64, 64, 32, 3},   {128, 128, 32, 4}, {128, 64, 32, 4},
+                                {128, 128, 64, 3}};
+constexpr int kTileCount = 7;
+constexpr int kWgradOnlyTile = 6;
 
-template <class T, ConvPass kPass, int BM, int BN, int STAGES>
+template <class T, ConvPass kPass, int BM, int BN, int BK, int STAGES>
 void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                   int splits, cudaStream_t s) {
   constexpr int WARPS_M = BM / 64, WARPS_N = BN / 32;
-  using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N, STAGES>;
-  auto kernel = conv_mma_kernel<T, kPass, BM, BN, WARPS_M, WARPS_N, STAGES>;
+  using Cfg = MmaConv<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
+  auto kernel = conv_mma_kernel<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
   static bool configured = false;  // one attribute call per instance, before its first launch
   if (!configured) {
     TB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -482,12 +490,19 @@ template <class T, ConvPass kPass>
 void launch_tile(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                  int splits, cudaStream_t s) {
   switch (tile) {
-    case 0: launch_shape<T, kPass, 128, 128, 3>(g, a, b, ep, splits, s); break;
-    case 1: launch_shape<T, kPass, 128, 64, 3>(g, a, b, ep, splits, s); break;
-    case 2: launch_shape<T, kPass, 64, 128, 3>(g, a, b, ep, splits, s); break;
-    case 3: launch_shape<T, kPass, 64, 64, 3>(g, a, b, ep, splits, s); break;
-    case 4: launch_shape<T, kPass, 128, 128, 4>(g, a, b, ep, splits, s); break;
-    default: launch_shape<T, kPass, 128, 64, 4>(g, a, b, ep, splits, s); break;
+    case 0: launch_shape<T, kPass, 128, 128, 32, 3>(g, a, b, ep, splits, s); break;
+    case 1: launch_shape<T, kPass, 128, 64, 32, 3>(g, a, b, ep, splits, s); break;
+    case 2: launch_shape<T, kPass, 64, 128, 32, 3>(g, a, b, ep, splits, s); break;
+    case 3: launch_shape<T, kPass, 64, 64, 32, 3>(g, a, b, ep, splits, s); break;
+    case 4: launch_shape<T, kPass, 128, 128, 32, 4>(g, a, b, ep, splits, s); break;
+    case 5: launch_shape<T, kPass, 128, 64, 32, 4>(g, a, b, ep, splits, s); break;
+    default:
+      if constexpr (kPass == ConvPass::wgrad)
+        launch_shape<T, kPass, 128, 128, 64, 3>(g, a, b, ep, splits, s);
+      else
+        cuda_fail(cudaErrorInvalidValue, "conv_mma: the weight-gradient-only tile", __FILE__,
+                  __LINE__);
+      break;
   }
 }
 
@@ -517,7 +532,10 @@ bool mma_eligible(DType t, const ConvGeometry& g) {
 int mma_tile_count() { return kTileCount; }
 int mma_tile_bm(int tile) { return kTiles[tile].bm; }
 int mma_tile_bn(int tile) { return kTiles[tile].bn; }
-int mma_tile_bk() { return kBK; }
+int mma_tile_bk(int tile) { return kTiles[tile].bk; }
+bool mma_tile_serves(int tile, ConvPass pass) {
+  return tile != kWgradOnlyTile || pass == ConvPass::wgrad;
+}
 
 void mma_fprop(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* w,
                const float* bias, void* y, void* ws, cudaStream_t s) {
