@@ -124,8 +124,10 @@ TEST_P(GpuOps, ConvEveryCandidateLaunchMatchesRef) {
   ASSERT_EQ(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
   for (const ConvShape& c : kConvShapes) {
     const Conv2dParams p{c.N, c.C, c.H, c.W, c.K, c.kernel, c.stride, c.pad, false};
-    const ConvGeometry g{c.N, c.C, c.H, c.W, c.K, c.kernel, c.kernel, c.stride, c.pad, p.P(), p.Q()};
-    const Shape xs{p.N, p.C, p.H, p.W}, ws{p.K, p.C, p.kernel, p.kernel}, ys{p.N, p.K, p.P(), p.Q()};
+    const ConvGeometry g{c.N, c.C, c.H, c.W, c.K, c.kernel, c.kernel, c.stride, c.pad,
+                         p.P(), p.Q()};
+    const Shape xs{p.N, p.C, p.H, p.W}, ws{p.K, p.C, p.kernel, p.kernel};
+    const Shape ys{p.N, p.K, p.P(), p.Q()};
     std::vector<float> x = in(p.x_numel()), w = in(p.w_numel(), -0.3f, 0.3f);
     std::vector<float> dy = in(p.y_numel()), dx0 = in(p.x_numel());
     std::vector<float> y(p.y_numel()), dx(p.x_numel()), dx_acc = dx0, dw(p.w_numel());
