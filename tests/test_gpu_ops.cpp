@@ -10,6 +10,11 @@
 
 #include "gpu_test_util.h"
 #include "ops/ref/ref_backend.h"
+#ifdef TB_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "ops/cuda/conv_kernels.h"
+#endif
 
 namespace tb {
 namespace {
@@ -64,6 +69,17 @@ const ConvShape kConvShapes[] = {
     {4, 64, 8, 8, 128, 3, 2, 1, false},  // a ResNet downsampling conv
     {2, 72, 5, 7, 24, 3, 1, 1, false},   // odd image, partial tiles everywhere
     {16, 64, 16, 16, 64, 3, 1, 1, false},  // enough rows for several tiles and splits
+    // Tensor-core data gradients by output parity class (stride > 1), weight gradients
+    // over many k-tiles with P*Q not a multiple of the 32-position k-tile.
+    {1, 16, 9, 9, 24, 3, 2, 1, false},    // batch 1, odd image: classes of unequal size
+    {2, 32, 10, 10, 16, 3, 2, 1, true},   // even image
+    {2, 24, 7, 9, 16, 1, 2, 0, false},    // 1x1 shortcut, odd image: 3 of 4 classes tapless
+    {1, 16, 8, 8, 32, 1, 2, 0, false},    // 1x1 shortcut, even image, batch 1
+    {3, 8, 1, 3, 8, 3, 2, 1, false},      // one image row: the odd-row classes are empty
+    {40, 8, 5, 9, 16, 3, 2, 1, false},    // P*Q = 15: a k-tile spans two images
+    {8, 16, 15, 15, 16, 3, 1, 1, false},  // P*Q = 225, 57 weight-gradient k-tiles
+    {64, 16, 4, 4, 16, 3, 1, 1, false},   // P*Q = 16, 32 k-tiles of two images each
+    {2, 8, 12, 12, 8, 5, 3, 2, false},    // stride 3: 9 classes, 1 or 2 taps per axis
 };
 
 TEST_P(GpuOps, Conv2dForwardAndBackwardMatchRef) {
@@ -96,6 +112,77 @@ TEST_P(GpuOps, Conv2dForwardAndBackwardMatchRef) {
     if (c.bias) EXPECT_MATCH(dev->download(gdb), db, what + " dbias");
   }
 }
+
+#ifdef TB_HAVE_CUDA
+// Every launch the autotuner may choose (each tile and split count of each pass), called
+// directly: the test above only meets the launch that won the timing on the test GPU. The
+// non-accumulating data gradient writes over garbage, so every dx pixel must be written.
+TEST_P(GpuOps, ConvEveryCandidateLaunchMatchesRef) {
+  if (std::string(GetParam().impl) != "cuda") GTEST_SKIP() << "our kernels only";
+  using namespace tb::gpu;
+  int sm_count = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  for (const ConvShape& c : kConvShapes) {
+    const Conv2dParams p{c.N, c.C, c.H, c.W, c.K, c.kernel, c.stride, c.pad, false};
+    const ConvGeometry g{c.N, c.C, c.H, c.W, c.K, c.kernel, c.kernel, c.stride, c.pad,
+                         p.P(), p.Q()};
+    const Shape xs{p.N, p.C, p.H, p.W}, ws{p.K, p.C, p.kernel, p.kernel};
+    const Shape ys{p.N, p.K, p.P(), p.Q()};
+    std::vector<float> x = in(p.x_numel()), w = in(p.w_numel(), -0.3f, 0.3f);
+    std::vector<float> dy = in(p.y_numel()), dx0 = in(p.x_numel());
+    std::vector<float> y(p.y_numel()), dx(p.x_numel()), dx_acc = dx0, dw(p.w_numel());
+    ref->conv2d_forward(p, host(x, xs), host(w, ws), Tensor(), host(y, ys));
+    ref->conv2d_backward(p, host(x, xs), host(w, ws), host(dy, ys), host(dx, xs), host(dw, ws),
+                         Tensor(), false);
+    ref->conv2d_backward(p, host(x, xs), host(w, ws), host(dy, ys), host(dx_acc, xs),
+                         host(dw, ws), Tensor(), true);
+
+    const Tensor gx = dev->upload(x, xs, t()), gw = dev->upload(w, ws, DType::f32, false);
+    const Tensor gdy = dev->upload(dy, ys, t()), gwk = dev->empty(ws, t());
+    gpu->synchronize();
+    weights_to_krsc(t(), gw.ptr<float>(), gwk.data, p.K, p.C, p.kernel, p.kernel, 0);
+    const std::string shape = "conv N" + std::to_string(c.N) + " C" + std::to_string(c.C) + " " +
+                              std::to_string(c.H) + "x" + std::to_string(c.W) + " K" +
+                              std::to_string(c.K) + " k" + std::to_string(c.kernel) + " s" +
+                              std::to_string(c.stride);
+    for (ConvPass pass : {ConvPass::fprop, ConvPass::dgrad, ConvPass::wgrad}) {
+      ConvLaunch launches[kMaxConvCandidates];
+      const int count = conv_candidates(pass, t(), g, sm_count, launches, kMaxConvCandidates);
+      ASSERT_GT(count, 0) << shape;
+      for (int i = 0; i < count; ++i) {
+        const ConvLaunch& l = launches[i];
+        const std::string what = shape + " pass " + std::to_string(int(pass)) + " tile " +
+                                 std::to_string(l.tile) + " splits " + std::to_string(l.splits) +
+                                 (l.tensor_cores ? " mma" : " fma");
+        void* ws_ptr = l.workspace ? gpu->allocate(l.workspace) : nullptr;
+        if (pass == ConvPass::fprop) {
+          const Tensor gy = dev->empty(ys, t());
+          gpu->synchronize();
+          conv_fprop(l, t(), g, gx.data, gwk.data, nullptr, gy.data, ws_ptr, 0);
+          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+          EXPECT_MATCH(dev->download(gy), y, what + " y");
+        } else if (pass == ConvPass::dgrad) {
+          for (bool accumulate : {false, true}) {
+            const Tensor gdx = dev->upload(dx0, xs, t());
+            gpu->synchronize();
+            conv_dgrad(l, t(), g, gdy.data, gwk.data, gdx.data, accumulate, ws_ptr, 0);
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+            EXPECT_MATCH(dev->download(gdx), accumulate ? dx_acc : dx,
+                         what + (accumulate ? " dx (accumulate)" : " dx"));
+          }
+        } else {
+          const Tensor gdw = dev->empty(ws, DType::f32);
+          gpu->synchronize();
+          conv_wgrad(l, t(), g, gx.data, gdy.data, gdw.ptr<float>(), ws_ptr, 0);
+          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+          EXPECT_MATCH(dev->download(gdw, false), dw, what + " dw");
+        }
+        if (ws_ptr) gpu->release(ws_ptr);
+      }
+    }
+  }
+}
+#endif
 
 TEST_P(GpuOps, LinearForwardAndBackwardMatchRef) {
   struct Case {

@@ -49,8 +49,8 @@ ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_c
     std::array<int, 13> mine = key;
     mine[2] = other[2];
     if (other != mine || other[2] == g.N) continue;
-    ConvLaunch candidates[32];
-    const int count = conv_candidates(pass, t, g, sm_count, candidates, 32);
+    ConvLaunch candidates[kMaxConvCandidates];
+    const int count = conv_candidates(pass, t, g, sm_count, candidates, kMaxConvCandidates);
     for (int i = 0; i < count; ++i)
       if (candidates[i].tile == launch.tile && candidates[i].splits == launch.splits &&
           candidates[i].tensor_cores == launch.tensor_cores) {
@@ -60,8 +60,8 @@ ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_c
     break;
   }
   if (autotune_enabled()) {
-    ConvLaunch candidates[32];
-    const int count = conv_candidates(pass, t, g, sm_count, candidates, 32);
+    ConvLaunch candidates[kMaxConvCandidates];
+    const int count = conv_candidates(pass, t, g, sm_count, candidates, kMaxConvCandidates);
     size_t ws_bytes = 0;
     for (int i = 0; i < count; ++i) ws_bytes = std::max(ws_bytes, candidates[i].workspace);
     void* scratch_out = backend.allocate(out_bytes);

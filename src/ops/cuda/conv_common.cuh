@@ -18,6 +18,23 @@ __host__ __device__ inline GemmSize gemm_size(ConvPass pass, const ConvGeometry&
   }
 }
 
+// The GEMM one split of an mma launch covers per grid layer: a strided data gradient runs one
+// GEMM per output parity class (conv_mma.cu, stride^2 classes side by side in the grid), sized
+// here for the largest: ceil(H/stride) x ceil(W/stride) pixels, ceil(R/stride) x
+// ceil(S/stride) taps.
+__host__ __device__ inline GemmSize mma_work_size(ConvPass pass, const ConvGeometry& g) {
+  GemmSize gs = gemm_size(pass, g);
+  if (pass == ConvPass::dgrad) {
+    const auto up = [&](int v) { return int64_t(v + g.stride - 1) / g.stride; };
+    gs.M = g.N * up(g.H) * up(g.W);
+    gs.K = up(g.R) * up(g.S) * g.K;
+  }
+  return gs;
+}
+__host__ __device__ inline int mma_classes(ConvPass pass, const ConvGeometry& g) {
+  return pass == ConvPass::dgrad ? g.stride * g.stride : 1;
+}
+
 // Where a GEMM result goes. Without splits, fprop and dgrad write T directly; wgrad and any
 // split launch write fp32 partials [splits][M][N] for reduce_partials().
 template <class T>

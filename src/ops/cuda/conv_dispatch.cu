@@ -11,7 +11,8 @@ bool mma_eligible(DType t, const ConvGeometry& g);
 int mma_tile_count();
 int mma_tile_bm(int tile);
 int mma_tile_bn(int tile);
-int mma_tile_bk();
+int mma_tile_bk(int tile);
+bool mma_tile_serves(int tile, ConvPass pass);
 void mma_fprop(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*,
                const float*, void*, void*, cudaStream_t);
 void mma_dgrad(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*, void*,
@@ -79,13 +80,31 @@ __global__ void kcrs_kernel(const T* __restrict__ w, float* out, int K, int C, i
   }
 }
 
+// The most fp32 partials one launch may use. Split partials cover the whole output per split:
+// resnet18's layer4 weight gradients (512 x 4608) with 8 splits take 75 MB, enough to lift
+// our peak device memory above PyTorch's for a few percent of speed on a few small layers.
+// Launches over the cap are planned or timed only when no launch of the pass fits it.
+constexpr size_t kMaxConvWorkspace = size_t(24) << 20;
+
 int bm_of(bool mma, int tile) { return mma ? mma_tile_bm(tile) : fma_tile_size(tile); }
 int bn_of(bool mma, int tile) { return mma ? mma_tile_bn(tile) : fma_tile_size(tile); }
 
+// What one split of a launch covers: its GEMM (the largest parity class's for an mma data
+// gradient) and its output tiles (all classes').
+struct Work {
+  GemmSize gs;
+  int64_t tiles;
+};
+Work work_of(ConvPass pass, bool mma, const ConvGeometry& g, int bm, int bn) {
+  const GemmSize gs = mma ? mma_work_size(pass, g) : gemm_size(pass, g);
+  const int classes = mma ? mma_classes(pass, g) : 1;
+  return {gs, classes * ((gs.M + bm - 1) / bm) * ((gs.N + bn - 1) / bn)};
+}
+
 // Splits that bring the grid to about two waves, keeping at least 8 k-tiles per split.
-int default_splits(ConvPass pass, const GemmSize& gs, int bm, int bn, int bk, int sm_count) {
-  const int64_t tiles = ((gs.M + bm - 1) / bm) * ((gs.N + bn - 1) / bn);
-  const int64_t k_tiles = (gs.K + bk - 1) / bk;
+int default_splits(ConvPass pass, const Work& work, int bk, int sm_count) {
+  const int64_t tiles = work.tiles;
+  const int64_t k_tiles = (work.gs.K + bk - 1) / bk;
   const int64_t want = 2 * int64_t(sm_count);
   if (tiles >= want && pass != ConvPass::wgrad) return 1;
   int64_t splits = (want + tiles - 1) / tiles;
@@ -93,13 +112,18 @@ int default_splits(ConvPass pass, const GemmSize& gs, int bm, int bn, int bk, in
   return int(std::clamp<int64_t>(splits, 1, 128));
 }
 
-ConvLaunch make_launch(ConvPass pass, bool mma, int tile, int splits, const GemmSize& gs) {
+size_t workspace_bytes(ConvPass pass, const ConvGeometry& g, int splits) {
+  const GemmSize gs = gemm_size(pass, g);  // partials cover the whole output
+  const bool partial = splits > 1 || pass == ConvPass::wgrad;
+  return partial ? size_t(splits) * size_t(gs.M) * size_t(gs.N) * sizeof(float) : 0;
+}
+
+ConvLaunch make_launch(ConvPass pass, bool mma, int tile, int splits, const ConvGeometry& g) {
   ConvLaunch l;
   l.tensor_cores = mma;
   l.tile = tile;
   l.splits = splits;
-  const bool partial = splits > 1 || pass == ConvPass::wgrad;
-  l.workspace = partial ? size_t(splits) * size_t(gs.M) * size_t(gs.N) * sizeof(float) : 0;
+  l.workspace = workspace_bytes(pass, g, splits);
   return l;
 }
 
@@ -130,8 +154,8 @@ void reduce_partials(ConvPass pass, DType t, const ConvGeometry& g, int splits,
 }
 
 ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count) {
-  const GemmSize gs = gemm_size(pass, g);
   const bool mma = mma_eligible(t, g);
+  const GemmSize gs = mma ? mma_work_size(pass, g) : gemm_size(pass, g);
   int tile;
   if (mma) {
     const bool wide_n = gs.N > 64, tall_m = gs.M > 64;
@@ -139,35 +163,44 @@ ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count
   } else {
     tile = (gs.M >= 4096 && gs.N > 64) ? 0 : 1;
   }
-  const int bk = mma ? mma_tile_bk() : fma_tile_bk();
-  const int splits = default_splits(pass, gs, bm_of(mma, tile), bn_of(mma, tile), bk, sm_count);
-  return make_launch(pass, mma, tile, splits, gs);
+  const int bk = mma ? mma_tile_bk(tile) : fma_tile_bk();
+  const Work work = work_of(pass, mma, g, bm_of(mma, tile), bn_of(mma, tile));
+  int splits = default_splits(pass, work, bk, sm_count);
+  // Fewer splits down to one (the least workspace any launch of the pass needs) to fit the cap.
+  while (splits > 1 && workspace_bytes(pass, g, splits) > kMaxConvWorkspace) --splits;
+  return make_launch(pass, mma, tile, splits, g);
 }
 
 int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count, ConvLaunch* out,
                     int max_out) {
-  const GemmSize gs = gemm_size(pass, g);
   const bool mma = mma_eligible(t, g);
   const int tiles = mma ? mma_tile_count() : fma_tile_count();
-  const int bk = mma ? mma_tile_bk() : fma_tile_bk();
-  const int64_t k_tiles = (gs.K + bk - 1) / bk;
   int count = 0;
   for (int tile = 0; tile < tiles; ++tile) {
-    const int bm = bm_of(mma, tile), bn = bn_of(mma, tile);
-    const int base = default_splits(pass, gs, bm, bn, bk, sm_count);
+    if (mma && !mma_tile_serves(tile, pass)) continue;
+    const int bk = mma ? mma_tile_bk(tile) : fma_tile_bk();
+    const Work work = work_of(pass, mma, g, bm_of(mma, tile), bn_of(mma, tile));
+    const int64_t k_tiles = (work.gs.K + bk - 1) / bk;
+    const int base = default_splits(pass, work, bk, sm_count);
     // Splitting a grid that already fills the GPU only adds traffic: not worth timing.
-    const int64_t grid = ((gs.M + bm - 1) / bm) * ((gs.N + bn - 1) / bn);
-    const bool full = pass != ConvPass::wgrad && grid >= sm_count;
+    const bool full = pass != ConvPass::wgrad && work.tiles >= sm_count;
     const int options[] = {base, 1, base * 2, base / 2, base * 4};
     for (int splits : options) {
       if (splits < 1 || splits > 256 || splits > k_tiles || (full && splits > 1)) continue;
       bool seen = false;
       for (int i = 0; i < count; ++i) seen |= out[i].tile == tile && out[i].splits == splits;
       if (seen || count == max_out) continue;
-      out[count++] = make_launch(pass, mma, tile, splits, gs);
+      out[count++] = make_launch(pass, mma, tile, splits, g);
     }
   }
-  return count;
+  // Keep the launches within the workspace cap or, when none is, the leanest.
+  size_t least = SIZE_MAX;
+  for (int i = 0; i < count; ++i) least = std::min(least, out[i].workspace);
+  const size_t limit = std::max(kMaxConvWorkspace, least);
+  int kept = 0;
+  for (int i = 0; i < count; ++i)
+    if (out[i].workspace <= limit) out[kept++] = out[i];
+  return kept;
 }
 
 void conv_fprop(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* w,

@@ -1,24 +1,25 @@
 // Tensor-core implicit GEMM for the three convolution passes (bf16 / fp16 operands, fp32
 // accumulation): mma.sync m16n8k16 fed by ldmatrix from shared memory, which cp.async fills
-// three stages ahead straight from the activations (the im2col matrix is never stored).
+// two or three k-tiles ahead (3 or 4 stages) straight from the activations (the im2col
+// matrix is never stored).
 //
 // Shared-memory tiles come in two orientations. "K-major" tiles hold rows of 32 reduction
 // elements (64 bytes) for one output row or column, read with ldmatrix; "MN-major" tiles hold
-// 32 rows of BM or BN output positions, read with ldmatrix.trans. Both XOR-swizzle their
-// 16-byte chunks so that the eight rows one ldmatrix reads fall in distinct banks.
+// BK (32, or 64 for weight gradients) rows of BM or BN output positions, read with
+// ldmatrix.trans. Both XOR-swizzle their 16-byte chunks so that the eight rows one ldmatrix
+// reads fall in distinct banks.
 // Which operand has which orientation follows from what is contiguous in memory:
 //   fprop: A = x gathered (channels contiguous: K-major), B = w[K][RSC] (K-major)
 //   dgrad: A = dy gathered (K-major),                     B = w[(r,s,k)][C] (N-major)
 //   wgrad: A = dy^T (output channels contiguous: M-major), B = x gathered (N-major)
+// A strided data gradient runs as stride^2 smaller GEMMs, one per output parity class (see
+// DgradClass), all in one launch.
 #include <algorithm>
 
 #include "ops/cuda/conv_common.cuh"
 
 namespace tb::gpu {
 namespace {
-
-constexpr int kBK = 32;
-constexpr int kStages = 3;
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return uint32_t(__cvta_generic_to_shared(p));
@@ -88,35 +89,101 @@ __device__ __forceinline__ void advance_rsi(int& r, int& s, int& i, int step, in
   }
 }
 
-template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N>
+// One output-parity class of a data gradient. Pixel h of dx only receives the filter taps
+// r = h + pad - stride * p, that is r ≡ h + pad (mod stride): grouping dx pixels by
+// (h + pad) mod stride and (w + pad) mod stride gives stride^2 GEMMs, each reducing over its
+// own taps only, where one GEMM over all taps would gather rows that are zero for all but
+// 1/stride^2 of them. Within a class, pixel (i, j) under tap (rr, ss) reads dy at
+// (p0 + i - rr, q0 + j - ss). Stride 1 is the single class (0, 0) with all taps.
+struct DgradClass {
+  int r0, s0;  // the class's first tap: r = r0 + stride * rr, s = s0 + stride * ss
+  int R, S;    // taps per axis; R = 0 (then S = 1, so index setup divides by nonzero): no taps,
+               // the class's pixels get zeros (or keep dx when accumulating)
+  int h0, w0;  // the class's first pixel: h = h0 + stride * i, w = w0 + stride * j
+  int H, W;    // pixels per image and axis (0: the class is empty)
+  int p0, q0;  // dy row and column of pixel (0, 0) under tap (0, 0)
+};
+
+__device__ __forceinline__ DgradClass dgrad_class(const ConvGeometry& g, int index) {
+  const int st = g.stride;
+  DgradClass c;
+  c.r0 = index / st;
+  c.s0 = index % st;
+  c.R = c.r0 < g.R ? (g.R - c.r0 + st - 1) / st : 0;
+  c.S = c.s0 < g.S ? (g.S - c.s0 + st - 1) / st : 0;
+  if (c.R == 0 || c.S == 0) {
+    c.R = 0;
+    c.S = 1;
+  }
+  c.h0 = ((c.r0 - g.pad) % st + st) % st;
+  c.w0 = ((c.s0 - g.pad) % st + st) % st;
+  c.H = g.H > c.h0 ? (g.H - c.h0 + st - 1) / st : 0;
+  c.W = g.W > c.w0 ? (g.W - c.w0 + st - 1) / st : 0;
+  c.p0 = (c.h0 + g.pad - c.r0) / st;  // exact: h0 + pad ≡ r0 (mod stride)
+  c.q0 = (c.w0 + g.pad - c.s0) / st;
+  return c;
+}
+
+// The dx row (an N,H,W pixel index) of row m of a class's GEMM.
+__device__ __forceinline__ int64_t dgrad_pixel(const ConvGeometry& g, const DgradClass& c,
+                                               int64_t m) {
+  const int64_t hw = int64_t(c.H) * c.W;
+  const int64_t n = m / hw, r = m % hw;
+  const int h = c.h0 + int(r / c.W) * g.stride, w = c.w0 + int(r % c.W) * g.stride;
+  return (n * g.H + h) * g.W + w;
+}
+
+template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES>
 struct MmaConv {
+  // K-major tiles (fprop's operands, dgrad's A) have 32-element rows; the weight gradient's
+  // operands are both MN-major, whose tiles take any multiple of 16 rows.
+  static_assert(BK == 32 || (kPass == ConvPass::wgrad && BK % 16 == 0),
+                "K-major rows are 32 wide");
   static constexpr int kThreads = WARPS_M * WARPS_N * 32;
   static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
   static constexpr int MI = WM / 16, NI = WN / 8;
   static constexpr bool kAKMajor = kPass != ConvPass::wgrad;
   static constexpr bool kBKMajor = kPass == ConvPass::fprop;
-  static constexpr int kATileBytes = BM * kBK * 2, kBTileBytes = BN * kBK * 2;
+  static constexpr int kATileBytes = BM * BK * 2, kBTileBytes = BN * BK * 2;
   static constexpr int kStageBytes = kATileBytes + kBTileBytes;
-  static constexpr int kSmemBytes = kStages * kStageBytes;
-  static constexpr int kAIters = BM * kBK / 8 / kThreads;
-  static constexpr int kBIters = BN * kBK / 8 / kThreads;
+  static constexpr int kSmemBytes = STAGES * kStageBytes;
+  static constexpr int kAIters = BM * BK / 8 / kThreads;
+  static constexpr int kBIters = BN * BK / 8 / kThreads;
   static_assert(kAIters >= 1 && kBIters >= 1, "tile too small for the block");
   static_assert(NI % 2 == 0, "B fragments load in pairs");
 };
 
-template <class T, ConvPass kPass, int BM, int BN, int WARPS_M, int WARPS_N>
-__global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
+// 256-thread tiles ask for two blocks per SM (at most 128 registers): the data gradient took
+// 156 and so ran one block of 8 warps per SM; every pass fits 128 without spills (ptxas -v).
+// The smaller tiles would spill at their equivalent budget and ask for nothing (0 emits no
+// .minnctapersm; 1 would let ptxas take more registers than its default).
+template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES>
+__global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ? 2 : 0)
     conv_mma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
-                    Epilogue<T> ep, int tiles_per_split) {
-  using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N>;
+                    Epilogue<T> ep) {
+  using Cfg = MmaConv<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
+  constexpr int kStages = STAGES, kBK = BK;
   extern __shared__ __align__(128) unsigned char smem[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / WARPS_N, warp_n = warp % WARPS_N;
-  const GemmSize gs = gemm_size(kPass, g);
+  // blockIdx.z = split * classes + class; dgrad's classes have their own GEMM sizes, the grid
+  // is sized for the largest and the rows past a smaller class's end have nothing to do.
+  const int classes = mma_classes(kPass, g);
+  const int split = blockIdx.z / classes, splits = gridDim.z / classes;
+  DgradClass cls{};
+  GemmSize gs = gemm_size(kPass, g);
+  const int64_t out_rows = gs.M;  // rows of the whole output (and of each split's partials)
+  if (kPass == ConvPass::dgrad) {
+    cls = dgrad_class(g, blockIdx.z % classes);
+    gs.M = int64_t(g.N) * cls.H * cls.W;
+    gs.K = int64_t(cls.R) * cls.S * g.K;
+  }
   const int64_t m0 = int64_t(blockIdx.x) * BM;
+  if (m0 >= gs.M) return;  // whole block, before any barrier
   const int n0 = blockIdx.y * BN;
   const int k_tiles = int((gs.K + kBK - 1) / kBK);
-  const int kt_begin = blockIdx.z * tiles_per_split;
+  const int tiles_per_split = (k_tiles + splits - 1) / splits;
+  const int kt_begin = split * tiles_per_split;
   const int kt_end = min(k_tiles, kt_begin + tiles_per_split);
   const uint32_t smem_base = smem_addr(smem);
 
@@ -136,12 +203,18 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
   int br[Cfg::kBIters], bs[Cfg::kBIters], bi[Cfg::kBIters];  // dgrad: (r, s, k) per row
   int b_r = 0, b_s = 0, b_c = 0;                             // wgrad: the column's (r, s, c)
   bool b_col_ok = true;
+  // wgrad: each row's output position (n, p, q), advanced by kBK positions per load_tile call
+  // (tiles load in order) by adding (dn, dp, dq) = kBK in mixed radix (N, P, Q) with carries,
+  // so no tile divides.
+  int bn[Cfg::kBIters], bp[Cfg::kBIters], bq[Cfg::kBIters];
+  int b_dn = 0, b_dp = 0, b_dq = 0;
 
   if (Cfg::kAKMajor) {
     const int n_red = kPass == ConvPass::fprop ? g.C : g.K;
+    const int taps_s = kPass == ConvPass::fprop ? g.S : cls.S;
     const int kk = kt_begin * kBK + a_ch * 8;
-    ar = kk / (g.S * n_red);
-    as = (kk / n_red) % g.S;
+    ar = kk / (taps_s * n_red);
+    as = (kk / n_red) % taps_s;
     ai = kk % n_red;
 #pragma unroll
     for (int i = 0; i < Cfg::kAIters; ++i) {
@@ -156,11 +229,11 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
         a_h[i] = int(r / g.Q) * g.stride - g.pad;
         a_w[i] = int(r % g.Q) * g.stride - g.pad;
       } else {
-        const int64_t hw = int64_t(g.H) * g.W;
+        const int64_t hw = int64_t(cls.H) * cls.W;
         const int64_t n = mm / hw, r = mm % hw;
         a_base[i] = n * g.P * g.Q * g.K;
-        a_h[i] = int(r / g.W) + g.pad;
-        a_w[i] = int(r % g.W) + g.pad;
+        a_h[i] = int(r / cls.W) + cls.p0;
+        a_w[i] = int(r % cls.W) + cls.q0;
       }
     }
   }
@@ -169,8 +242,8 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     for (int i = 0; i < Cfg::kBIters; ++i) {
       const int krow = (tid + i * Cfg::kThreads) / (BN / 8);
       const int kk = kt_begin * kBK + krow;
-      br[i] = kk / (g.S * g.K);
-      bs[i] = (kk / g.K) % g.S;
+      br[i] = kk / (cls.S * g.K);
+      bs[i] = (kk / g.K) % cls.S;
       bi[i] = kk % g.K;
     }
   }
@@ -181,6 +254,18 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     b_r = cc / (g.S * g.C);
     b_s = (cc / g.C) % g.S;
     b_c = cc % g.C;
+    const int pq = g.P * g.Q;
+    b_dq = kBK % g.Q;
+    b_dp = (kBK / g.Q) % g.P;
+    b_dn = kBK / pq;
+#pragma unroll
+    for (int i = 0; i < Cfg::kBIters; ++i) {
+      const int64_t j = int64_t(kt_begin) * kBK + (tid + i * Cfg::kThreads) / (BN / 8);
+      const int r = int(j % pq);
+      bn[i] = int(j / pq);
+      bp[i] = r / g.Q;
+      bq[i] = r % g.Q;
+    }
   }
 
   auto load_tile = [&](int stage, int kt) {
@@ -201,14 +286,12 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
 #pragma unroll
       for (int i = 0; i < Cfg::kAIters; ++i) {
         const int row = (tid + i * Cfg::kThreads) >> 2;
-        const int hp = a_h[i] - ar, wp = a_w[i] - as;
-        const int p = hp / g.stride, q = wp / g.stride;
-        const bool ok = a_ok[i] && ar < g.R && hp >= 0 && wp >= 0 && hp == p * g.stride &&
-                        wp == q * g.stride && p < g.P && q < g.Q;
+        const int p = a_h[i] - ar, q = a_w[i] - as;
+        const bool ok = a_ok[i] && ar < cls.R && p >= 0 && q >= 0 && p < g.P && q < g.Q;
         const T* src = ok ? opA + a_base[i] + (int64_t(p) * g.Q + q) * g.K + ai : opA;
         cp_async16(a_dst + kmajor_offset(row, a_ch), src, ok);
       }
-      advance_rsi(ar, as, ai, kBK, g.K, g.S);
+      advance_rsi(ar, as, ai, kBK, g.K, cls.S);
     } else {
 #pragma unroll
       for (int i = 0; i < Cfg::kAIters; ++i) {
@@ -236,28 +319,32 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
       for (int i = 0; i < Cfg::kBIters; ++i) {
         const int krow = (tid + i * Cfg::kThreads) / (BN / 8);
         const int c = n0 + b_nch * 8;
-        const bool ok = br[i] < g.R && c < gs.N;
-        const T* src =
-            ok ? opB + ((int64_t(bi[i]) * g.R + br[i]) * g.S + bs[i]) * g.C + c : opB;
+        const int r = cls.r0 + br[i] * g.stride, s = cls.s0 + bs[i] * g.stride;
+        const bool ok = br[i] < cls.R && c < gs.N;
+        const T* src = ok ? opB + ((int64_t(bi[i]) * g.R + r) * g.S + s) * g.C + c : opB;
         cp_async16(b_dst + mnmajor_offset<BN>(krow, b_nch), src, ok);
-        advance_rsi(br[i], bs[i], bi[i], kBK, g.K, g.S);
+        advance_rsi(br[i], bs[i], bi[i], kBK, g.K, cls.S);
       }
     } else {
 #pragma unroll
       for (int i = 0; i < Cfg::kBIters; ++i) {
         const int jrow = (tid + i * Cfg::kThreads) / (BN / 8);
-        const int64_t j = int64_t(kt) * kBK + jrow;
-        bool ok = b_col_ok && j < gs.K;
-        const T* src = opB;
-        if (ok) {
-          const int64_t pq = int64_t(g.P) * g.Q;
-          const int64_t n = j / pq, r = j % pq;
-          const int h = int(r / g.Q) * g.stride - g.pad + b_r;
-          const int w = int(r % g.Q) * g.stride - g.pad + b_s;
-          ok = h >= 0 && h < g.H && w >= 0 && w < g.W;
-          if (ok) src = opB + ((n * g.H + h) * g.W + w) * g.C + b_c;
-        }
+        const int h = bp[i] * g.stride - g.pad + b_r, w = bq[i] * g.stride - g.pad + b_s;
+        const bool ok = b_col_ok && bn[i] < g.N && h >= 0 && h < g.H && w >= 0 && w < g.W;
+        const T* src = ok ? opB + ((int64_t(bn[i]) * g.H + h) * g.W + w) * g.C + b_c : opB;
         cp_async16(b_dst + mnmajor_offset<BN>(jrow, b_nch), src, ok);
+        // Reduction position j += kBK: (n, p, q) += (dn, dp, dq) with carries.
+        bq[i] += b_dq;
+        if (bq[i] >= g.Q) {
+          bq[i] -= g.Q;
+          ++bp[i];
+        }
+        bp[i] += b_dp;
+        if (bp[i] >= g.P) {
+          bp[i] -= g.P;
+          ++bn[i];
+        }
+        bn[i] += b_dn;
       }
     }
   };
@@ -333,16 +420,17 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
 #pragma unroll
   for (int mi = 0; mi < Cfg::MI; ++mi)
 #pragma unroll
-    for (int ni = 0; ni < Cfg::NI; ++ni) {
-      const int col = n0 + warp_n * Cfg::WN + ni * 8 + tig * 2;
-      if (col >= gs.N) continue;
+    for (int half = 0; half < 2; ++half) {
+      const int64_t m = m0 + warp_m * Cfg::WM + mi * 16 + grp + half * 8;
+      if (m >= gs.M) continue;
+      const int64_t row = kPass == ConvPass::dgrad ? dgrad_pixel(g, cls, m) : m;
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int64_t row = m0 + warp_m * Cfg::WM + mi * 16 + grp + half * 8;
-        if (row >= gs.M) continue;
+      for (int ni = 0; ni < Cfg::NI; ++ni) {
+        const int col = n0 + warp_n * Cfg::WN + ni * 8 + tig * 2;
+        if (col >= gs.N) continue;
         float v0 = acc[mi][ni][half * 2], v1 = acc[mi][ni][half * 2 + 1];
         if (ep.partials) {
-          float2* dst = reinterpret_cast<float2*>(ep.partials + (int64_t(blockIdx.z) * gs.M + row) *
+          float2* dst = reinterpret_cast<float2*>(ep.partials + (int64_t(split) * out_rows + row) *
                                                                     gs.N + col);
           *dst = make_float2(v0, v1);
           continue;
@@ -362,30 +450,39 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32)
     }
 }
 
-// Tile shapes: {BM, BN}; every shape uses 64x32 warp tiles.
+// Tile shapes: {BM, BN, BK, stages}; every shape uses 64x32 warp tiles. The copies of the
+// large tiles keep more of the reduction in flight for the same accumulators: 4 stages (64
+// and 48 KiB of shared memory; the register file, not shared memory, still sets their blocks
+// per SM), or, for weight gradients (reductions over N*P*Q), 64-wide k-tiles, which also
+// halve the barriers per reduction (96 KiB, two blocks per SM). fprop and dgrad gather A
+// rows with twice the per-row state at BK 64 and spill under the two-block register cap, so
+// they do not get that tile. The autotuner keeps these copies where they time faster.
 struct TileShape {
-  int bm, bn;
+  int bm, bn, bk, stages;
 };
-constexpr TileShape kTiles[] = {{128, 128}, {128, 64}, {64, 128}, {64, 64}};
-constexpr int kTileCount = 4;
+constexpr TileShape kTiles[] = {{128, 128, 32, 3}, {128, 64, 32, 3}, {64, 128, 32, 3},
+                                {64, 64, 32, 3},   {128, 128, 32, 4}, {128, 64, 32, 4},
+                                {128, 128, 64, 3}};
+constexpr int kTileCount = 7;
+constexpr int kWgradOnlyTile = 6;
 
-template <class T, ConvPass kPass, int BM, int BN>
+template <class T, ConvPass kPass, int BM, int BN, int BK, int STAGES>
 void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                   int splits, cudaStream_t s) {
   constexpr int WARPS_M = BM / 64, WARPS_N = BN / 32;
-  using Cfg = MmaConv<T, kPass, BM, BN, WARPS_M, WARPS_N>;
-  auto kernel = conv_mma_kernel<T, kPass, BM, BN, WARPS_M, WARPS_N>;
+  using Cfg = MmaConv<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
+  auto kernel = conv_mma_kernel<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
   static bool configured = false;  // one attribute call per instance, before its first launch
   if (!configured) {
     TB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        Cfg::kSmemBytes));
     configured = true;
   }
-  const GemmSize gs = gemm_size(kPass, g);
-  const int k_tiles = int((gs.K + kBK - 1) / kBK);
-  const int per_split = (k_tiles + splits - 1) / splits;
-  const dim3 grid(unsigned((gs.M + BM - 1) / BM), unsigned((gs.N + BN - 1) / BN), unsigned(splits));
-  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, s>>>(g, a, b, ep, per_split);
+  const GemmSize gs = mma_work_size(kPass, g);
+  const int classes = mma_classes(kPass, g);
+  const dim3 grid(unsigned((gs.M + BM - 1) / BM), unsigned((gs.N + BN - 1) / BN),
+                  unsigned(splits * classes));
+  kernel<<<grid, Cfg::kThreads, Cfg::kSmemBytes, s>>>(g, a, b, ep);
   TB_CUDA_LAUNCH_CHECK();
 }
 
@@ -393,10 +490,19 @@ template <class T, ConvPass kPass>
 void launch_tile(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                  int splits, cudaStream_t s) {
   switch (tile) {
-    case 0: launch_shape<T, kPass, 128, 128>(g, a, b, ep, splits, s); break;
-    case 1: launch_shape<T, kPass, 128, 64>(g, a, b, ep, splits, s); break;
-    case 2: launch_shape<T, kPass, 64, 128>(g, a, b, ep, splits, s); break;
-    default: launch_shape<T, kPass, 64, 64>(g, a, b, ep, splits, s); break;
+    case 0: launch_shape<T, kPass, 128, 128, 32, 3>(g, a, b, ep, splits, s); break;
+    case 1: launch_shape<T, kPass, 128, 64, 32, 3>(g, a, b, ep, splits, s); break;
+    case 2: launch_shape<T, kPass, 64, 128, 32, 3>(g, a, b, ep, splits, s); break;
+    case 3: launch_shape<T, kPass, 64, 64, 32, 3>(g, a, b, ep, splits, s); break;
+    case 4: launch_shape<T, kPass, 128, 128, 32, 4>(g, a, b, ep, splits, s); break;
+    case 5: launch_shape<T, kPass, 128, 64, 32, 4>(g, a, b, ep, splits, s); break;
+    default:
+      if constexpr (kPass == ConvPass::wgrad)
+        launch_shape<T, kPass, 128, 128, 64, 3>(g, a, b, ep, splits, s);
+      else
+        cuda_fail(cudaErrorInvalidValue, "conv_mma: the weight-gradient-only tile", __FILE__,
+                  __LINE__);
+      break;
   }
 }
 
@@ -426,7 +532,10 @@ bool mma_eligible(DType t, const ConvGeometry& g) {
 int mma_tile_count() { return kTileCount; }
 int mma_tile_bm(int tile) { return kTiles[tile].bm; }
 int mma_tile_bn(int tile) { return kTiles[tile].bn; }
-int mma_tile_bk() { return kBK; }
+int mma_tile_bk(int tile) { return kTiles[tile].bk; }
+bool mma_tile_serves(int tile, ConvPass pass) {
+  return tile != kWgradOnlyTile || pass == ConvPass::wgrad;
+}
 
 void mma_fprop(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* w,
                const float* bias, void* y, void* ws, cudaStream_t s) {
