@@ -97,6 +97,7 @@ __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float*
   const Vec16<T>* xv = reinterpret_cast<const Vec16<T>*>(x);
   const Vec16<T>* dyv = reinterpret_cast<const Vec16<T>*>(dy);
   const Vec16<T>* mv = reinterpret_cast<const Vec16<T>*>(mask);
+#pragma unroll 4
   for (int64_t r = begin + lane; r < end; r += lanes) {
     const int64_t i = (r * C + c0) / V;
     const Vec16<T> a = xv[i];
@@ -241,15 +242,45 @@ __device__ __forceinline__ T finish_value(float v, T residual) {
   return out;
 }
 
+// The apply kernels' 16-byte paths: with kApplyThreads threads per block and a row of C / V
+// vectors dividing it, every grid-stride step lands on the same channels, so a thread keeps
+// its channels' coefficients in registers instead of a 64-bit modulo and global loads per
+// vector.
+constexpr int kApplyThreads = 256;
+template <class T>
+bool fixed_channels(int C) {
+  const int per_row = C / Vec16<T>::kCount;
+  return per_row > 0 && kApplyThreads % per_row == 0;
+}
+
 // y = epilogue(x * coef[c] + coef[C + c]); 16-byte vectors when C is a multiple of the vector
 // width. residual is read only for kAddRelu.
-template <class T, bool kVector, int kEpilogue>
+template <class T, bool kVector, int kEpilogue, bool kFixed = false>
 __global__ void apply_forward_kernel(const T* x, const T* residual, T* y, int64_t n, int C,
                                      const float* coef) {
   constexpr int V = Vec16<T>::kCount;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (kVector) {
+  if (kFixed) {
+    const int c0 = int(tid % (C / V)) * V;
+    float scale[V], shift[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      scale[j] = coef[c0 + j];
+      shift[j] = coef[C + c0 + j];
+    }
+#pragma unroll 2
+    for (int64_t i = tid; i < n / V; i += stride) {
+      Vec16<T> a = reinterpret_cast<const Vec16<T>*>(x)[i];
+      Vec16<T> r;
+      if (kEpilogue == kAddRelu) r = reinterpret_cast<const Vec16<T>*>(residual)[i];
+#pragma unroll
+      for (int j = 0; j < V; ++j)
+        a.v[j] = finish_value<T, kEpilogue>(to_float(a.v[j]) * scale[j] + shift[j],
+                                            kEpilogue == kAddRelu ? r.v[j] : T{});
+      reinterpret_cast<Vec16<T>*>(y)[i] = a;
+    }
+  } else if (kVector) {
     for (int64_t i = tid; i < n / V; i += stride) {
       Vec16<T> a = reinterpret_cast<const Vec16<T>*>(x)[i];
       Vec16<T> r;
@@ -272,7 +303,7 @@ __global__ void apply_forward_kernel(const T* x, const T* residual, T* y, int64_
 
 // dx = coef[c] * g + coef[C + c] * x + coef[2C + c] with g = dy, or with kMasked g = dy where
 // mask > 0 (else 0) and dres = g (or += g). dx may be null when only dres is wanted.
-template <class T, bool kVector, bool kMasked>
+template <class T, bool kVector, bool kMasked, bool kFixed = false>
 __global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n, int C,
                                       const float* coef, bool accumulate, const T* mask = nullptr,
                                       T* dres = nullptr, bool accumulate_res = false) {
@@ -280,6 +311,17 @@ __global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n,
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (kVector) {
+    // With kFixed the channels never change (see fixed_channels): coefficients in registers.
+    const int c_fixed = kFixed ? int(tid % (C / V)) * V : 0;
+    float ca[kFixed ? V : 1], cb[kFixed ? V : 1], cd[kFixed ? V : 1];
+    if (kFixed) {
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        ca[j] = coef[c_fixed + j];
+        cb[j] = coef[C + c_fixed + j];
+        cd[j] = coef[2 * C + c_fixed + j];
+      }
+    }
     for (int64_t i = tid; i < n / V; i += stride) {
       const Vec16<T> a = reinterpret_cast<const Vec16<T>*>(x)[i];
       Vec16<T> g = reinterpret_cast<const Vec16<T>*>(dy)[i];
@@ -301,12 +343,21 @@ __global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n,
       }
       Vec16<T> out;
       if (accumulate) out = reinterpret_cast<const Vec16<T>*>(dx)[i];
-      const int c0 = int((i * V) % C);
+      if (kFixed) {
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const int c = c0 + j;
-        const float v = coef[c] * to_float(g.v[j]) + coef[C + c] * to_float(a.v[j]) + coef[2 * C + c];
-        out.v[j] = from_float<T>(accumulate ? to_float(out.v[j]) + v : v);
+        for (int j = 0; j < V; ++j) {
+          const float v = ca[j] * to_float(g.v[j]) + cb[j] * to_float(a.v[j]) + cd[j];
+          out.v[j] = from_float<T>(accumulate ? to_float(out.v[j]) + v : v);
+        }
+      } else {
+        const int c0 = int((i * V) % C);
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const int c = c0 + j;
+          const float v =
+              coef[c] * to_float(g.v[j]) + coef[C + c] * to_float(a.v[j]) + coef[2 * C + c];
+          out.v[j] = from_float<T>(accumulate ? to_float(out.v[j]) + v : v);
+        }
       }
       reinterpret_cast<Vec16<T>*>(dx)[i] = out;
     }
@@ -366,8 +417,12 @@ void partial_sums(const void* x, const void* dy, const float* mean, int64_t rows
 template <class T, int kEpilogue>
 void apply_forward(const void* x, const void* residual, void* y, int64_t n, int C,
                    const float* coef, cudaStream_t s) {
-  if (vector_ok<T>(C, {x, residual, y}))
-    apply_forward_kernel<T, true, kEpilogue><<<blocks_for(n / Vec16<T>::kCount, 256), 256, 0, s>>>(
+  const unsigned vector_blocks = blocks_for(n / Vec16<T>::kCount, kApplyThreads);
+  if (vector_ok<T>(C, {x, residual, y}) && fixed_channels<T>(C))
+    apply_forward_kernel<T, true, kEpilogue, true><<<vector_blocks, kApplyThreads, 0, s>>>(
+        (const T*)x, (const T*)residual, (T*)y, n, C, coef);
+  else if (vector_ok<T>(C, {x, residual, y}))
+    apply_forward_kernel<T, true, kEpilogue><<<vector_blocks, kApplyThreads, 0, s>>>(
         (const T*)x, (const T*)residual, (T*)y, n, C, coef);
   else
     apply_forward_kernel<T, false, kEpilogue><<<blocks_for(n, 256), 256, 0, s>>>(
@@ -441,9 +496,15 @@ void backward(DType t, const BatchNormParams& p, const void* x, const float* gam
     TB_CUDA_LAUNCH_CHECK();
     const int64_t n = rows * C;
     const bool vector = vector_ok<T>(C, {x, dy, dx, mask, dres});
-    const unsigned blocks = vector ? blocks_for(n / Vec16<T>::kCount, 256) : blocks_for(n, 256);
+    const bool fixed = vector && fixed_channels<T>(C);
+    const unsigned blocks =
+        vector ? blocks_for(n / Vec16<T>::kCount, kApplyThreads) : blocks_for(n, kApplyThreads);
     if (mask && (dx || dres)) {
-      if (vector)
+      if (fixed)
+        apply_backward_kernel<T, true, true, true><<<blocks, kApplyThreads, 0, s>>>(
+            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
+            accumulate_res);
+      else if (vector)
         apply_backward_kernel<T, true, true><<<blocks, 256, 0, s>>>(
             (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
             accumulate_res);
@@ -453,7 +514,10 @@ void backward(DType t, const BatchNormParams& p, const void* x, const float* gam
             accumulate_res);
       TB_CUDA_LAUNCH_CHECK();
     } else if (!mask && dx) {
-      if (vector)
+      if (fixed)
+        apply_backward_kernel<T, true, false, true><<<blocks, kApplyThreads, 0, s>>>(
+            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
+      else if (vector)
         apply_backward_kernel<T, true, false><<<blocks, 256, 0, s>>>(
             (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
       else

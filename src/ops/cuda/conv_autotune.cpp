@@ -1,6 +1,7 @@
 #include "ops/cuda/conv_autotune.h"
 
 #include <cuda_runtime_api.h>
+#include <fmt/format.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -33,7 +34,18 @@ float time_runs(cudaStream_t s, int reps, const std::function<void()>& run) {
   return ms / float(reps);
 }
 
+// Names the kernels' tile list in cache keys: a cached tile index means nothing to another
+// list, so change this whenever conv_mma.cu's or conv_fma.cu's tiles change.
+constexpr const char* kKernelSet = "conv-v5";
+
 }  // namespace
+
+std::string ConvAutotuner::cache_key(ConvPass pass, DType t, const ConvGeometry& g) const {
+  static const char* kPass[] = {"fprop", "dgrad", "wgrad"};
+  return fmt::format("{} {}|{}|{}|n{} c{} h{} w{} k{} r{} s{} stride{} pad{}", device_,
+                     kKernelSet, dtype_name(t), kPass[int(pass)], g.N, g.C, g.H, g.W, g.K, g.R,
+                     g.S, g.stride, g.pad);
+}
 
 ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_count,
                                  ConvPass pass, DType t, const ConvGeometry& g, size_t out_bytes,
@@ -62,6 +74,22 @@ ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_c
   if (autotune_enabled()) {
     ConvLaunch candidates[kMaxConvCandidates];
     const int count = conv_candidates(pass, t, g, sm_count, candidates, kMaxConvCandidates);
+    const std::string cache_key_text = cache_key(pass, t, g);
+    if (const auto hit = cache_.find(cache_key_text); hit && hit->is_object()) {
+      // Taken only if it is still one of this shape's candidates.
+      auto number = [&](const char* name) {
+        return hit->contains(name) && (*hit)[name].is_number_integer() ? (*hit)[name].get<int>()
+                                                                        : -1;
+      };
+      const int tile = number("tile"), splits = number("splits");
+      const bool tensor_cores = hit->contains("tensor_cores") && (*hit)["tensor_cores"] == true;
+      for (int i = 0; i < count; ++i)
+        if (candidates[i].tile == tile && candidates[i].splits == splits &&
+            candidates[i].tensor_cores == tensor_cores) {
+          chosen_[key] = candidates[i];
+          return candidates[i];
+        }
+    }
     size_t ws_bytes = 0;
     for (int i = 0; i < count; ++i) ws_bytes = std::max(ws_bytes, candidates[i].workspace);
     void* scratch_out = backend.allocate(out_bytes);
@@ -77,6 +105,11 @@ ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_c
     TB_CUDA_CHECK(cudaStreamSynchronize(stream));
     backend.release(scratch_out);
     if (scratch_ws) backend.release(scratch_ws);
+    ++searches_;
+    cache_.store(cache_key_text, {{"tile", best.tile},
+                                  {"splits", best.splits},
+                                  {"tensor_cores", best.tensor_cores},
+                                  {"ms", best_ms}});
   }
   chosen_[key] = best;
   return best;

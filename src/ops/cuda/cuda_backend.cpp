@@ -21,7 +21,7 @@ ConvGeometry geometry(const LinearParams& p) { return {p.N, p.in, 1, 1, p.out, 1
 
 class CudaBackend final : public GpuBackend {
  public:
-  CudaBackend() : GpuBackend("cuda") {}
+  CudaBackend() : GpuBackend("cuda") { tuner_.set_device(device_name()); }
   std::string name() const override { return "cuda"; }
 
   void conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
@@ -134,7 +134,9 @@ class CudaBackend final : public GpuBackend {
     return l;
   }
 
-  AlgorithmSearch algorithm_search() const override { return {search_seconds_, 0, 0, ""}; }
+  AlgorithmSearch algorithm_search() const override {
+    return {search_seconds_, tuner_.searches(), tuner_.cache().hits(), tuner_.cache().path()};
+  }
 
   ConvAutotuner tuner_;
   double search_seconds_ = 0;
