@@ -5,6 +5,7 @@
 
 #include "core/timer.h"
 #include "ops/cuda/batchnorm_kernels.h"
+#include "ops/cuda/channel_pad_kernels.h"
 #include "ops/cuda/conv_autotune.h"
 #include "ops/cuda/conv_kernels.h"
 #include "ops/cuda/gpu_backend.h"
@@ -22,6 +23,11 @@ ConvGeometry geometry(const LinearParams& p) { return {p.N, p.in, 1, 1, p.out, 1
 class CudaBackend final : public GpuBackend {
  public:
   CudaBackend() : GpuBackend("cuda") { tuner_.set_device(device_name()); }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream());
+    for (Scratch* b : {&pad_x_, &pad_w_, &pad_dw_})
+      if (b->ptr) cudaFree(b->ptr);
+  }
   std::string name() const override { return "cuda"; }
 
   void conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
@@ -85,8 +91,21 @@ class CudaBackend final : public GpuBackend {
                const Tensor& y) {
     const DType t = x.dtype;
     TB_CHECK(y.dtype == t, "cuda: x is {} but y is {}", dtype_name(t), dtype_name(y.dtype));
-    const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
     const float* b = bias_of(bias, g.K);
+    if (pad_channels_first(t, g)) {
+      const ConvGeometry gp = padded(g);
+      const void* xp = padded_input(t, g, x.data);
+      void* wp = grow(pad_w_, size_t(g.K) * g.R * g.S * kPaddedChannels * dtype_size(t));
+      pad_channels(t, krsc_weights(w, t, g.K, g.C, g.R, g.S), wp, int64_t(g.K) * g.R * g.S, g.C,
+                   kPaddedChannels, stream());
+      const ConvLaunch l = choose(
+          ConvPass::fprop, t, gp, y.bytes(), [&](const ConvLaunch& c, void* ws, void* out) {
+            conv_fprop(c, t, gp, xp, wp, b, out, ws, stream());
+          });
+      conv_fprop(l, t, gp, xp, wp, b, y.data, workspace(l.workspace), stream());
+      return;
+    }
+    const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
     const ConvLaunch l = choose(
         ConvPass::fprop, t, g, y.bytes(),
         [&](const ConvLaunch& c, void* ws, void* out) {
@@ -111,12 +130,21 @@ class CudaBackend final : public GpuBackend {
           });
       conv_dgrad(l, t, g, dy.data, wk, dx.data, accumulate_dx, workspace(l.workspace), stream());
     }
-    const ConvLaunch l = choose(
-        ConvPass::wgrad, t, g, dw.bytes(),
-        [&](const ConvLaunch& c, void* ws, void* out) {
-          conv_wgrad(c, t, g, x.data, dy.data, static_cast<float*>(out), ws, stream());
-        });
-    conv_wgrad(l, t, g, x.data, dy.data, dw.ptr<float>(), workspace(l.workspace), stream());
+    if (pad_channels_first(t, g)) {
+      // The forward's padded copy may have been overwritten since: pad again (a few MB).
+      const ConvGeometry gp = padded(g);
+      const void* xp = padded_input(t, g, x.data);
+      const size_t dwp_bytes = size_t(g.K) * kPaddedChannels * g.R * g.S * sizeof(float);
+      float* dwp = static_cast<float*>(grow(pad_dw_, dwp_bytes));
+      const ConvLaunch l = choose(
+          ConvPass::wgrad, t, gp, dwp_bytes, [&](const ConvLaunch& c, void* ws, void* out) {
+            conv_wgrad(c, t, gp, xp, dy.data, static_cast<float*>(out), ws, stream());
+          });
+      conv_wgrad(l, t, gp, xp, dy.data, dwp, workspace(l.workspace), stream());
+      unpad_weight_gradient(dwp, dw.ptr<float>(), g.K, g.C, kPaddedChannels, g.R, g.S, stream());
+    } else {
+      wgrad(g, t, x, dy, dw);
+    }
     if (dbias) {
       expect(*dbias, g.K, "dbias");
       TB_CHECK(dbias->dtype == DType::f32, "cuda: dbias must be fp32");
@@ -124,6 +152,47 @@ class CudaBackend final : public GpuBackend {
       column_sum(t, dy.data, rows, g.K, dbias->ptr<float>(),
                  workspace(column_sum_workspace_bytes(rows, g.K)), stream());
     }
+  }
+
+  void wgrad(const ConvGeometry& g, DType t, const Tensor& x, const Tensor& dy, const Tensor& dw) {
+    const ConvLaunch l = choose(
+        ConvPass::wgrad, t, g, dw.bytes(), [&](const ConvLaunch& c, void* ws, void* out) {
+          conv_wgrad(c, t, g, x.data, dy.data, static_cast<float*>(out), ws, stream());
+        });
+    conv_wgrad(l, t, g, x.data, dy.data, dw.ptr<float>(), workspace(l.workspace), stream());
+  }
+
+  // A layer with fewer than 8 input channels (an image's 1 or 3) would run on the FMA engine
+  // (tensor cores need C % 8 == 0): its input and weights get zero channels up to 8 instead,
+  // which is several times faster for the stem of a ResNet. Its data gradient (rarely wanted:
+  // the image needs none) stays on the FMA engine.
+  static constexpr int kPaddedChannels = 8;
+  static bool pad_channels_first(DType t, const ConvGeometry& g) {
+    return (t == DType::bf16 || t == DType::f16) && g.C < kPaddedChannels && g.K % 8 == 0;
+  }
+  static ConvGeometry padded(ConvGeometry g) {
+    g.C = kPaddedChannels;
+    return g;
+  }
+  const void* padded_input(DType t, const ConvGeometry& g, const void* x) {
+    const int64_t pixels = int64_t(g.N) * g.H * g.W;
+    void* xp = grow(pad_x_, size_t(pixels) * kPaddedChannels * dtype_size(t));
+    pad_channels(t, x, xp, pixels, g.C, kPaddedChannels, stream());
+    return xp;
+  }
+  // A scratch buffer of at least `bytes`: grows only in uncaptured steps (the first sees every
+  // shape), like the workspace.
+  struct Scratch {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+  };
+  void* grow(Scratch& s, size_t bytes) {
+    if (s.bytes >= bytes) return s.ptr;
+    if (s.ptr) release(s.ptr);
+    s.ptr = nullptr;
+    s.ptr = allocate(bytes);
+    s.bytes = bytes;
+    return s.ptr;
   }
 
   ConvLaunch choose(ConvPass pass, DType t, const ConvGeometry& g, size_t out_bytes,
@@ -140,6 +209,7 @@ class CudaBackend final : public GpuBackend {
 
   ConvAutotuner tuner_;
   double search_seconds_ = 0;
+  Scratch pad_x_, pad_w_, pad_dw_;
 };
 
 }  // namespace
