@@ -15,6 +15,7 @@
 // A strided data gradient runs as stride^2 smaller GEMMs, one per output parity class (see
 // DgradClass), all in one launch.
 #include <algorithm>
+#include <utility>
 
 #include "ops/cuda/conv_common.cuh"
 
@@ -149,16 +150,27 @@ struct MmaConv {
   static constexpr int kSmemBytes = STAGES * kStageBytes;
   static constexpr int kAIters = BM * BK / 8 / kThreads;
   static constexpr int kBIters = BN * BK / 8 / kThreads;
+  static_assert(BM % (16 * WARPS_M) == 0 && BN % (16 * WARPS_N) == 0,
+                "warp tiles are whole 16x16 fragments");
   static_assert(kAIters >= 1 && kBIters >= 1, "tile too small for the block");
+  // Each loader pass of the block copies kThreads 16-byte chunks; the passes must cover a
+  // tile exactly, and a thread's chunk column (tid & 3 for K-major rows of 4 chunks,
+  // tid % (BM / 8) or tid % (BN / 8) for MN-major rows) must be the same in every pass.
+  static_assert(kAIters * kThreads * 8 == BM * BK && kBIters * kThreads * 8 == BN * BK,
+                "loader passes cover each tile exactly");
+  static_assert(kAKMajor || kThreads % (BM / 8) == 0, "M-major chunk column fixed per thread");
+  static_assert(kBKMajor || kThreads % (BN / 8) == 0, "N-major chunk column fixed per thread");
+  // The MN-major swizzle XORs a chunk index with row & 7: rows need at least 8 chunks.
+  static_assert(kAKMajor || BM % 64 == 0, "M-major rows of 64 or more");
+  static_assert(kBKMajor || BN % 64 == 0, "N-major rows of 64 or more");
   static_assert(NI % 2 == 0, "B fragments load in pairs");
 };
 
-// 256-thread tiles ask for two blocks per SM (at most 128 registers): the data gradient took
-// 156 and so ran one block of 8 warps per SM; every pass fits 128 without spills (ptxas -v).
-// The smaller tiles would spill at their equivalent budget and ask for nothing (0 emits no
-// .minnctapersm; 1 would let ptxas take more registers than its default).
-template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES>
-__global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ? 2 : 0)
+// MIN_BLOCKS, the blocks per SM the register allocation must allow, comes from the tile
+// table (kTiles below).
+template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES,
+          int MIN_BLOCKS>
+__global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, MIN_BLOCKS)
     conv_mma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
                     Epilogue<T> ep) {
   using Cfg = MmaConv<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
@@ -450,28 +462,46 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ?
     }
 }
 
-// Tile shapes: {BM, BN, BK, stages}; every shape uses 64x32 warp tiles. The copies of the
-// large tiles keep more of the reduction in flight for the same accumulators: 4 stages (64
-// and 48 KiB of shared memory; the register file, not shared memory, still sets their blocks
-// per SM), or, for weight gradients (reductions over N*P*Q), 64-wide k-tiles, which also
-// halve the barriers per reduction (96 KiB, two blocks per SM). fprop and dgrad gather A
-// rows with twice the per-row state at BK 64 and spill under the two-block register cap, so
-// they do not get that tile. The autotuner keeps these copies where they time faster.
+// Tile shapes. The first seven use 64x32 warp tiles. The copies of the large tiles keep more
+// of the reduction in flight for the same accumulators: 4 stages (64 and 48 KiB of shared
+// memory; the register file, not shared memory, still sets their blocks per SM), or, for
+// weight gradients (reductions over N*P*Q), 64-wide k-tiles, which also halve the barriers
+// per reduction (96 KiB, two blocks per SM). fprop and dgrad gather A rows with twice the
+// per-row state at BK 64 and spill under the two-block register cap, so they do not get that
+// tile. 256-thread 64x32-warp tiles ask for two blocks per SM (at most 128 registers): the
+// data gradient took 156 and so ran one block of 8 warps per SM; every pass fits 128 without
+// spills (ptxas -v). The smaller ones would spill at their equivalent budget and ask for
+// nothing (0 emits no .minnctapersm; 1 would let ptxas take more registers than its default).
+// The rest use 64x64 warp tiles (CUTLASS's sm_80 defaults): per 16-wide k step a warp issues
+// 8 ldmatrix.x4 for 32 mma, where a 64x32 warp tile issues 6 for 16. Their 128 fp32
+// accumulators per thread take most of 255 registers: the 4-warp 128x128 tiles still fit two
+// blocks per SM, the 8-warp 256x128 and 128x256 tiles one.
+// The autotuner keeps whichever times fastest for a shape.
 struct TileShape {
   int bm, bn, bk, stages;
+  int warps_m, warps_n;  // warp tile (bm / warps_m) x (bn / warps_n)
+  int min_blocks;        // __launch_bounds__'s blocks per SM (0: no register cap)
+  bool wgrad_only;       // MN-major operands only: k-tiles other than 32 wide
 };
-constexpr TileShape kTiles[] = {{128, 128, 32, 3}, {128, 64, 32, 3}, {64, 128, 32, 3},
-                                {64, 64, 32, 3},   {128, 128, 32, 4}, {128, 64, 32, 4},
-                                {128, 128, 64, 3}};
-constexpr int kTileCount = 7;
-constexpr int kWgradOnlyTile = 6;
+constexpr TileShape kTiles[] = {
+    {128, 128, 32, 3, 2, 4, 2, false}, {128, 64, 32, 3, 2, 2, 0, false},
+    {64, 128, 32, 3, 1, 4, 0, false},  {64, 64, 32, 3, 1, 2, 0, false},
+    {128, 128, 32, 4, 2, 4, 2, false}, {128, 64, 32, 4, 2, 2, 0, false},
+    {128, 128, 64, 3, 2, 4, 2, true},
+    // 64x64 warp tiles
+    {128, 128, 32, 3, 2, 2, 2, false}, {128, 128, 32, 4, 2, 2, 2, false},
+    {256, 128, 32, 3, 4, 2, 1, false}, {128, 256, 32, 3, 2, 4, 1, false},
+    {128, 128, 64, 3, 2, 2, 2, true},
+};
+constexpr int kTileCount = int(sizeof(kTiles) / sizeof(kTiles[0]));
+static_assert(kTileCount <= kMaxConvTiles, "conv_kernels.h sizes candidate lists by tiles");
 
-template <class T, ConvPass kPass, int BM, int BN, int BK, int STAGES>
+template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES,
+          int MIN_BLOCKS>
 void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                   int splits, cudaStream_t s) {
-  constexpr int WARPS_M = BM / 64, WARPS_N = BN / 32;
   using Cfg = MmaConv<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
-  auto kernel = conv_mma_kernel<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
+  auto kernel = conv_mma_kernel<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS>;
   static bool configured = false;  // one attribute call per instance, before its first launch
   if (!configured) {
     TB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -486,24 +516,33 @@ void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<
   TB_CUDA_LAUNCH_CHECK();
 }
 
+// Launches tile kTiles[kTile]; returns false for a wgrad-only tile asked of another pass
+// (never instantiated for it).
+template <class T, ConvPass kPass, int kTile>
+bool launch_index(const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
+                  int splits, cudaStream_t s) {
+  constexpr TileShape t = kTiles[kTile];
+  if constexpr (t.wgrad_only && kPass != ConvPass::wgrad) {
+    return false;
+  } else {
+    launch_shape<T, kPass, t.bm, t.bn, t.bk, t.warps_m, t.warps_n, t.stages, t.min_blocks>(
+        g, a, b, ep, splits, s);
+    return true;
+  }
+}
+
+template <class T, ConvPass kPass, int... kTile>
+bool launch_any(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
+                int splits, cudaStream_t s, std::integer_sequence<int, kTile...>) {
+  return ((tile == kTile && launch_index<T, kPass, kTile>(g, a, b, ep, splits, s)) || ...);
+}
+
 template <class T, ConvPass kPass>
 void launch_tile(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                  int splits, cudaStream_t s) {
-  switch (tile) {
-    case 0: launch_shape<T, kPass, 128, 128, 32, 3>(g, a, b, ep, splits, s); break;
-    case 1: launch_shape<T, kPass, 128, 64, 32, 3>(g, a, b, ep, splits, s); break;
-    case 2: launch_shape<T, kPass, 64, 128, 32, 3>(g, a, b, ep, splits, s); break;
-    case 3: launch_shape<T, kPass, 64, 64, 32, 3>(g, a, b, ep, splits, s); break;
-    case 4: launch_shape<T, kPass, 128, 128, 32, 4>(g, a, b, ep, splits, s); break;
-    case 5: launch_shape<T, kPass, 128, 64, 32, 4>(g, a, b, ep, splits, s); break;
-    default:
-      if constexpr (kPass == ConvPass::wgrad)
-        launch_shape<T, kPass, 128, 128, 64, 3>(g, a, b, ep, splits, s);
-      else
-        cuda_fail(cudaErrorInvalidValue, "conv_mma: the weight-gradient-only tile", __FILE__,
-                  __LINE__);
-      break;
-  }
+  if (!launch_any<T, kPass>(tile, g, a, b, ep, splits, s,
+                            std::make_integer_sequence<int, kTileCount>{}))
+    cuda_fail(cudaErrorInvalidValue, "conv_mma: no such tile for this pass", __FILE__, __LINE__);
 }
 
 template <ConvPass kPass>
@@ -534,7 +573,7 @@ int mma_tile_bm(int tile) { return kTiles[tile].bm; }
 int mma_tile_bn(int tile) { return kTiles[tile].bn; }
 int mma_tile_bk(int tile) { return kTiles[tile].bk; }
 bool mma_tile_serves(int tile, ConvPass pass) {
-  return tile != kWgradOnlyTile || pass == ConvPass::wgrad;
+  return !kTiles[tile].wgrad_only || pass == ConvPass::wgrad;
 }
 
 void mma_fprop(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* w,
