@@ -484,8 +484,10 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, MIN_BLOCKS)
 // The rest use 64x64 warp tiles (CUTLASS's sm_80 defaults): per 16-wide k step a warp issues
 // 8 ldmatrix.x4 for 32 mma, where a 64x32 warp tile issues 6 for 16. Their 128 fp32
 // accumulators per thread take most of 255 registers: the 4-warp 128x128 tiles still fit two
-// blocks per SM, the 8-warp 256x128 and 128x256 tiles one. Their 64-wide k-tiles (96 and 144
-// KiB at 3 stages) fit 255 registers without spills for fprop and, at 128x128, wgrad; the data
+// blocks per SM, the 8-warp 256x128 and 128x256 tiles one (which leaves shared memory for a
+// fourth stage: 96 KiB at 256x128, the data gradient's way to more loads in flight, as it
+// does not get the 64-wide k-tiles below). Their 64-wide k-tiles (96 and 144 KiB at 3
+// stages) fit 255 registers without spills for fprop and, at 128x128, wgrad; the data
 // gradient (per-row tap state for A and B) spills at both sizes and wgrad at 256x128, so
 // those passes do not get them (ptxas -v, sm_90).
 // The autotuner keeps whichever times fastest for a shape.
@@ -510,6 +512,7 @@ constexpr TileShape kTiles[] = {
     {128, 128, 32, 4, 2, 2, 2, kAllPasses},
     {256, 128, 32, 3, 4, 2, 1, kAllPasses},
     {128, 256, 32, 3, 2, 4, 1, kAllPasses},
+    {256, 128, 32, 4, 4, 2, 1, kAllPasses},
     {128, 128, 64, 3, 2, 2, 2, kFprop | kWgrad},
     {256, 128, 64, 3, 4, 2, 1, kFprop},
 };
