@@ -36,7 +36,7 @@ float time_runs(cudaStream_t s, int reps, const std::function<void()>& run) {
 
 // Names the kernels' tile list in cache keys: a cached tile index means nothing to another
 // list, so change this whenever conv_mma.cu's or conv_fma.cu's tiles change.
-constexpr const char* kKernelSet = "conv-v5";
+constexpr const char* kKernelSet = "conv-v6";
 
 }  // namespace
 

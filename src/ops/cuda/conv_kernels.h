@@ -35,8 +35,9 @@ struct ConvLaunch {
 
 ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count);
 // All candidate launches for a pass (the backend times them once and keeps the fastest):
-// at most kMaxConvCandidates (7 tiles x 5 split counts).
-constexpr int kMaxConvCandidates = 35;
+// at most kMaxConvCandidates (up to kMaxConvTiles tiles x 5 split counts).
+constexpr int kMaxConvTiles = 16;
+constexpr int kMaxConvCandidates = kMaxConvTiles * 5;
 int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count, ConvLaunch* out,
                     int max_out);
 

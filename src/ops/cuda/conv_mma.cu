@@ -3,11 +3,10 @@
 // two or three k-tiles ahead (3 or 4 stages) straight from the activations (the im2col
 // matrix is never stored).
 //
-// Shared-memory tiles come in two orientations. "K-major" tiles hold rows of 32 reduction
-// elements (64 bytes) for one output row or column, read with ldmatrix; "MN-major" tiles hold
-// BK (32, or 64 for weight gradients) rows of BM or BN output positions, read with
-// ldmatrix.trans. Both XOR-swizzle their 16-byte chunks so that the eight rows one ldmatrix
-// reads fall in distinct banks.
+// Shared-memory tiles come in two orientations. "K-major" tiles hold rows of BK (32 or 64)
+// reduction elements for one output row or column, read with ldmatrix; "MN-major" tiles hold
+// BK (32 or 64) rows of BM or BN output positions, read with ldmatrix.trans. Both XOR-swizzle
+// their 16-byte chunks so that the eight rows one ldmatrix reads fall in distinct banks.
 // Which operand has which orientation follows from what is contiguous in memory:
 //   fprop: A = x gathered (channels contiguous: K-major), B = w[K][RSC] (K-major)
 //   dgrad: A = dy gathered (K-major),                     B = w[(r,s,k)][C] (N-major)
@@ -15,6 +14,7 @@
 // A strided data gradient runs as stride^2 smaller GEMMs, one per output parity class (see
 // DgradClass), all in one launch.
 #include <algorithm>
+#include <utility>
 
 #include "ops/cuda/conv_common.cuh"
 
@@ -68,13 +68,19 @@ __device__ __forceinline__ void mma16816<f16>(float (&d)[4], const uint32_t (&a)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Byte offsets of 16-byte chunk `ch` of a row, swizzled.
-__device__ __forceinline__ uint32_t kmajor_offset(int row, int ch) {
-  return uint32_t(row * 64 + ((ch ^ ((row >> 1) & 3)) << 4));
-}
+// Byte offsets of 16-byte chunk `ch` of a row, swizzled: rows of kWidth (64 or more) elements
+// XOR the chunk index with the row's low 3 bits; K-major rows of 32 elements (64 bytes, two
+// rows per 128-byte bank line) with bits 1 and 2, K-major rows of 64 like MN-major ones.
 template <int kWidth>
 __device__ __forceinline__ uint32_t mnmajor_offset(int row, int ch) {
   return uint32_t(row * kWidth * 2 + ((ch ^ (row & 7)) << 4));
+}
+template <int kBK>
+__device__ __forceinline__ uint32_t kmajor_offset(int row, int ch) {
+  if constexpr (kBK == 32)
+    return uint32_t(row * 64 + ((ch ^ ((row >> 1) & 3)) << 4));
+  else
+    return mnmajor_offset<kBK>(row, ch);
 }
 
 // Advances a (r, s, i) position along a reduction axis laid out as r, s, then i < n.
@@ -135,11 +141,14 @@ __device__ __forceinline__ int64_t dgrad_pixel(const ConvGeometry& g, const Dgra
 
 template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES>
 struct MmaConv {
-  // K-major tiles (fprop's operands, dgrad's A) have 32-element rows; the weight gradient's
-  // operands are both MN-major, whose tiles take any multiple of 16 rows.
-  static_assert(BK == 32 || (kPass == ConvPass::wgrad && BK % 16 == 0),
-                "K-major rows are 32 wide");
+  // K-major tiles (fprop's operands, dgrad's A) have rows of 32 or 64 elements; the weight
+  // gradient's operands are both MN-major, whose tiles take any multiple of 16 rows.
+  static_assert(BK == 32 || BK == 64 || (kPass == ConvPass::wgrad && BK % 16 == 0),
+                "K-major rows are 32 or 64 wide");
   static constexpr int kThreads = WARPS_M * WARPS_N * 32;
+  // 16-byte chunks per K-major row (BK 32 or 64 there: a power of two, so shifts and masks
+  // split a thread's chunk index, without the fix-ups of signed division).
+  static constexpr int kKChunks = BK / 8, kKChunkShift = BK == 64 ? 3 : 2;
   static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
   static constexpr int MI = WM / 16, NI = WN / 8;
   static constexpr bool kAKMajor = kPass != ConvPass::wgrad;
@@ -149,16 +158,28 @@ struct MmaConv {
   static constexpr int kSmemBytes = STAGES * kStageBytes;
   static constexpr int kAIters = BM * BK / 8 / kThreads;
   static constexpr int kBIters = BN * BK / 8 / kThreads;
+  static_assert(BM % (16 * WARPS_M) == 0 && BN % (16 * WARPS_N) == 0,
+                "warp tiles are whole 16x16 fragments");
   static_assert(kAIters >= 1 && kBIters >= 1, "tile too small for the block");
+  // Each loader pass of the block copies kThreads 16-byte chunks; the passes must cover a
+  // tile exactly, and a thread's chunk column (tid % kKChunks for K-major rows, tid % (BM / 8)
+  // or tid % (BN / 8) for MN-major rows) must be the same in every pass.
+  static_assert(kAIters * kThreads * 8 == BM * BK && kBIters * kThreads * 8 == BN * BK,
+                "loader passes cover each tile exactly");
+  static_assert(kThreads % kKChunks == 0, "K-major chunk column fixed per thread");
+  static_assert(kAKMajor || kThreads % (BM / 8) == 0, "M-major chunk column fixed per thread");
+  static_assert(kBKMajor || kThreads % (BN / 8) == 0, "N-major chunk column fixed per thread");
+  // The MN-major swizzle XORs a chunk index with row & 7: rows need at least 8 chunks.
+  static_assert(kAKMajor || BM % 64 == 0, "M-major rows of 64 or more");
+  static_assert(kBKMajor || BN % 64 == 0, "N-major rows of 64 or more");
   static_assert(NI % 2 == 0, "B fragments load in pairs");
 };
 
-// 256-thread tiles ask for two blocks per SM (at most 128 registers): the data gradient took
-// 156 and so ran one block of 8 warps per SM; every pass fits 128 without spills (ptxas -v).
-// The smaller tiles would spill at their equivalent budget and ask for nothing (0 emits no
-// .minnctapersm; 1 would let ptxas take more registers than its default).
-template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES>
-__global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ? 2 : 0)
+// MIN_BLOCKS, the blocks per SM the register allocation must allow, comes from the tile
+// table (kTiles below).
+template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES,
+          int MIN_BLOCKS>
+__global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, MIN_BLOCKS)
     conv_mma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
                     Epilogue<T> ep) {
   using Cfg = MmaConv<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
@@ -189,7 +210,7 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ?
 
   // ---- per-thread loader state -------------------------------------------------------
   // A, K-major (fprop x, dgrad dy): rows fixed per thread, one shared reduction position.
-  const int a_ch = tid & 3;
+  const int a_ch = tid & (Cfg::kKChunks - 1);
   int64_t a_base[Cfg::kAIters];
   int a_h[Cfg::kAIters], a_w[Cfg::kAIters];
   bool a_ok[Cfg::kAIters];
@@ -197,7 +218,7 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ?
   // A, M-major (wgrad dy^T): fixed output-channel chunk, rows advance with k.
   const int a_mch = tid % (BM / 8);
   // B, K-major (fprop w): row pointer per iteration.
-  const int b_ch = tid & 3;
+  const int b_ch = tid & (Cfg::kKChunks - 1);
   // B, N-major (dgrad w, wgrad x): fixed column chunk.
   const int b_nch = tid % (BN / 8);
   int br[Cfg::kBIters], bs[Cfg::kBIters], bi[Cfg::kBIters];  // dgrad: (r, s, k) per row
@@ -218,7 +239,7 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ?
     ai = kk % n_red;
 #pragma unroll
     for (int i = 0; i < Cfg::kAIters; ++i) {
-      const int row = (tid + i * Cfg::kThreads) >> 2;
+      const int row = (tid + i * Cfg::kThreads) >> Cfg::kKChunkShift;
       const int64_t m = m0 + row;
       a_ok[i] = m < gs.M;
       const int64_t mm = a_ok[i] ? m : 0;
@@ -275,21 +296,21 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ?
     if (kPass == ConvPass::fprop) {
 #pragma unroll
       for (int i = 0; i < Cfg::kAIters; ++i) {
-        const int row = (tid + i * Cfg::kThreads) >> 2;
+        const int row = (tid + i * Cfg::kThreads) >> Cfg::kKChunkShift;
         const int h = a_h[i] + ar, w = a_w[i] + as;
         const bool ok = a_ok[i] && ar < g.R && h >= 0 && h < g.H && w >= 0 && w < g.W;
         const T* src = ok ? opA + a_base[i] + (int64_t(h) * g.W + w) * g.C + ai : opA;
-        cp_async16(a_dst + kmajor_offset(row, a_ch), src, ok);
+        cp_async16(a_dst + kmajor_offset<kBK>(row, a_ch), src, ok);
       }
       advance_rsi(ar, as, ai, kBK, g.C, g.S);
     } else if (kPass == ConvPass::dgrad) {
 #pragma unroll
       for (int i = 0; i < Cfg::kAIters; ++i) {
-        const int row = (tid + i * Cfg::kThreads) >> 2;
+        const int row = (tid + i * Cfg::kThreads) >> Cfg::kKChunkShift;
         const int p = a_h[i] - ar, q = a_w[i] - as;
         const bool ok = a_ok[i] && ar < cls.R && p >= 0 && q >= 0 && p < g.P && q < g.Q;
         const T* src = ok ? opA + a_base[i] + (int64_t(p) * g.Q + q) * g.K + ai : opA;
-        cp_async16(a_dst + kmajor_offset(row, a_ch), src, ok);
+        cp_async16(a_dst + kmajor_offset<kBK>(row, a_ch), src, ok);
       }
       advance_rsi(ar, as, ai, kBK, g.K, cls.S);
     } else {
@@ -307,12 +328,12 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ?
     if (kPass == ConvPass::fprop) {
 #pragma unroll
       for (int i = 0; i < Cfg::kBIters; ++i) {
-        const int row = (tid + i * Cfg::kThreads) >> 2;
+        const int row = (tid + i * Cfg::kThreads) >> Cfg::kKChunkShift;
         const int n = n0 + row;
         const int64_t kk = int64_t(kt) * kBK + b_ch * 8;
         const bool ok = n < gs.N && kk < gs.K;
         const T* src = ok ? opB + int64_t(n) * gs.K + kk : opB;
-        cp_async16(b_dst + kmajor_offset(row, b_ch), src, ok);
+        cp_async16(b_dst + kmajor_offset<kBK>(row, b_ch), src, ok);
       }
     } else if (kPass == ConvPass::dgrad) {
 #pragma unroll
@@ -382,7 +403,7 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ?
         if (Cfg::kAKMajor) {
           const int row = mbase + (lane & 7) + ((lane >> 3) & 1) * 8;
           const int ch = ks * 2 + (lane >> 4);
-          ldmatrix_x4(af[mi], a_src + kmajor_offset(row, ch));
+          ldmatrix_x4(af[mi], a_src + kmajor_offset<kBK>(row, ch));
         } else {
           const int row = ks * 16 + (lane & 7) + (lane >> 4) * 8;
           const int ch = (mbase >> 3) + ((lane >> 3) & 1);
@@ -396,7 +417,7 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ?
         if (Cfg::kBKMajor) {
           const int row = nbase + (lane & 7) + (lane >> 4) * 8;
           const int ch = ks * 2 + ((lane >> 3) & 1);
-          ldmatrix_x4(r, b_src + kmajor_offset(row, ch));
+          ldmatrix_x4(r, b_src + kmajor_offset<kBK>(row, ch));
         } else {
           const int row = ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
           const int ch = (nbase >> 3) + (lane >> 4);
@@ -450,28 +471,60 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, WARPS_M* WARPS_N == 8 ?
     }
 }
 
-// Tile shapes: {BM, BN, BK, stages}; every shape uses 64x32 warp tiles. The copies of the
-// large tiles keep more of the reduction in flight for the same accumulators: 4 stages (64
-// and 48 KiB of shared memory; the register file, not shared memory, still sets their blocks
-// per SM), or, for weight gradients (reductions over N*P*Q), 64-wide k-tiles, which also
-// halve the barriers per reduction (96 KiB, two blocks per SM). fprop and dgrad gather A
-// rows with twice the per-row state at BK 64 and spill under the two-block register cap, so
-// they do not get that tile. The autotuner keeps these copies where they time faster.
+// Tile shapes. The first seven use 64x32 warp tiles. The copies of the large tiles keep more
+// of the reduction in flight for the same accumulators: 4 stages (64 and 48 KiB of shared
+// memory; the register file, not shared memory, still sets their blocks per SM), or, for
+// weight gradients (reductions over N*P*Q), 64-wide k-tiles, which also halve the barriers
+// per reduction (96 KiB, two blocks per SM). fprop and dgrad gather A rows with twice the
+// per-row state at BK 64 and spill under the two-block register cap, so they do not get that
+// tile. 256-thread 64x32-warp tiles ask for two blocks per SM (at most 128 registers): the
+// data gradient took 156 and so ran one block of 8 warps per SM; every pass fits 128 without
+// spills (ptxas -v). The smaller ones would spill at their equivalent budget and ask for
+// nothing (0 emits no .minnctapersm; 1 would let ptxas take more registers than its default).
+// The rest use 64x64 warp tiles (CUTLASS's sm_80 defaults): per 16-wide k step a warp issues
+// 8 ldmatrix.x4 for 32 mma, where a 64x32 warp tile issues 6 for 16. Their 128 fp32
+// accumulators per thread take most of 255 registers: the 4-warp 128x128 tiles still fit two
+// blocks per SM, the 8-warp 256x128 and 128x256 tiles one (which leaves shared memory for a
+// fourth stage: 96 KiB at 256x128, the data gradient's way to more loads in flight, as it
+// does not get the 64-wide k-tiles below). Their 64-wide k-tiles (96 and 144 KiB at 3
+// stages) fit 255 registers without spills for fprop and, at 128x128, wgrad; the data
+// gradient (per-row tap state for A and B) spills at both sizes and wgrad at 256x128, so
+// those passes do not get them (ptxas -v, sm_90).
+// The autotuner keeps whichever times fastest for a shape.
+constexpr int kFprop = 1 << int(ConvPass::fprop), kDgrad = 1 << int(ConvPass::dgrad),
+              kWgrad = 1 << int(ConvPass::wgrad), kAllPasses = kFprop | kDgrad | kWgrad;
 struct TileShape {
   int bm, bn, bk, stages;
+  int warps_m, warps_n;  // warp tile (bm / warps_m) x (bn / warps_n)
+  int min_blocks;        // __launch_bounds__'s blocks per SM (0: no register cap)
+  int passes;            // the passes it serves (a mask of 1 << pass): instantiated for those
 };
-constexpr TileShape kTiles[] = {{128, 128, 32, 3}, {128, 64, 32, 3}, {64, 128, 32, 3},
-                                {64, 64, 32, 3},   {128, 128, 32, 4}, {128, 64, 32, 4},
-                                {128, 128, 64, 3}};
-constexpr int kTileCount = 7;
-constexpr int kWgradOnlyTile = 6;
+constexpr TileShape kTiles[] = {
+    {128, 128, 32, 3, 2, 4, 2, kAllPasses},
+    {128, 64, 32, 3, 2, 2, 0, kAllPasses},
+    {64, 128, 32, 3, 1, 4, 0, kAllPasses},
+    {64, 64, 32, 3, 1, 2, 0, kAllPasses},
+    {128, 128, 32, 4, 2, 4, 2, kAllPasses},
+    {128, 64, 32, 4, 2, 2, 0, kAllPasses},
+    {128, 128, 64, 3, 2, 4, 2, kWgrad},
+    // 64x64 warp tiles
+    {128, 128, 32, 3, 2, 2, 2, kAllPasses},
+    {128, 128, 32, 4, 2, 2, 2, kAllPasses},
+    {256, 128, 32, 3, 4, 2, 1, kAllPasses},
+    {128, 256, 32, 3, 2, 4, 1, kAllPasses},
+    {256, 128, 32, 4, 4, 2, 1, kAllPasses},
+    {128, 128, 64, 3, 2, 2, 2, kFprop | kWgrad},
+    {256, 128, 64, 3, 4, 2, 1, kFprop},
+};
+constexpr int kTileCount = int(sizeof(kTiles) / sizeof(kTiles[0]));
+static_assert(kTileCount <= kMaxConvTiles, "conv_kernels.h sizes candidate lists by tiles");
 
-template <class T, ConvPass kPass, int BM, int BN, int BK, int STAGES>
+template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES,
+          int MIN_BLOCKS>
 void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                   int splits, cudaStream_t s) {
-  constexpr int WARPS_M = BM / 64, WARPS_N = BN / 32;
   using Cfg = MmaConv<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
-  auto kernel = conv_mma_kernel<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
+  auto kernel = conv_mma_kernel<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS>;
   static bool configured = false;  // one attribute call per instance, before its first launch
   if (!configured) {
     TB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -486,24 +539,33 @@ void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<
   TB_CUDA_LAUNCH_CHECK();
 }
 
+// Launches tile kTiles[kTile]; returns false for a pass the tile does not serve (never
+// instantiated for it).
+template <class T, ConvPass kPass, int kTile>
+bool launch_index(const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
+                  int splits, cudaStream_t s) {
+  constexpr TileShape t = kTiles[kTile];
+  if constexpr (!(t.passes & (1 << int(kPass)))) {
+    return false;
+  } else {
+    launch_shape<T, kPass, t.bm, t.bn, t.bk, t.warps_m, t.warps_n, t.stages, t.min_blocks>(
+        g, a, b, ep, splits, s);
+    return true;
+  }
+}
+
+template <class T, ConvPass kPass, int... kTile>
+bool launch_any(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
+                int splits, cudaStream_t s, std::integer_sequence<int, kTile...>) {
+  return ((tile == kTile && launch_index<T, kPass, kTile>(g, a, b, ep, splits, s)) || ...);
+}
+
 template <class T, ConvPass kPass>
 void launch_tile(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                  int splits, cudaStream_t s) {
-  switch (tile) {
-    case 0: launch_shape<T, kPass, 128, 128, 32, 3>(g, a, b, ep, splits, s); break;
-    case 1: launch_shape<T, kPass, 128, 64, 32, 3>(g, a, b, ep, splits, s); break;
-    case 2: launch_shape<T, kPass, 64, 128, 32, 3>(g, a, b, ep, splits, s); break;
-    case 3: launch_shape<T, kPass, 64, 64, 32, 3>(g, a, b, ep, splits, s); break;
-    case 4: launch_shape<T, kPass, 128, 128, 32, 4>(g, a, b, ep, splits, s); break;
-    case 5: launch_shape<T, kPass, 128, 64, 32, 4>(g, a, b, ep, splits, s); break;
-    default:
-      if constexpr (kPass == ConvPass::wgrad)
-        launch_shape<T, kPass, 128, 128, 64, 3>(g, a, b, ep, splits, s);
-      else
-        cuda_fail(cudaErrorInvalidValue, "conv_mma: the weight-gradient-only tile", __FILE__,
-                  __LINE__);
-      break;
-  }
+  if (!launch_any<T, kPass>(tile, g, a, b, ep, splits, s,
+                            std::make_integer_sequence<int, kTileCount>{}))
+    cuda_fail(cudaErrorInvalidValue, "conv_mma: no such tile for this pass", __FILE__, __LINE__);
 }
 
 template <ConvPass kPass>
@@ -534,7 +596,7 @@ int mma_tile_bm(int tile) { return kTiles[tile].bm; }
 int mma_tile_bn(int tile) { return kTiles[tile].bn; }
 int mma_tile_bk(int tile) { return kTiles[tile].bk; }
 bool mma_tile_serves(int tile, ConvPass pass) {
-  return tile != kWgradOnlyTile || pass == ConvPass::wgrad;
+  return (kTiles[tile].passes >> int(pass)) & 1;
 }
 
 void mma_fprop(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* w,
