@@ -2,10 +2,13 @@
 // device-driven step against the host-driven one, steps that allocate nothing, fp16 loss
 // scaling, and the GPU-resident dataset's gather against the host gather. Skipped where no
 // GPU is present.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -101,13 +104,36 @@ struct GpuCase {
   DType dtype;
 };
 
+// Sets an environment variable for one scope, restoring what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
 class GpuTraining : public ::testing::TestWithParam<GpuCase> {};
 
 // Even two correct fp32 implementations drift apart over a training run: batch norm on small
 // batches amplifies rounding differences. Measured here, the `cpu` backend against `ref`:
 // resnet18 0.4% apart at step 5 and 5% at step 8, cifar_cnn 2% at step 19. So the first 3
 // steps must agree closely, steps 3-9 within an envelope, and the last 5 on average.
+//
+// The cuda backend's launches come from the heuristic here, not from timing: timing picks
+// different tiles from run to run, each rounding bf16 sums in its own order, and on this
+// chaotic curve one such choice in four runs drifted past the step-8 envelope (0.35 against
+// ref's 0.17) while every launch matches ref op by op (GpuOps.ConvEveryCandidateLaunchMatchesRef).
 TEST_P(GpuTraining, TwentyStepLossCurvesFollowRef) {
+  const ScopedEnv heuristic_launches("TB_CONV_AUTOTUNE", "0");
   TB_GPU_BACKEND_OR_SKIP(gpu, GetParam().impl);
   const DType t = GetParam().dtype;
   const bool f32 = t == DType::f32;
@@ -129,6 +155,12 @@ TEST_P(GpuTraining, TwentyStepLossCurvesFollowRef) {
     }
     EXPECT_NEAR(got_tail, want_tail, (f32 ? 0.05 : 0.15) * want_tail + 0.05)
         << what << ": mean loss of steps 15-19";
+    if (HasFailure()) {  // both curves, to tell a drifting run from a broken one
+      std::string curves;
+      for (size_t s = 0; s < got.size(); ++s)
+        curves += fmt::format("  step {:2d}: got {:.4f}  ref {:.4f}\n", s, got[s], want[s]);
+      ADD_FAILURE() << what << " curves:\n" << curves;
+    }
   }
 }
 
