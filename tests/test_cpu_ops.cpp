@@ -232,6 +232,58 @@ TEST(CpuOps, BatchNormMatchesRefInTrainingEvalAndBackward) {
   }
 }
 
+// The fused batch norm + (residual add +) ReLU: ref runs the separate ops; cpu fuses them
+// into batch norm's passes, and must also give the bits of its own separate ops.
+TEST(CpuOps, BatchNormReluMatchesRefAndTheSeparateCpuOps) {
+  for (const BatchNormParams p : {BatchNormParams{4, 3, 25, 1e-5, 0.1}, BatchNormParams{7, 16, 1},
+                                  BatchNormParams{2, 33, 64, 1e-3, 0.2}}) {
+    for (bool residual : {false, true}) {
+      Rng rng(15);
+      const Vecf x = uniform(rng, p.numel(), -2, 3), g = uniform(rng, p.C), b = uniform(rng, p.C);
+      const Vecf rm0 = uniform(rng, p.C), rv0 = uniform(rng, p.C, 0.5f, 2.0f);
+      const Vecf r = uniform(rng, p.numel()), dy = uniform(rng, p.numel());
+      const Vecf dx0 = uniform(rng, p.numel()), dr0 = uniform(rng, p.numel());
+      const auto fused = [&](Backend& be) {
+        Outputs out;
+        for (bool accumulate : {false, true}) {
+          Vecf xv = x, gv = g, bv = b, rm = rm0, rv = rv0, rr = r, dyv = dy;
+          Vecf y(x.size()), sm(p.C), si(p.C), dg(p.C), db(p.C);
+          Vecf dx = accumulate ? dx0 : Vecf(x.size(), 2.0f), dr = accumulate ? dr0 : Vecf(x.size());
+          const Tensor res = residual ? tf(rr) : Tensor(), dres = residual ? tf(dr) : Tensor();
+          be.batch_norm_relu_forward_train(p, tf(xv), tf(gv), tf(bv), res, tf(y), tf(rm), tf(rv),
+                                           tf(sm), tf(si));
+          be.batch_norm_relu_backward(p, tf(xv), tf(gv), tf(sm), tf(si), tf(y), tf(dyv), tf(dx),
+                                      tf(dg), tf(db), dres, accumulate, accumulate);
+          for (const Vecf* v : {&y, &rm, &rv, &sm, &si, &dx, &dg, &db, &dr}) out.push_back(*v);
+        }
+        return out;
+      };
+      expect_matches_ref(residual ? "batch norm + add + relu" : "batch norm + relu", fused, 1e-6);
+      // The separate ops on cpu, as the unfused graph runs them.
+      CpuBackend cpu(2);
+      const Outputs got = fused(cpu);
+      Outputs want;
+      for (bool accumulate : {false, true}) {
+        Vecf xv = x, gv = g, bv = b, rm = rm0, rv = rv0, rr = r, gd(x.size());
+        Vecf y(x.size()), sm(p.C), si(p.C), dg(p.C), db(p.C), dyv = dy;
+        Vecf dx = accumulate ? dx0 : Vecf(x.size(), 2.0f), dr = accumulate ? dr0 : Vecf(x.size());
+        cpu.batch_norm_forward_train(p, tf(xv), tf(gv), tf(bv), tf(y), tf(rm), tf(rv), tf(sm),
+                                     tf(si));
+        if (residual) cpu.add_forward(tf(y), tf(rr), tf(y));
+        cpu.relu_forward(tf(y), tf(y));
+        cpu.relu_backward(tf(y), tf(dyv), tf(gd), false);
+        if (residual) cpu.copy(tf(gd), tf(dr), accumulate);
+        cpu.batch_norm_backward(p, tf(xv), tf(gv), tf(sm), tf(si), tf(gd), tf(dx), tf(dg), tf(db),
+                                accumulate);
+        for (const Vecf* v : {&y, &rm, &rv, &sm, &si, &dx, &dg, &db, &dr}) want.push_back(*v);
+      }
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        EXPECT_TRUE(same_bits(got[i], want[i])) << "output " << i << (residual ? " (residual)" : "");
+    }
+  }
+}
+
 // --- elementwise, dropout ----------------------------------------------------------------
 
 TEST(CpuOps, ElementwiseOpsMatchRefExactly) {

@@ -8,7 +8,7 @@
 #include "ops/cpu/cpu_features.h"
 #include "ops/cpu/gemm_kernels.h"
 
-#define TB_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#define TB_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,bmi2")))
 
 namespace tb::cpu {
 namespace {
@@ -99,6 +99,44 @@ TB_AVX512 void write_row_stride1_avx512(const std::vector<Run>& runs, const Conv
   }
 }
 
+// Stride 2 with AVX-512: output column q reads line[2q], so 16 outputs come from two
+// masked 16-float loads (only the even lanes of valid outputs are read, so nothing outside
+// the input row is touched) and one two-source permute of the even lanes. Same values as
+// scalar (it was 1.5% of a resnet18 step).
+TB_AVX512 void write_row_stride2_avx512(const std::vector<Run>& runs, const Conv2dParams& p,
+                                        const RowSource& rs, float* out) {
+  const int64_t plane = rs.plane, row_offset = rs.s - p.pad;
+  const int r = rs.r, lo_q = rs.lo_q, hi_q = rs.hi_q, H = p.H, W = p.W;
+  const float* x = rs.x;
+  const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  for (const Run& run : runs) {
+    float* d = out + run.dst;
+    const int ih = run.ih0 + r;
+    const bool inside = ih >= 0 && ih < H;
+    const int vlo = lo_q - run.q0, vhi = hi_q - run.q0;
+    const float* line =
+        x + run.image + plane + int64_t(inside ? ih : 0) * W + row_offset + 2 * int64_t(run.q0);
+    for (int t = 0; t < run.len; t += 16) {
+      const uint32_t store = lane_mask(0, run.len - t);
+      const uint32_t valid = inside ? store & lane_mask(vlo - t, vhi - t) : 0;
+      // Output lane i reads source float 2i: spread the 16 output bits to the even bits.
+      const uint32_t load = _pdep_u32(valid, 0x55555555u);
+      const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(load), line + 2 * t);
+      const __m512 hi = _mm512_maskz_loadu_ps(__mmask16(load >> 16), line + 2 * t + 16);
+      _mm512_mask_storeu_ps(d + t, __mmask16(store), _mm512_permutex2var_ps(lo, evens, hi));
+    }
+  }
+}
+
+// The row writer for this stride and ISA.
+using RowWriter = void (*)(const std::vector<Run>&, const Conv2dParams&, const RowSource&, float*);
+RowWriter row_writer(int stride) {
+  if (active_isa() != Isa::avx512) return write_row_scalar;
+  if (stride == 1) return write_row_stride1_avx512;
+  if (stride == 2) return write_row_stride2_avx512;
+  return write_row_scalar;
+}
+
 void pack_columns(const void* ctx, int k0, int kc, int j0, int n, int nr, int64_t sliver_stride,
                   float* dst) {
   const ConvColumnsSource& src = *static_cast<const ConvColumnsSource*>(ctx);
@@ -121,18 +159,14 @@ void pack_columns(const void* ctx, int k0, int kc, int j0, int n, int nr, int64_
   }
   const int tail = n % nr;  // columns past n in the last sliver are zeros
   float* tail_dst = tail ? dst + int64_t(n / nr) * sliver_stride + tail : nullptr;
-  const bool vector_path = S == 1 && active_isa() == Isa::avx512;
+  const RowWriter write_row = row_writer(S);
 
   for (int kk = 0; kk < kc; ++kk) {
     const RowSource rs = row_source(src, k0 + kk);
     float* d_row = dst + int64_t(kk) * nr;
     if (tail_dst)
       std::fill(tail_dst + int64_t(kk) * nr, tail_dst + int64_t(kk) * nr + (nr - tail), 0.0f);
-    if (vector_path) {
-      write_row_stride1_avx512(runs, p, rs, d_row);
-    } else {
-      write_row_scalar(runs, p, rs, d_row);
-    }
+    write_row(runs, p, rs, d_row);
   }
 }
 
@@ -162,7 +196,7 @@ void pack_columns_transposed(const void* ctx, int k0, int kc, int j0, int n, int
     runs.push_back(Run{kk, int64_t(src.n0 + i) * p.C * hw, op * S - p.pad, oq, len});
     kk += len;
   }
-  const bool vector_path = S == 1 && active_isa() == Isa::avx512;
+  const RowWriter write_row = row_writer(S);
   const auto pack_kminor = isa_supported(Isa::avx2) ? detail::pack_kminor_avx2
                                                     : detail::pack_kminor_portable;
   std::vector<float>& lines = t_lines;
@@ -172,11 +206,7 @@ void pack_columns_transposed(const void* ctx, int k0, int kc, int j0, int n, int
     for (int l = 0; l < count; ++l) {
       const RowSource rs = row_source(src, j0 + s0 + l);
       float* out = lines.data() + int64_t(l) * kc;
-      if (vector_path) {
-        write_row_stride1_avx512(runs, p, rs, out);
-      } else {
-        write_row_scalar(runs, p, rs, out);
-      }
+      write_row(runs, p, rs, out);
     }
     pack_kminor(lines.data(), kc, count, kc, nr, sliver_stride,
                 dst + int64_t(s0 / nr) * sliver_stride);

@@ -72,6 +72,18 @@ class CpuBackend final : public Backend {
                            const Tensor& save_mean, const Tensor& save_invstd, const Tensor& dy,
                            const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
                            bool accumulate_dx) override;
+  // Fused in batch norm's own passes (cpu_norm.cpp), with the separate ops' bits.
+  void batch_norm_relu_forward_train(const BatchNormParams& p, const Tensor& x,
+                                     const Tensor& gamma, const Tensor& beta,
+                                     const Tensor& residual, const Tensor& y,
+                                     const Tensor& running_mean, const Tensor& running_var,
+                                     const Tensor& save_mean, const Tensor& save_invstd) override;
+  void batch_norm_relu_backward(const BatchNormParams& p, const Tensor& x, const Tensor& gamma,
+                                const Tensor& save_mean, const Tensor& save_invstd,
+                                const Tensor& y, const Tensor& dy, const Tensor& dx,
+                                const Tensor& dgamma, const Tensor& dbeta,
+                                const Tensor& dresidual, bool accumulate_dx,
+                                bool accumulate_dresidual) override;
   void dropout_forward(const DropoutParams& p, const Tensor& x, const Tensor& y,
                        const Tensor& mask) override;
   void dropout_backward(const DropoutParams& p, const Tensor& dy, const Tensor& mask,
@@ -97,6 +109,16 @@ class CpuBackend final : public Backend {
     size_t floats = 0;
   };
   float* scratch(Scratch which, size_t floats);
+  // Batch norm (+ residual add) (+ ReLU when `relu` / y is defined), cpu_norm.cpp.
+  void batch_norm_relu_train(const BatchNormParams& p, const Tensor& x, const Tensor& gamma,
+                             const Tensor& beta, const Tensor& residual, const Tensor& y,
+                             const Tensor& running_mean, const Tensor& running_var,
+                             const Tensor& save_mean, const Tensor& save_invstd, bool relu);
+  void batch_norm_relu_grad(const BatchNormParams& p, const Tensor& x, const Tensor& gamma,
+                            const Tensor& save_mean, const Tensor& save_invstd, const Tensor& y,
+                            const Tensor& dy, const Tensor& dx, const Tensor& dgamma,
+                            const Tensor& dbeta, const Tensor& dresidual, bool accumulate_dx,
+                            bool accumulate_dresidual);
   // y (+)= conv(x, w) + bias over chunks of images (cpu_conv.cpp); bias may be null.
   void conv_forward_chunks(const Conv2dParams& p, const float* x, const float* w,
                            const float* bias, float* y, bool accumulate);

@@ -14,6 +14,7 @@
 // GEMM on the whole pool. The chunking depends only on the shape, and sgemm's results do
 // not depend on its thread count, so both ways give the same bits.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "ops/cpu/cpu_backend.h"
@@ -130,15 +131,18 @@ void scatter_chunk(const float* in, int K, const ConvPlan& plan, int n0, int ni,
 }
 
 // fn(chunk, slot) for every chunk: slot is the thread's index into per-thread scratch.
+// Threads take chunks from a counter, not a static split: the cores of a shared VM are not
+// equally fast (see docs/cpu-gemm.md). Each chunk writes only its own outputs (or its own
+// partial), so who computes it does not change the bits.
 template <class F>
 void for_each_chunk(cpu::ThreadPool& pool, int chunks, F&& fn) {
   if (pool.size() == 1 || chunks < pool.size()) {
     for (int c = 0; c < chunks; ++c) fn(c, 0);  // each GEMM uses the whole pool
     return;
   }
+  std::atomic<int> next{0};
   pool.run([&](int thread, int threads) {
-    auto [lo, hi] = cpu::static_chunk(0, chunks, thread, threads);
-    for (int64_t c = lo; c < hi; ++c) fn(int(c), thread);
+    for (int c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) fn(c, thread);
   });
 }
 

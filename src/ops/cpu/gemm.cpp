@@ -287,11 +287,17 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
         for (int j = jc; j < jc + ncur; j += nr) {
           const float* b_sliver = panel + int64_t(j - jc) * kcur;
           st.bias_col = last && epi && epi->bias_col ? epi->bias_col + j : nullptr;
+          const int n = std::min(nr, N - j);
+          const int vectors = ceil_div(n, 16);
+          const detail::MicroKernel kernel =
+              n < nr && vectors < detail::kMaxNarrow && kern.narrow[vectors]
+                  ? kern.narrow[vectors]
+                  : kern.kernel;
           for (int ir = 0; ir < mcur; ir += mr) {
             const int i = ic + ir;
             st.bias_row = last && epi && epi->bias_row ? epi->bias_row + i : nullptr;
-            kern.kernel(kcur, a_block + int64_t(ir) * kcur, b_sliver, C + i * ldc + j, ldc,
-                        std::min(mr, M - i), std::min(nr, N - j), st);
+            kernel(kcur, a_block + int64_t(ir) * kcur, b_sliver, C + i * ldc + j, ldc,
+                   std::min(mr, M - i), n, st);
           }
         }
       }

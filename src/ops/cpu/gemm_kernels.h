@@ -35,12 +35,18 @@ using MicroKernel = void (*)(int kc, const float* a, const float* b, float* c, i
 using PackFn = void (*)(const float* src, int64_t ld, int lines, int kc, int width,
                        int64_t sliver_stride, float* dst);
 
+// narrow[v] (optional) computes only the first v * 16 columns of the same NR-wide packed
+// sliver, for an edge tile with n <= 16 * v: a conv GEMM's 1024 columns end in a sliver with
+// 16 of 48 columns used. Each element's arithmetic is the full kernel's, so the bits match.
+constexpr int kMaxNarrow = 4;
+
 struct GemmKernel {
   Isa isa;
   int mr, nr;
   MicroKernel kernel;
   const char* name;
   PackFn pack_kmajor, pack_kminor;
+  MicroKernel narrow[kMaxNarrow];
 };
 
 // Packers: plain loops (any CPU) and AVX2 (8x8 register transposes; also used by the AVX-512

@@ -101,7 +101,7 @@ TB_AVX2 inline void transpose_8x8(const float* src, int64_t ld, float* dst, int6
 }
 
 const GemmKernel kKernels[] = {
-    {Isa::avx2, 6, 16, kernel_avx2<6, 2>, "avx2_6x16", pack_kmajor_avx2, pack_kminor_avx2},
+    {Isa::avx2, 6, 16, kernel_avx2<6, 2>, "avx2_6x16", pack_kmajor_avx2, pack_kminor_avx2, {}},
 };
 
 }  // namespace

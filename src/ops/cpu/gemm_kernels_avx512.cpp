@@ -13,10 +13,12 @@
 namespace tb::cpu::detail {
 namespace {
 
-template <int MR, int NV>
+// NS: the packed sliver's width in vectors; only its first NV vectors are computed (NV < NS:
+// a narrow edge-tile kernel).
+template <int MR, int NV, int NS = NV>
 TB_AVX512 void kernel_avx512(int kc, const float* a, const float* b, float* c, int64_t ldc,
                              int m, int n, const TileStore& st) {
-  constexpr int NR = NV * 16;
+  constexpr int NR = NS * 16;
   __m512 acc[MR][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
@@ -87,12 +89,13 @@ TB_AVX512 void kernel_avx512(int kc, const float* a, const float* b, float* c, i
 // (64-channel) convolution GEMMs, where MR = 8 divides the row count exactly; the others stay
 // for tuning on other cores (TRAINBENCH_GEMM_KERNEL in bench_gemm).
 const GemmKernel kKernels[] = {
-    {Isa::avx512, 8, 48, kernel_avx512<8, 3>, "avx512_8x48", pack_kmajor_avx2, pack_kminor_avx2},
+    {Isa::avx512, 8, 48, kernel_avx512<8, 3>, "avx512_8x48", pack_kmajor_avx2, pack_kminor_avx2,
+     {nullptr, kernel_avx512<8, 1, 3>, kernel_avx512<8, 2, 3>, nullptr}},
     {Isa::avx512, 14, 32, kernel_avx512<14, 2>, "avx512_14x32", pack_kmajor_avx2,
-     pack_kminor_avx2},
-    {Isa::avx512, 6, 64, kernel_avx512<6, 4>, "avx512_6x64", pack_kmajor_avx2, pack_kminor_avx2},
+     pack_kminor_avx2, {nullptr, kernel_avx512<14, 1, 2>, nullptr, nullptr}},
+    {Isa::avx512, 6, 64, kernel_avx512<6, 4>, "avx512_6x64", pack_kmajor_avx2, pack_kminor_avx2,
+     {nullptr, kernel_avx512<6, 1, 4>, kernel_avx512<6, 2, 4>, kernel_avx512<6, 3, 4>}},
 };
-
 }  // namespace
 
 const GemmKernel* avx512_gemm_kernels(int* count) {

@@ -40,7 +40,7 @@ void kernel_portable(int kc, const float* a, const float* b, float* c, int64_t l
 
 const GemmKernel kKernels[] = {
     {Isa::portable, kMR, kNR, kernel_portable, "portable_4x16", pack_kmajor_portable,
-     pack_kminor_portable},
+     pack_kminor_portable, {}},
 };
 
 }  // namespace
