@@ -2,7 +2,6 @@
 // a corrupt file is ignored and rewritten, and the cache can be switched off.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <fstream>
 
 #include "ops/algorithm_cache.h"
@@ -56,14 +55,19 @@ TEST(AlgorithmCache, ACorruptFileIsIgnoredAndRewritten) {
 }
 
 TEST(AlgorithmCache, OffKeepsChoicesInMemoryOnly) {
-  ::setenv("TB_ALGO_CACHE", "off", 1);
-  EXPECT_EQ(AlgorithmCache::default_path(), "");
-  ::setenv("TB_ALGO_CACHE", "/some/where.json", 1);
-  EXPECT_EQ(AlgorithmCache::default_path(), "/some/where.json");
-  ::unsetenv("TB_ALGO_CACHE");
-  ::setenv("XDG_CACHE_HOME", "/xdg", 1);
-  EXPECT_EQ(AlgorithmCache::default_path(), "/xdg/trainbench/conv-algorithms.json");
-  ::unsetenv("XDG_CACHE_HOME");
+  {
+    const testing::ScopedEnv off("TB_ALGO_CACHE", "off");
+    EXPECT_EQ(AlgorithmCache::default_path(), "");
+  }
+  {
+    const testing::ScopedEnv moved("TB_ALGO_CACHE", "/some/where.json");
+    EXPECT_EQ(AlgorithmCache::default_path(), "/some/where.json");
+  }
+  {
+    const testing::ScopedEnv unset("TB_ALGO_CACHE", "");  // empty: not set
+    const testing::ScopedEnv xdg("XDG_CACHE_HOME", "/xdg");
+    EXPECT_EQ(AlgorithmCache::default_path(), "/xdg/trainbench/conv-algorithms.json");
+  }
 
   AlgorithmCache off("");
   off.store("x", 1);

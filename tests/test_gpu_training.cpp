@@ -6,9 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +15,7 @@
 #include "nn/models.h"
 #include "ops/cuda/step_control.h"
 #include "ops/ref/ref_backend.h"
+#include "test_util.h"
 #include "train/classifier.h"
 #include "train/optimizer.h"
 #include "train/train_step.h"
@@ -104,23 +103,6 @@ struct GpuCase {
   DType dtype;
 };
 
-// Sets an environment variable for one scope, restoring what was there.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 class GpuTraining : public ::testing::TestWithParam<GpuCase> {};
 
 // Even two correct fp32 implementations drift apart over a training run: batch norm on small
@@ -133,7 +115,7 @@ class GpuTraining : public ::testing::TestWithParam<GpuCase> {};
 // chaotic curve one such choice in four runs drifted past the step-8 envelope (0.35 against
 // ref's 0.17) while every launch matches ref op by op (GpuOps.ConvEveryCandidateLaunchMatchesRef).
 TEST_P(GpuTraining, TwentyStepLossCurvesFollowRef) {
-  const ScopedEnv heuristic_launches("TB_CONV_AUTOTUNE", "0");
+  const testing::ScopedEnv heuristic_launches("TB_CONV_AUTOTUNE", "0");
   TB_GPU_BACKEND_OR_SKIP(gpu, GetParam().impl);
   const DType t = GetParam().dtype;
   const bool f32 = t == DType::f32;
