@@ -95,7 +95,8 @@ class CudaBackend final : public GpuBackend {
     if (pad_channels_first(t, g)) {
       const ConvGeometry gp = padded(g);
       const void* xp = padded_input(t, g, x.data);
-      void* wp = grow(pad_w_, size_t(g.K) * g.R * g.S * kPaddedChannels * dtype_size(t));
+      void* wp = grow(pad_w_, size_t(g.K) * g.R * g.S * kPaddedChannels * dtype_size(t),
+                      "padded weights");
       pad_channels(t, krsc_weights(w, t, g.K, g.C, g.R, g.S), wp, int64_t(g.K) * g.R * g.S, g.C,
                    kPaddedChannels, stream());
       const ConvLaunch l = choose(
@@ -135,7 +136,7 @@ class CudaBackend final : public GpuBackend {
       const ConvGeometry gp = padded(g);
       const void* xp = padded_input(t, g, x.data);
       const size_t dwp_bytes = size_t(g.K) * kPaddedChannels * g.R * g.S * sizeof(float);
-      float* dwp = static_cast<float*>(grow(pad_dw_, dwp_bytes));
+      float* dwp = static_cast<float*>(grow(pad_dw_, dwp_bytes, "padded weight gradient"));
       const ConvLaunch l = choose(
           ConvPass::wgrad, t, gp, dwp_bytes, [&](const ConvLaunch& c, void* ws, void* out) {
             conv_wgrad(c, t, gp, xp, dy.data, static_cast<float*>(out), ws, stream());
@@ -176,25 +177,10 @@ class CudaBackend final : public GpuBackend {
   }
   const void* padded_input(DType t, const ConvGeometry& g, const void* x) {
     const int64_t pixels = int64_t(g.N) * g.H * g.W;
-    void* xp = grow(pad_x_, size_t(pixels) * kPaddedChannels * dtype_size(t));
+    void* xp = grow(pad_x_, size_t(pixels) * kPaddedChannels * dtype_size(t), "padded input");
     pad_channels(t, x, xp, pixels, g.C, kPaddedChannels, stream());
     return xp;
   }
-  // A scratch buffer of at least `bytes`: grows only in uncaptured steps (the first sees every
-  // shape), like the workspace.
-  struct Scratch {
-    void* ptr = nullptr;
-    size_t bytes = 0;
-  };
-  void* grow(Scratch& s, size_t bytes) {
-    if (s.bytes >= bytes) return s.ptr;
-    if (s.ptr) release(s.ptr);
-    s.ptr = nullptr;
-    s.ptr = allocate(bytes);
-    s.bytes = bytes;
-    return s.ptr;
-  }
-
   ConvLaunch choose(ConvPass pass, DType t, const ConvGeometry& g, size_t out_bytes,
                     const ConvAutotuner::Runner& run) {
     Stopwatch clock;

@@ -70,11 +70,11 @@ GpuBackend::~GpuBackend() {
   for (cudaGraphExec_t g : graphs_) cudaGraphExecDestroy(g);
   for (cudaEvent_t e : timing_events_) cudaEventDestroy(e);
   release_streaming();
-  if (shadow_.ptr) cudaFree(shadow_.ptr);
+  if (shadow_.buffer.ptr) cudaFree(shadow_.buffer.ptr);
   for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
                   static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
                   static_cast<void*>(dataset_labels_), static_cast<void*>(epoch_order_),
-                  workspace_})
+                  workspace_.ptr})
     if (p) cudaFree(p);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -166,19 +166,24 @@ size_t GpuBackend::device_used_bytes() const {
   return total - free;
 }
 
+void* GpuBackend::grow(Scratch& s, size_t bytes, const char* what) {
+  if (bytes <= s.bytes) return s.ptr;
+  TB_CHECK(!capturing(), "{}: the {} must grow to {} bytes inside a captured step", impl_, what,
+           bytes);
+  if (s.ptr) release(s.ptr);
+  s.ptr = nullptr;
+  s.bytes = 0;
+  s.ptr = allocate(bytes);
+  s.bytes = bytes;
+  return s.ptr;
+}
+
 void* GpuBackend::workspace(size_t bytes) {
-  if (bytes <= workspace_bytes_) return workspace_;
-  TB_CHECK(!capturing(), "{}: the workspace must grow to {} bytes inside a captured step",
-           impl_, bytes);
-  if (workspace_) release(workspace_);
-  workspace_ = nullptr;
+  if (bytes <= workspace_.bytes) return workspace_.ptr;
   // Whole MiB, no slack: the workspace counts in the step's peak memory, and growing it
   // again costs only a reallocation during the first, uncaptured steps.
   const size_t mib = size_t(1) << 20;
-  const size_t rounded = (bytes + mib - 1) / mib * mib;
-  workspace_ = allocate(rounded);
-  workspace_bytes_ = rounded;
-  return workspace_;
+  return grow(workspace_, (bytes + mib - 1) / mib * mib, "workspace");
 }
 
 const void* GpuBackend::krsc_weights(const Tensor& w, DType t, int K, int C, int R, int S,
@@ -188,18 +193,14 @@ const void* GpuBackend::krsc_weights(const Tensor& w, DType t, int K, int C, int
   const size_t bytes = size_t(w.numel()) * dtype_size(t);
   Shadow& sh = shadow_;
   if (reuse && sh.source == w.data && sh.dtype == t && sh.version == weights_version_)
-    return sh.ptr;
-  if (sh.bytes < bytes) {
-    if (sh.ptr) release(sh.ptr);
-    sh.ptr = nullptr;
-    sh.ptr = allocate(bytes);  // advances weights_version_: set it below, after converting
-    sh.bytes = bytes;
-  }
-  weights_to_krsc(t, w.ptr<float>(), sh.ptr, K, C, R, S, stream_);
+    return sh.buffer.ptr;
+  // Growing allocates, which advances weights_version_: the version is taken after it.
+  void* out = grow(sh.buffer, bytes, "16-bit weight copy");
+  weights_to_krsc(t, w.ptr<float>(), out, K, C, R, S, stream_);
   sh.source = w.data;
   sh.dtype = t;
   sh.version = weights_version_;
-  return sh.ptr;
+  return out;
 }
 
 // ---- elementwise ------------------------------------------------------------------------

@@ -139,6 +139,13 @@ class GpuBackend : public Backend, public GpuStepControl {
   // Scratch for one op at a time, sized to the largest request so far. It grows only while
   // no graph is being captured (the first, uncaptured step sees every shape).
   void* workspace(size_t bytes);
+  // A device buffer that only grows, and only outside a captured step (the first, uncaptured
+  // steps see every size it will need). `what` names it in the error.
+  struct Scratch {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+  };
+  void* grow(Scratch& s, size_t bytes, const char* what);
   // The weights w (fp32, K,C,R,S) as K,R,S,C in dtype t, in one scratch buffer shared by
   // every weight tensor (sized to the largest), valid until the next call. Converted now,
   // unless `reuse`, this tensor was the last one converted, and nothing that could change
@@ -174,11 +181,9 @@ class GpuBackend : public Backend, public GpuStepControl {
   void set_data_shape(int C, int H, int W, const Normalization& norm);
   std::map<void*, size_t> allocations_;
   size_t bytes_in_use_ = 0, peak_bytes_ = 0;
-  void* workspace_ = nullptr;
-  size_t workspace_bytes_ = 0;
+  Scratch workspace_;
   struct Shadow {
-    void* ptr = nullptr;
-    size_t bytes = 0;
+    Scratch buffer;
     const void* source = nullptr;  // the fp32 weights it holds now
     DType dtype = DType::f32;
     uint64_t version = ~uint64_t(0);  // weights_version_ when converted
