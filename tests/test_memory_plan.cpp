@@ -35,6 +35,8 @@ TEST(MemoryPlan, DisjointLifetimesShareAndOverlappingOnesDoNot) {
   EXPECT_EQ(plan.category_bytes("activations"), 1024u + 512u);
   // Sizes are known before allocation, so reports need not allocate.
   EXPECT_EQ(plan.total_bytes(), 1536u);
+  // The most bytes live at one step (steps 2 and 3): this layout is at that lower bound.
+  EXPECT_EQ(plan.peak_live_bytes("activations"), 1024u + 512u);
 }
 
 // Random lifetimes and sizes: no two buffers that are live at the same step may overlap in
@@ -57,6 +59,8 @@ TEST(MemoryPlan, RandomLifetimesNeverOverlapInMemory) {
     }
     plan.allocate(*backend);
     EXPECT_LE(plan.category_bytes("activations"), separate);
+    // No layout can use less than what is live at once.
+    EXPECT_GE(plan.category_bytes("activations"), plan.peak_live_bytes("activations"));
     for (size_t i = 0; i < handles.size(); ++i) {
       const char* pi = static_cast<const char*>(plan.pointer(handles[i]));
       for (size_t j = i + 1; j < handles.size(); ++j) {

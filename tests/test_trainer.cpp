@@ -135,6 +135,39 @@ TEST(Trainer, ResumeRefusesACheckpointOfAnotherRun) {
   }
 }
 
+// Checkpoints written before --validation existed have no validation_fraction in their run
+// identity: they held out the fixed 10%, so they resume as 0.1 and are refused otherwise.
+TEST(Trainer, ACheckpointFromBeforeValidationResumesAsTenPercent) {
+  TempDir tmp;
+  testing::write_synthetic_mnist(tmp.str(), "mnist", 64, 16);
+  TrainConfig c = quick_config(tmp.str());
+  c.limit = 64;
+  c.epochs = 2;
+  c.batch_size = 8;
+  c.checkpoint = tmp.str() + "/run.ckpt";
+  std::ostringstream log;
+  Trainer first(c, log);
+  first.on_step = [&](int64_t step) {
+    if (step == 2) first.request_stop();
+  };
+  ASSERT_EQ(first.run().status, "interrupted") << log.str();
+  CheckpointData old = load_checkpoint(c.checkpoint);
+  ASSERT_TRUE(old.header.at("identity").contains("validation_fraction"));
+  old.header["identity"].erase("validation_fraction");
+  save_checkpoint(c.checkpoint, old);
+
+  c.resume = true;
+  c.validation_fraction = 0.2;
+  try {
+    Trainer(c, log).run();
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("validation_fraction"), std::string::npos) << e.what();
+  }
+  c.validation_fraction = 0.1;
+  EXPECT_EQ(Trainer(c, log).run().status, "completed") << log.str();
+}
+
 TEST(Trainer, BadValuesAreInputErrors) {
   std::ostringstream log;
   TrainConfig c;

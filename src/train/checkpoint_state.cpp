@@ -95,6 +95,15 @@ CheckpointData capture_training_state(const TrainConfig& config, const Graph& gr
   return ck;
 }
 
+namespace {
+
+// What a run identity key meant in checkpoints written before the key existed.
+const nlohmann::json kIdentityBefore = {
+    {"validation_fraction", 0.1},  // before --validation: 10% of the train file held out
+};
+
+}  // namespace
+
 void restore_training_state(const CheckpointData& ck, const TrainConfig& config, Graph& graph,
                             Optimizer& optimizer, TrainProgress& p) {
   const std::string& path = config.checkpoint;
@@ -104,9 +113,9 @@ void restore_training_state(const CheckpointData& ck, const TrainConfig& config,
   const nlohmann::json have = ck.header.at("identity");
   std::string diff;
   for (auto it = want.begin(); it != want.end(); ++it) {
-    nlohmann::json other = have.contains(it.key()) ? have.at(it.key()) : nlohmann::json();
-    // Checkpoints from before --validation held out the fixed 10%.
-    if (it.key() == "validation_fraction" && other.is_null()) other = 0.1;
+    const nlohmann::json other = have.contains(it.key())            ? have.at(it.key())
+                                 : kIdentityBefore.contains(it.key()) ? kIdentityBefore.at(it.key())
+                                                                      : nlohmann::json();
     if (other != it.value())
       diff += fmt::format("{}--{}: checkpoint {}, now {}", diff.empty() ? "" : "; ", it.key(),
                           other.dump(), it.value().dump());
