@@ -1,5 +1,6 @@
-// AlgorithmCache: choices survive to a new instance (a later run), runs merge their entries,
-// a corrupt file is ignored and rewritten, and the cache can be switched off.
+// AlgorithmCache: choices survive to a new instance (a later run; written when the first is
+// destroyed or flushed), runs merge their entries, a corrupt file is ignored and rewritten, and
+// the cache can be switched off.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -36,7 +37,9 @@ TEST(AlgorithmCache, RunsMergeTheirEntries) {
   EXPECT_FALSE(a.find("x"));  // both loaded the empty cache
   EXPECT_FALSE(b.find("y"));
   a.store("x", 1);
-  b.store("y", 2);  // must keep a's entry, written after b loaded
+  b.store("y", 2);
+  a.flush();
+  b.flush();  // must keep a's entry, written after b loaded
   AlgorithmCache c(path);
   EXPECT_TRUE(c.find("x"));
   EXPECT_TRUE(c.find("y"));
@@ -49,6 +52,7 @@ TEST(AlgorithmCache, ACorruptFileIsIgnoredAndRewritten) {
   AlgorithmCache a(path);
   EXPECT_FALSE(a.find("x"));
   a.store("x", 3);
+  a.flush();
   AlgorithmCache b(path);
   ASSERT_TRUE(b.find("x"));
   EXPECT_EQ(*b.find("x"), 3);

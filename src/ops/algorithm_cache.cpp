@@ -30,6 +30,8 @@ std::string AlgorithmCache::default_path() {
 
 AlgorithmCache::AlgorithmCache(std::string path) : path_(std::move(path)) {}
 
+AlgorithmCache::~AlgorithmCache() { flush(); }
+
 nlohmann::json AlgorithmCache::read_disk() const {
   std::ifstream in(path_, std::ios::binary);
   if (!in) return nlohmann::json::object();
@@ -62,18 +64,23 @@ void AlgorithmCache::store(const std::string& key, const nlohmann::json& value) 
   load();
   entries_[key] = value;
   ++stores_;
-  if (path_.empty()) return;
-  // Merge with what other runs wrote since we loaded, ours winning, then replace the file.
-  nlohmann::json merged = read_disk();
-  for (auto it = entries_.begin(); it != entries_.end(); ++it) merged[it.key()] = it.value();
-  entries_ = merged;
+  dirty_ = !path_.empty();
+}
+
+void AlgorithmCache::flush() {
+  if (!dirty_) return;
+  dirty_ = false;
   try {
+    // Merge with what other runs wrote since we loaded, ours winning, then replace the file.
+    nlohmann::json merged = read_disk();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) merged[it.key()] = it.value();
+    entries_ = merged;
     std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
     write_file_atomic(path_, nlohmann::json{{"format", kFormat}, {"entries", merged}}.dump(1) + "\n");
   } catch (const std::exception& e) {
     // A cache that cannot be written costs the next run a search, nothing more.
-    fmt::print(stderr, "note: cannot write the algorithm cache {} ({}); continuing without it\n",
-               path_, e.what());
+    fmt::print(stderr, "note: cannot write the algorithm cache {} ({}); the next run measures "
+               "again\n", path_, e.what());
     path_.clear();
   }
 }

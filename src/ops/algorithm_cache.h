@@ -5,8 +5,9 @@
 // choice the library refuses is measured again.
 //
 // The file: TB_ALGO_CACHE if set ("off" disables the cache), else
-// $XDG_CACHE_HOME/trainbench/conv-algorithms.json, else ~/.cache/trainbench/... . It is
-// rewritten atomically, merged with what other runs added meanwhile. An unreadable or corrupt
+// $XDG_CACHE_HOME/trainbench/conv-algorithms.json, else ~/.cache/trainbench/... . New choices
+// are written when the cache is destroyed (once, not at every search inside a run's first
+// step), atomically, merged with what other runs added meanwhile. An unreadable or corrupt
 // file is reported once and treated as empty.
 #pragma once
 #include <nlohmann/json.hpp>
@@ -20,10 +21,15 @@ class AlgorithmCache {
  public:
   // path "" disables the cache: find() misses and store() keeps the choice in memory only.
   explicit AlgorithmCache(std::string path = default_path());
+  ~AlgorithmCache();  // flush()
+  AlgorithmCache(const AlgorithmCache&) = delete;
+  AlgorithmCache& operator=(const AlgorithmCache&) = delete;
   static std::string default_path();
 
   std::optional<nlohmann::json> find(const std::string& key);
   void store(const std::string& key, const nlohmann::json& value);
+  // Writes the choices stored since the last flush, if any; a failure is reported, not thrown.
+  void flush();
 
   const std::string& path() const { return path_; }
   int hits() const { return hits_; }
@@ -36,6 +42,7 @@ class AlgorithmCache {
   std::string path_;
   nlohmann::json entries_ = nlohmann::json::object();
   bool loaded_ = false;
+  bool dirty_ = false;
   int hits_ = 0, stores_ = 0;
 };
 
