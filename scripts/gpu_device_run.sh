@@ -33,14 +33,14 @@ if has tests; then
 fi
 
 if has profile; then
-  echo "== per-layer profile, resnet18: defaults (fp32, batch 64), then bf16 batch 512"
+  echo "== per-layer profile, resnet18: bf16 batch 64, then bf16 batch 512"
   for impl in cudnn cuda; do
-    tb timeout 120 $B/trainbench profile --model resnet18 --impl $impl \
-      --json "$OUT/profile_${impl}_default.json" > /tmp/profile_${impl}_d.log 2>&1
-    echo "$impl default: $(tail -1 /tmp/profile_${impl}_d.log)"
+    tb timeout 120 $B/trainbench profile --model resnet18 --impl $impl --batch-size 64 \
+      --precision bf16 --json "$OUT/profile_${impl}_b64.json" > "$OUT/profile_${impl}_b64.log" 2>&1
+    echo "$impl bf16 b64: $(tail -1 "$OUT/profile_${impl}_b64.log")"
     tb timeout 120 $B/trainbench profile --model resnet18 --impl $impl --batch-size 512 \
-      --precision bf16 --repeats 5 --json "$OUT/profile_$impl.json" > /tmp/profile_$impl.log 2>&1
-    echo "$impl bf16 b512: $(tail -1 /tmp/profile_$impl.log)"
+      --precision bf16 --repeats 5 --json "$OUT/profile_$impl.json" > "$OUT/profile_$impl.log" 2>&1
+    echo "$impl bf16 b512: $(tail -1 "$OUT/profile_$impl.log")"
   done
 fi
 

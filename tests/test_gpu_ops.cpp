@@ -62,6 +62,7 @@ struct ConvShape {
 
 const ConvShape kConvShapes[] = {
     {2, 3, 9, 7, 5, 3, 1, 1, true},      // odd sizes, 3 channels: the FMA engine
+    {2, 3, 9, 7, 16, 3, 1, 1, false},    // a stem: 16-bit types pad 3 channels to 8
     {1, 8, 8, 8, 16, 3, 2, 1, false},    // batch 1, stride 2
     {3, 16, 6, 6, 8, 1, 2, 0, false},    // 1x1 stride-2 projection shortcut
     {2, 32, 10, 10, 32, 3, 1, 1, true},  // tensor cores
@@ -498,9 +499,9 @@ TEST_P(GpuOps, CrossEntropyMatchesRef) {
 
 TEST_P(GpuOps, OptimizerUpdatesMatchRef) {
   if (t() != DType::f32) GTEST_SKIP() << "updates run on the fp32 master weights only";
-  const int64_t n = 1000;
-  const Shape s{n};
   for (int variant = 0; variant < 4; ++variant) {
+    const int64_t n = 1000 + variant;  // 16-byte steps, then a tail of 0 to 3 elements
+    const Shape s{n};
     std::vector<float> w = uniform(n, rng), a(n), b(n);
     const Tensor gw = dev->upload(w, s, DType::f32), ga = dev->empty(s, DType::f32);
     const Tensor gbuf = dev->empty(s, DType::f32);

@@ -60,6 +60,9 @@ GpuBackend::GpuBackend(const std::string& impl) : impl_(impl) {
   sm_count_ = prop.multiProcessorCount;
   device_name_ = prop.name;
   TB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  TB_CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
+  TB_CUDA_CHECK(cudaEventCreateWithFlags(&fork_event_, cudaEventDisableTiming));
+  TB_CUDA_CHECK(cudaEventCreateWithFlags(&join_event_, cudaEventDisableTiming));
   state_ = static_cast<GpuStepState*>(allocate_internal(sizeof(GpuStepState)));
   const GpuStepState initial{};
   copy_from_host(state_, &initial, sizeof(initial));
@@ -67,6 +70,7 @@ GpuBackend::GpuBackend(const std::string& impl) : impl_(impl) {
 
 GpuBackend::~GpuBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
+  if (side_stream_) cudaStreamSynchronize(side_stream_);
   for (cudaGraphExec_t g : graphs_) cudaGraphExecDestroy(g);
   for (cudaEvent_t e : timing_events_) cudaEventDestroy(e);
   release_streaming();
@@ -74,8 +78,11 @@ GpuBackend::~GpuBackend() {
   for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
                   static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
                   static_cast<void*>(dataset_labels_), static_cast<void*>(epoch_order_),
-                  workspace_.ptr})
+                  workspace_.ptr, side_workspace_.ptr})
     if (p) cudaFree(p);
+  for (cudaEvent_t e : {fork_event_, join_event_})
+    if (e) cudaEventDestroy(e);
+  if (side_stream_) cudaStreamDestroy(side_stream_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -178,12 +185,31 @@ void* GpuBackend::grow(Scratch& s, size_t bytes, const char* what) {
   return s.ptr;
 }
 
+// Workspaces grow to whole MiB, no slack: they count in the step's peak memory, and growing
+// again costs only a reallocation during the first, uncaptured steps.
+static size_t whole_mib(size_t bytes) {
+  const size_t mib = size_t(1) << 20;
+  return (bytes + mib - 1) / mib * mib;
+}
+
 void* GpuBackend::workspace(size_t bytes) {
   if (bytes <= workspace_.bytes) return workspace_.ptr;
-  // Whole MiB, no slack: the workspace counts in the step's peak memory, and growing it
-  // again costs only a reallocation during the first, uncaptured steps.
-  const size_t mib = size_t(1) << 20;
-  return grow(workspace_, (bytes + mib - 1) / mib * mib, "workspace");
+  return grow(workspace_, whole_mib(bytes), "workspace");
+}
+
+void* GpuBackend::side_workspace(size_t bytes) {
+  if (bytes <= side_workspace_.bytes) return side_workspace_.ptr;
+  return grow(side_workspace_, whole_mib(bytes), "side stream's workspace");
+}
+
+void GpuBackend::fork_side() {
+  TB_CUDA_CHECK(cudaEventRecord(fork_event_, stream_));
+  TB_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, fork_event_, 0));
+}
+
+void GpuBackend::join_side() {
+  TB_CUDA_CHECK(cudaEventRecord(join_event_, side_stream_));
+  TB_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_, 0));
 }
 
 const void* GpuBackend::krsc_weights(const Tensor& w, DType t, int K, int C, int R, int S,

@@ -146,6 +146,16 @@ class GpuBackend : public Backend, public GpuStepControl {
     size_t bytes = 0;
   };
   void* grow(Scratch& s, size_t bytes, const char* what);
+  // A second stream for work beside the main one within an op (the cuda backend runs a
+  // convolution's weight gradient there, beside its data gradient): fork_side() makes the
+  // side stream wait for the main one's work so far, join_side() makes the main stream wait
+  // for the side's. Joined within the same op, so no later op can overwrite what the side
+  // stream reads; in a captured step the two become parallel branches of the graph. The side
+  // stream has its own workspace (the main one may be in use at the same time).
+  cudaStream_t side_stream() const { return side_stream_; }
+  void* side_workspace(size_t bytes);
+  void fork_side();
+  void join_side();
   // The weights w (fp32, K,C,R,S) as K,R,S,C in dtype t, in one scratch buffer shared by
   // every weight tensor (sized to the largest), valid until the next call. Converted now,
   // unless `reuse`, this tensor was the last one converted, and nothing that could change
@@ -182,6 +192,9 @@ class GpuBackend : public Backend, public GpuStepControl {
   std::map<void*, size_t> allocations_;
   size_t bytes_in_use_ = 0, peak_bytes_ = 0;
   Scratch workspace_;
+  cudaStream_t side_stream_ = nullptr;
+  cudaEvent_t fork_event_ = nullptr, join_event_ = nullptr;
+  Scratch side_workspace_;
   struct Shadow {
     Scratch buffer;
     const void* source = nullptr;  // the fp32 weights it holds now

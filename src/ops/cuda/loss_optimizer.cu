@@ -55,60 +55,142 @@ __global__ void ce_backward_kernel(CrossEntropyParams p, const float* probs, con
   }
 }
 
-__global__ void sgd_kernel(SgdUpdateParams p, float* param, const float* grad, float* buf,
-                           const GpuStepState* state) {
-  if (state && state->nonfinite) return;
-  const float lr = state ? state->lr : p.lr;
-  const float momentum = state ? state->momentum : p.momentum;
-  const float unscale = state ? 1.0f / state->loss_scale : 1.0f;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < p.n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    float g = grad[i] * unscale;
-    if (p.weight_decay != 0.0f) g += p.weight_decay * param[i];
-    if (buf) {
-      float b = momentum * buf[i] + g;
-      buf[i] = b;
-      g = p.nesterov ? g + momentum * b : b;
-    }
-    param[i] -= lr * g;
+// The optimizers walk the parameters four floats at a time (a training step updates the
+// whole 16-byte aligned parameter block in one launch; a scalar tail takes the rest), with
+// restrict pointers so that a thread's loads are issued together rather than one element's
+// read-modify-write after another.
+constexpr int kOptimizerThreads = 256;
+
+template <class Update>
+__device__ __forceinline__ void for_each_param(int64_t n, bool vector, Update update) {
+  const int64_t first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t vectors = vector ? n / 4 : 0;
+  for (int64_t v = first; v < vectors; v += stride) update.template at<4>(v * 4);
+  for (int64_t i = vectors * 4 + first; i < n; i += stride) update.template at<1>(i);
+}
+
+template <int kWidth>
+struct Lanes {
+  float v[kWidth];
+};
+template <int kWidth>
+__device__ __forceinline__ Lanes<kWidth> load(const float* __restrict__ p) {
+  Lanes<kWidth> r;
+  if constexpr (kWidth == 4) {
+    const float4 q = *reinterpret_cast<const float4*>(p);
+    r.v[0] = q.x, r.v[1] = q.y, r.v[2] = q.z, r.v[3] = q.w;
+  } else {
+    r.v[0] = *p;
   }
+  return r;
+}
+template <int kWidth>
+__device__ __forceinline__ void store(float* __restrict__ p, const Lanes<kWidth>& r) {
+  if constexpr (kWidth == 4)
+    *reinterpret_cast<float4*>(p) = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
+  else
+    *p = r.v[0];
+}
+
+struct SgdElements {
+  SgdUpdateParams p;
+  float lr, momentum, unscale;
+  float* __restrict__ param;
+  const float* __restrict__ grad;
+  float* __restrict__ buf;  // null without momentum
+  template <int kWidth>
+  __device__ __forceinline__ void at(int64_t i) const {
+    Lanes<kWidth> w = load<kWidth>(param + i);
+    const Lanes<kWidth> g0 = load<kWidth>(grad + i);
+    Lanes<kWidth> b{};
+    if (buf) b = load<kWidth>(buf + i);
+#pragma unroll
+    for (int k = 0; k < kWidth; ++k) {
+      float g = g0.v[k] * unscale;
+      if (p.weight_decay != 0.0f) g += p.weight_decay * w.v[k];
+      if (buf) {
+        b.v[k] = momentum * b.v[k] + g;
+        g = p.nesterov ? g + momentum * b.v[k] : b.v[k];
+      }
+      w.v[k] -= lr * g;
+    }
+    if (buf) store<kWidth>(buf + i, b);
+    store<kWidth>(param + i, w);
+  }
+};
+
+__global__ void sgd_kernel(SgdUpdateParams p, float* param, const float* grad, float* buf,
+                           bool vector, const GpuStepState* state) {
+  if (state && state->nonfinite) return;
+  const SgdElements e{p,
+                      state ? state->lr : p.lr,
+                      state ? state->momentum : p.momentum,
+                      state ? 1.0f / state->loss_scale : 1.0f,
+                      param,
+                      grad,
+                      buf};
+  for_each_param(p.n, vector, e);
 }
 
 __device__ __forceinline__ float lerp_torch(float start, float end, float weight) {
   return weight < 0.5f ? start + weight * (end - start) : end - (end - start) * (1.0f - weight);
 }
 
+struct AdamElements {
+  AdamUpdateParams p;
+  float unscale, step_size, bias_correction2_sqrt, decay_factor, one_minus_beta1,
+      one_minus_beta2;
+  float* __restrict__ param;
+  const float* __restrict__ grad;
+  float* __restrict__ exp_avg;
+  float* __restrict__ exp_avg_sq;
+  template <int kWidth>
+  __device__ __forceinline__ void at(int64_t i) const {
+    Lanes<kWidth> w = load<kWidth>(param + i);
+    const Lanes<kWidth> g0 = load<kWidth>(grad + i);
+    Lanes<kWidth> m = load<kWidth>(exp_avg + i);
+    Lanes<kWidth> v = load<kWidth>(exp_avg_sq + i);
+#pragma unroll
+    for (int k = 0; k < kWidth; ++k) {
+      float g = g0.v[k] * unscale;
+      if (p.weight_decay != 0.0f) {
+        if (p.decoupled_weight_decay)
+          w.v[k] *= decay_factor;
+        else
+          g += p.weight_decay * w.v[k];
+      }
+      m.v[k] = lerp_torch(m.v[k], g, one_minus_beta1);
+      v.v[k] = p.beta2 * v.v[k] + one_minus_beta2 * g * g;
+      const float denom = sqrtf(v.v[k]) / bias_correction2_sqrt + p.eps;
+      w.v[k] = w.v[k] + (-step_size * m.v[k]) / denom;
+    }
+    store<kWidth>(exp_avg + i, m);
+    store<kWidth>(exp_avg_sq + i, v);
+    store<kWidth>(param + i, w);
+  }
+};
+
 __global__ void adam_kernel(AdamUpdateParams p, float* param, const float* grad, float* exp_avg,
-                            float* exp_avg_sq, const GpuStepState* state) {
+                            float* exp_avg_sq, bool vector, const GpuStepState* state) {
   if (state && state->nonfinite) return;
   const float lr = state ? state->lr : p.lr;
   const float beta1 = state ? state->momentum : p.beta1;
   const double t = state ? double(state->optimizer_steps + 1) : double(p.step);
-  const float unscale = state ? 1.0f / state->loss_scale : 1.0f;
   const double bias_correction1 = 1.0 - pow(double(beta1), t);
   const double bias_correction2 = 1.0 - pow(double(p.beta2), t);
-  const float step_size = float(double(lr) / bias_correction1);
-  const float bias_correction2_sqrt = float(sqrt(bias_correction2));
-  const float decay_factor = float(1.0 - double(lr) * double(p.weight_decay));
-  const float one_minus_beta1 = float(1.0 - double(beta1));
-  const float one_minus_beta2 = float(1.0 - double(p.beta2));
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < p.n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    float g = grad[i] * unscale;
-    float w = param[i];
-    if (p.weight_decay != 0.0f) {
-      if (p.decoupled_weight_decay)
-        w *= decay_factor;
-      else
-        g += p.weight_decay * w;
-    }
-    const float m = lerp_torch(exp_avg[i], g, one_minus_beta1);
-    const float v = p.beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g;
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
-    const float denom = sqrtf(v) / bias_correction2_sqrt + p.eps;
-    param[i] = w + (-step_size * m) / denom;
-  }
+  const AdamElements e{p,
+                       state ? 1.0f / state->loss_scale : 1.0f,
+                       float(double(lr) / bias_correction1),
+                       float(sqrt(bias_correction2)),
+                       float(1.0 - double(lr) * double(p.weight_decay)),
+                       float(1.0 - double(beta1)),
+                       float(1.0 - double(p.beta2)),
+                       param,
+                       grad,
+                       exp_avg,
+                       exp_avg_sq};
+  for_each_param(p.n, vector, e);
 }
 
 __global__ void begin_step_kernel(GpuStepState* st, const float* lr, const float* momentum,
@@ -203,16 +285,20 @@ void cross_entropy_backward(DType t, const CrossEntropyParams& p, const float* p
 void sgd_update(const SgdUpdateParams& p, float* param, const float* grad, float* momentum_buffer,
                 const GpuStepState* state, cudaStream_t s) {
   if (p.n == 0) return;
-  sgd_kernel<<<blocks_for(p.n, kThreads, 2048), kThreads, 0, s>>>(
-      p, param, grad, p.momentum != 0.0f ? momentum_buffer : nullptr, state);
+  float* buf = p.momentum != 0.0f ? momentum_buffer : nullptr;
+  const bool vector = aligned16(param) && aligned16(grad) && (!buf || aligned16(buf));
+  sgd_kernel<<<blocks_for(vector ? p.n / 4 : p.n, kOptimizerThreads, 4096), kOptimizerThreads, 0,
+               s>>>(p, param, grad, buf, vector, state);
   TB_CUDA_LAUNCH_CHECK();
 }
 
 void adam_update(const AdamUpdateParams& p, float* param, const float* grad, float* exp_avg,
                  float* exp_avg_sq, const GpuStepState* state, cudaStream_t s) {
   if (p.n == 0) return;
-  adam_kernel<<<blocks_for(p.n, kThreads, 2048), kThreads, 0, s>>>(p, param, grad, exp_avg,
-                                                                   exp_avg_sq, state);
+  const bool vector =
+      aligned16(param) && aligned16(grad) && aligned16(exp_avg) && aligned16(exp_avg_sq);
+  adam_kernel<<<blocks_for(vector ? p.n / 4 : p.n, kOptimizerThreads, 4096), kOptimizerThreads,
+                0, s>>>(p, param, grad, exp_avg, exp_avg_sq, vector, state);
   TB_CUDA_LAUNCH_CHECK();
 }
 
