@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libdnnl-dev libopenblas-dev libsvm-dev
+  libdnnl-dev ocl-icd-opencl-dev libopenblas-dev libsvm-dev
   nodejs chromium
   python3-torch python3-numpy
 )
