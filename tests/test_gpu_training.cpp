@@ -161,6 +161,7 @@ TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
     TrainStep step(model, opt, 11);
     model.set_batch(c.batch, b.images[0].data(), b.labels[0].data());
     for (int s = 0; s < steps; ++s) host_losses.push_back(step.host_step(c.batch, s, 0.01f, nullptr));
+    host_losses.push_back(model.forward_loss(c.batch, false, 11, 0));  // evaluation after
   }
   Classifier model(build_model(c.model, c.input), *gpu, c.batch, true, 0.0f, t);
   model.graph().init_parameters(5);
@@ -179,6 +180,11 @@ TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
         << "step " << s << " (" << GetParam().impl << ", " << dtype_name(t) << ")";
   step.sync_optimizer();
   EXPECT_EQ(opt.steps_taken(), steps);
+  // An evaluation pass after the replays sees the weights they left (at small batches the
+  // 16-bit weight copies persist between steps: GpuBackend::krsc_weights).
+  const double eval_loss = model.forward_loss(c.batch, false, 11, 0);
+  EXPECT_NEAR(eval_loss, host_losses.back(), rtol * std::abs(host_losses.back()) + 1e-5)
+      << "evaluation after the steps (" << GetParam().impl << ", " << dtype_name(t) << ")";
 }
 
 TEST_P(GpuTraining, StepsAfterTheFirstTwoAllocateNothing) {

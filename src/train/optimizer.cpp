@@ -86,13 +86,38 @@ Optimizer::Optimizer(Backend& backend, std::vector<ParamRef> params,
       state_.push_back({p.name + ".exp_avg_sq", slot_b_[i]});
     }
   }
-  // The destructor does not run if the constructor throws, so free the block here.
+  // The destructor does not run if the constructor throws, so free the block here. The gaps
+  // between slices are zeroed too: a one-call update walks them (see plan_blocks).
   try {
-    for (const StateRef& s : state_) backend_.fill_zero(s.value);
+    backend_.fill_zero(Tensor(block_, DType::u8, Shape{int64_t(total + kSliceAlign - 1)},
+                              backend_.device()));
+    plan_blocks();
   } catch (...) {
     backend_.release(block_);
     throw;
   }
+}
+
+// SGD with momentum on parameters planned into one block (with their gradients in another,
+// at the same offsets) has its state at those offsets too: then one update over the three
+// blocks, gaps included, replaces a launch per parameter. The gaps stay zero under it (zero
+// weights, gradients and momentum give zero).
+bool Optimizer::plan_blocks() {
+  if (!is_sgd(config_) || config_.momentum <= 0 || params_.empty()) return false;
+  auto at = [](const Tensor& t) { return static_cast<const char*>(t.data); };
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const ptrdiff_t offset = at(params_[i].value) - at(params_[0].value);
+    if (offset < 0 || at(params_[i].grad) - at(params_[0].grad) != offset ||
+        at(slot_a_[i]) - at(slot_a_[0]) != offset || params_[i].value.dtype != DType::f32)
+      return false;
+  }
+  const Tensor& last = params_.back().value;
+  const int64_t n = (at(last) - at(params_[0].value)) / int64_t(sizeof(float)) + last.numel();
+  const Device d = backend_.device();
+  param_block_ = Tensor(params_[0].value.data, DType::f32, Shape{n}, d);
+  grad_block_ = Tensor(params_[0].grad.data, DType::f32, Shape{n}, d);
+  momentum_block_ = Tensor(slot_a_[0].data, DType::f32, Shape{n}, d);
+  return true;
 }
 
 Optimizer::~Optimizer() {
@@ -115,6 +140,16 @@ void Optimizer::step(float lr) {
   TB_CHECK(std::isfinite(lr) && lr >= 0, "learning rate {} is not a finite value >= 0", lr);
   ++steps_;
   const bool sgd = is_sgd(config_);
+  if (param_block_.defined()) {
+    SgdUpdateParams u;
+    u.n = param_block_.numel();
+    u.lr = lr;
+    u.momentum = config_.momentum;
+    u.weight_decay = config_.weight_decay;
+    u.nesterov = config_.nesterov;
+    backend_.sgd_update(u, param_block_, grad_block_, momentum_block_);
+    return;
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     const ParamRef& p = params_[i];
     if (sgd) {

@@ -40,7 +40,9 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  // One update of every parameter with learning rate lr.
+  // One update of every parameter with learning rate lr: one backend call over all of them
+  // when they, their gradients and the state lie at the same offsets in three blocks (SGD
+  // with momentum on a planned graph), else one per parameter.
   void step(float lr);
 
   // Changes the momentum used from the next step on: SGD's momentum, or Adam's beta1, which
@@ -62,6 +64,9 @@ class Optimizer {
   std::vector<StateRef> state_;
   std::vector<Tensor> slot_a_, slot_b_;  // per parameter: momentum or exp_avg / exp_avg_sq
   int64_t steps_ = 0;
+  // The three blocks of the one-call update, when they exist (see step).
+  bool plan_blocks();
+  Tensor param_block_, grad_block_, momentum_block_;
 };
 
 // Learning-rate schedules as a pure function of the step, so a resumed run needs no state.

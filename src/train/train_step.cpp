@@ -43,7 +43,6 @@ void TrainStep::start_device(const std::vector<float>& lr, const std::vector<flo
   stats_ = model_.backend().allocate(sizeof(float) * 2 * size_t(std::max<int64_t>(slots, 1)));
   model_.backend().fill_zero(
       Tensor(stats_, DType::f32, Shape{2 * std::max<int64_t>(slots, 1)}, model_.backend().device()));
-  fused_sgd_ = plan_fused_sgd();
   gpu_->enable_device_schedule(lr, momentum, first_step, optimizer_.steps_taken(),
                                options.dynamic_loss_scale,
                                options.dynamic_loss_scale ? options.initial_loss_scale : 1.0f);
@@ -62,48 +61,8 @@ void TrainStep::enqueue(int n, int full_batch) {
                           stats_, slots_);
   model_.backward(n, seed_, 0);
   if (options_.dynamic_loss_scale) gpu_->check_gradients(graph.gradient_block());
-  if (fused_sgd_) {
-    const OptimizerConfig& c = optimizer_.config();
-    SgdUpdateParams u;
-    u.n = param_block_.numel();
-    u.momentum = c.momentum;  // nonzero: selects the buffer; the value comes from the device
-    u.weight_decay = c.weight_decay;
-    u.nesterov = c.nesterov;
-    model_.backend().sgd_update(u, param_block_, grad_block_, momentum_block_);
-  } else {
-    optimizer_.step(0.0f);
-  }
+  optimizer_.step(0.0f);  // the rate and momentum come from the device schedule
   gpu_->end_step();
-}
-
-bool TrainStep::plan_fused_sgd() {
-  const OptimizerConfig& c = optimizer_.config();
-  const std::vector<ParamRef> params = model_.graph().parameters();
-  const std::vector<StateRef>& state = optimizer_.state();
-  if (c.kind != "sgd" || c.momentum <= 0 || params.empty() || state.size() != params.size())
-    return false;
-  auto at = [](const Tensor& t) { return static_cast<const char*>(t.data); };
-  for (size_t i = 0; i < params.size(); ++i) {
-    const ptrdiff_t offset = at(params[i].value) - at(params[0].value);
-    if (at(params[i].grad) - at(params[0].grad) != offset ||
-        at(state[i].value) - at(state[0].value) != offset ||
-        params[i].value.dtype != DType::f32 || state[i].value.numel() != params[i].value.numel())
-      return false;
-  }
-  const Tensor& last = params.back().value;
-  const int64_t n = (at(last) - at(params[0].value)) / int64_t(sizeof(float)) + last.numel();
-  const Device d = model_.backend().device();
-  // The optimizer zeroed its buffers but not the alignment gaps between them: zero those, so
-  // the parameters' padding (zero since planning) stays zero under the block update.
-  for (size_t i = 0; i + 1 < state.size(); ++i) {
-    char* end = const_cast<char*>(at(state[i].value)) + state[i].value.bytes();
-    const int64_t gap = at(state[i + 1].value) - end;
-    if (gap > 0) model_.backend().fill_zero(Tensor(end, DType::u8, Shape{gap}, d));
-  }
-  param_block_ = Tensor(params[0].value.data, DType::f32, Shape{n}, d);
-  grad_block_ = Tensor(params[0].grad.data, DType::f32, Shape{n}, d);
-  momentum_block_ = Tensor(state[0].value.data, DType::f32, Shape{n}, d);
-  return true;
 }
 
 void TrainStep::device_step(int n, int full_batch) {

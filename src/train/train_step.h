@@ -75,10 +75,6 @@ class TrainStep {
 
  private:
   void enqueue(int n, int full_batch);
-  // SGD with momentum over the whole parameter block at once, when parameters, gradients and
-  // momentum buffers are laid out alike (the graph and the optimizer both align each tensor
-  // to 256 bytes in the same order, and the padding between tensors stays zero).
-  bool plan_fused_sgd();
 
   Classifier& model_;
   Optimizer& optimizer_;
@@ -89,8 +85,6 @@ class TrainStep {
   void* stats_ = nullptr;  // float2 [slots]
   std::set<int> warmed_;
   std::map<int, int> graphs_;  // batch size -> captured graph
-  bool fused_sgd_ = false;
-  Tensor param_block_, grad_block_, momentum_block_;
 };
 
 }  // namespace tb

@@ -52,17 +52,38 @@ __global__ void reduce_kernel(ConvGeometry g, int splits, const float* __restric
   }
 }
 
+// out[i] (K,R,S,C) from w (K,C,R,S).
+template <class T>
+__device__ __forceinline__ void krsc_element(const float* __restrict__ w, T* out, int C, int R,
+                                             int S, int64_t i) {
+  const int c = int(i % C);
+  int64_t rest = i / C;
+  const int s = int(rest % S);
+  rest /= S;
+  const int r = int(rest % R), k = int(rest / R);
+  out[i] = from_float<T>(w[((int64_t(k) * C + c) * R + r) * S + s]);
+}
+
 template <class T>
 __global__ void krsc_kernel(const float* __restrict__ w, T* out, int K, int C, int R, int S) {
   const int64_t total = int64_t(K) * C * R * S;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x)
+    krsc_element(w, out, C, R, S, i);
+}
+
+// Element i of the concatenated segments: a binary search for its segment (a few dozen).
+template <class T>
+__global__ void krsc_segments_kernel(const KrscSegment* segments, int count, int64_t total) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const int c = int(i % C);
-    int64_t rest = i / C;
-    const int s = int(rest % S);
-    rest /= S;
-    const int r = int(rest % R), k = int(rest / R);
-    out[i] = from_float<T>(w[((int64_t(k) * C + c) * R + r) * S + s]);
+    int lo = 0, hi = count - 1;
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (segments[mid].begin <= i) lo = mid; else hi = mid - 1;
+    }
+    const KrscSegment& g = segments[lo];
+    krsc_element(g.w, static_cast<T*>(g.out), g.C, g.R, g.S, i - g.begin);
   }
 }
 
@@ -232,6 +253,15 @@ void weights_to_krsc(DType t, const float* w_kcrs, void* w_krsc, int K, int C, i
   const int64_t n = int64_t(K) * C * R * S;
   TB_GPU_DISPATCH(t, T, {
     krsc_kernel<T><<<blocks_for(n, 256), 256, 0, s>>>(w_kcrs, static_cast<T*>(w_krsc), K, C, R, S);
+  });
+  TB_CUDA_LAUNCH_CHECK();
+}
+
+void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t total,
+                     cudaStream_t s) {
+  if (count == 0 || total == 0) return;
+  TB_GPU_DISPATCH(t, T, {
+    krsc_segments_kernel<T><<<blocks_for(total, 256), 256, 0, s>>>(segments, count, total);
   });
   TB_CUDA_LAUNCH_CHECK();
 }

@@ -75,6 +75,9 @@ GpuBackend::~GpuBackend() {
   for (cudaEvent_t e : timing_events_) cudaEventDestroy(e);
   release_streaming();
   if (shadow_.buffer.ptr) cudaFree(shadow_.buffer.ptr);
+  for (auto& [w, c] : weight_copies_)
+    if (c.copy) cudaFree(c.copy);
+  if (copy_table_) cudaFree(copy_table_);
   for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
                   static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
                   static_cast<void*>(dataset_labels_), static_cast<void*>(epoch_order_),
@@ -121,6 +124,18 @@ void GpuBackend::release(void* ptr) {
   if (!ptr) return;
   auto it = allocations_.find(ptr);
   TB_CHECK(it != allocations_.end(), "{}: release of memory it did not allocate", impl_);
+  // Weights that lived in this memory: their copies (which would read freed memory) and
+  // records go.
+  const char* begin = static_cast<const char*>(ptr);
+  const size_t size = it->second;
+  if (std::any_of(weight_copies_.begin(), weight_copies_.end(), [&](const auto& e) {
+        const char* w = static_cast<const char*>(e.first);
+        return w >= begin && w < begin + size;
+      })) {
+    drop_persistent_copies();
+    weight_copies_.clear();
+    it = allocations_.find(ptr);
+  }
   bytes_in_use_ -= it->second;
   allocations_.erase(it);
   ++weights_version_;
@@ -197,6 +212,48 @@ void* GpuBackend::workspace(size_t bytes) {
   return grow(workspace_, whole_mib(bytes), "workspace");
 }
 
+void GpuBackend::adopt_persistent_copies() {
+  if (persistent_copies_ || weight_copies_.empty()) return;
+  int64_t elements = 0;
+  size_t bytes = 0;
+  const DType t = weight_copies_.begin()->second.dtype;
+  for (const auto& [w, c] : weight_copies_) {
+    if (c.dtype != t) return;  // one table converts to one type
+    elements += int64_t(c.K) * c.C * c.R * c.S;
+  }
+  // Against the memory in use now, between steps: the step's own (the first step's peak
+  // may hold an algorithm search's scratch).
+  bytes = size_t(elements) * dtype_size(t);
+  if (bytes * 16 < bytes_in_use_) return;
+  std::vector<KrscSegment> table;
+  int64_t begin = 0;
+  for (auto& [w, c] : weight_copies_) {
+    const int64_t n = int64_t(c.K) * c.C * c.R * c.S;
+    c.copy = allocate(size_t(n) * dtype_size(t));
+    table.push_back({static_cast<const float*>(w), c.copy, c.K, c.C, c.R, c.S, begin});
+    begin += n;
+  }
+  copy_table_ = static_cast<KrscSegment*>(allocate(sizeof(KrscSegment) * table.size()));
+  copy_from_host(copy_table_, table.data(), sizeof(KrscSegment) * table.size());
+  copy_count_ = int(table.size());
+  copy_elements_ = elements;
+  copy_dtype_ = t;
+  copies_version_ = ~uint64_t(0);
+  persistent_copies_ = true;
+}
+
+void GpuBackend::drop_persistent_copies() {
+  if (!persistent_copies_) return;
+  persistent_copies_ = false;  // first: release() below must not come back here
+  for (auto& [w, c] : weight_copies_)
+    if (c.copy) release(c.copy);
+  release(copy_table_);
+  weight_copies_.clear();
+  copy_table_ = nullptr;
+  copy_count_ = 0;
+  copy_elements_ = 0;
+}
+
 void* GpuBackend::side_workspace(size_t bytes) {
   if (bytes <= side_workspace_.bytes) return side_workspace_.ptr;
   return grow(side_workspace_, whole_mib(bytes), "side stream's workspace");
@@ -216,6 +273,18 @@ const void* GpuBackend::krsc_weights(const Tensor& w, DType t, int K, int C, int
                                      bool reuse) {
   GPU_EXPECT(w, int64_t(K) * C * R * S, "w");
   GPU_EXPECT_DTYPE(w, DType::f32, "w (fp32 master weights)");
+  auto known = weight_copies_.find(w.data);
+  const bool same = known != weight_copies_.end() && known->second.dtype == t &&
+                    known->second.K == K && known->second.C == C && known->second.R == R &&
+                    known->second.S == S;
+  if (persistent_copies_ && same) {
+    if (copies_version_ != weights_version_) {
+      weights_to_krsc(copy_dtype_, copy_table_, copy_count_, copy_elements_, stream_);
+      copies_version_ = weights_version_;
+    }
+    return known->second.copy;
+  }
+  if (!persistent_copies_) weight_copies_[w.data] = WeightCopy{t, K, C, R, S};
   const size_t bytes = size_t(w.numel()) * dtype_size(t);
   Shadow& sh = shadow_;
   if (reuse && sh.source == w.data && sh.dtype == t && sh.version == weights_version_)
@@ -582,6 +651,7 @@ void GpuBackend::set_epoch(int64_t epoch, int64_t epoch_first_step) {
 
 void GpuBackend::begin_step() {
   TB_CHECK(device_schedule_, "{}: begin_step before enable_device_schedule", impl_);
+  if (!persistent_copies_ && !capturing()) weight_copies_.clear();  // record this step's
   gpu::begin_step(state_, lr_schedule_, momentum_schedule_, schedule_first_step_,
                   schedule_length_, stream_);
 }
@@ -769,6 +839,7 @@ void GpuBackend::gather_batch(const Tensor& input, const Tensor& labels, int n, 
 }
 
 void GpuBackend::begin_capture() {
+  adopt_persistent_copies();
   TB_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
 }
 
@@ -785,6 +856,7 @@ int GpuBackend::end_capture() {
 
 void GpuBackend::replay(int graph) {
   TB_CHECK(graph >= 0 && graph < int(graphs_.size()), "{}: no captured graph {}", impl_, graph);
+  ++weights_version_;  // the step updates the weights on the device
   TB_CUDA_CHECK(cudaGraphLaunch(graphs_[size_t(graph)], stream_));
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ops/backend.h"
+#include "ops/cuda/conv_kernels.h"
 #include "ops/cuda/gpu_step_state.h"
 #include "ops/cuda/step_control.h"
 
@@ -156,12 +157,18 @@ class GpuBackend : public Backend, public GpuStepControl {
   void* side_workspace(size_t bytes);
   void fork_side();
   void join_side();
-  // The weights w (fp32, K,C,R,S) as K,R,S,C in dtype t, in one scratch buffer shared by
-  // every weight tensor (sized to the largest), valid until the next call. Converted now,
-  // unless `reuse`, this tensor was the last one converted, and nothing that could change
-  // weights (an update, a copy from the host, an allocation) has run since. One shared copy
-  // instead of one per tensor keeps a model's worth of 16-bit weights (45 MiB for resnet50)
-  // out of the step's peak memory, for one small conversion kernel per backward pass.
+  // The weights w (fp32, K,C,R,S) as K,R,S,C in dtype t. Two ways, chosen when a step is
+  // first captured (begin_capture):
+  // - Shared (the default): one scratch buffer for every weight tensor (sized to the
+  //   largest), valid until the next call; converted now, unless `reuse`, this tensor was the
+  //   last one converted, and nothing that could change weights (an update, a copy, an
+  //   allocation, a replayed step) has run since. This keeps a model's worth of 16-bit
+  //   weights (45 MiB for resnet50) out of the peak memory, for a conversion kernel per use.
+  // - Persistent, when the copies of the weights the uncaptured step converted come to at
+  //   least a sixteenth of the memory in use: small batches, where a step is a chain of
+  //   short kernels and two conversions per layer are a tenth of its launches. Each of those
+  //   weights keeps its own copy, and one launch refreshes them all when the weights change
+  //   (once per step, at the first use after the update).
   const void* krsc_weights(const Tensor& w, DType t, int K, int C, int R, int S,
                            bool reuse = false);
   // The device's GpuStepState when kernels should read it, else null.
@@ -203,6 +210,22 @@ class GpuBackend : public Backend, public GpuStepControl {
   };
   uint64_t weights_version_ = 0;  // advanced by anything that may write weights
   Shadow shadow_;
+  // Persistent copies (see krsc_weights): the weights converted since the last begin_step
+  // while shared, then each one's copy and the device table that refreshes them all.
+  struct WeightCopy {
+    DType dtype;
+    int K, C, R, S;
+    void* copy = nullptr;
+  };
+  std::map<const void*, WeightCopy> weight_copies_;
+  KrscSegment* copy_table_ = nullptr;
+  int copy_count_ = 0;
+  int64_t copy_elements_ = 0;
+  DType copy_dtype_ = DType::f32;
+  bool persistent_copies_ = false;
+  uint64_t copies_version_ = ~uint64_t(0);  // weights_version_ at the last refresh
+  void adopt_persistent_copies();
+  void drop_persistent_copies();
   // Device-side step scalars and the schedule.
   GpuStepState* state_ = nullptr;
   float* lr_schedule_ = nullptr;
