@@ -2,8 +2,8 @@
 # One call on the GPU machine (the device tool), from the repository root, with devdata/
 # carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
 # sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
-# machine's. Sections (default: tests bench torch sanitizer): tests profile bench torch train
-# study cpu sanitizer. Logs and JSON lines go to $OUT (at most 8 files come back); the last lines printed
+# machine's. Sections (default: tests bench torch sanitizer): tests wgmma profile bench torch
+# train study cpu sanitizer. Logs and JSON lines go to $OUT (at most 8 files come back); the last lines printed
 # are the comparison table.
 set -uo pipefail
 OUT=${OUT:-/tmp/tb-out}
@@ -42,6 +42,22 @@ if has profile; then
       --precision bf16 --repeats 5 --json "$OUT/profile_$impl.json" > "$OUT/profile_$impl.log" 2>&1
     echo "$impl bf16 b512: $(tail -1 "$OUT/profile_$impl.log")"
   done
+fi
+
+if has wgmma; then
+  echo "== our kernels with and without the wgmma tiles (resnet18 bf16); HGMMA in the binary:"
+  CUOBJDUMP=$(command -v cuobjdump || ls /usr/local/cuda/bin/cuobjdump 2>/dev/null)
+  [ -n "$CUOBJDUMP" ] && $CUOBJDUMP --dump-sass $B/trainbench | grep -c HGMMA
+  # With the wgmma tiles: cudnn beside cuda for the ratio, and every timed candidate of the
+  # autotuner (TB_CONV_AUTOTUNE_LOG) in autotune.log.
+  for w in 0 1; do
+    impls=cuda; [ $w = 1 ] && impls=cudnn,cuda
+    TB_CONV_AUTOTUNE_LOG=$w TB_CONV_WGMMA=$w tb timeout 200 $B/trainbench throughput \
+      --warmup 3 --repeats 20 --impl $impls --model resnet18,resnet50 --batch-size 64,512 \
+      --precision bf16 > "$OUT/wgmma$w.log" 2> "$OUT/autotune$w.log"
+    grep -E "^resnet" "$OUT/wgmma$w.log" | sed "s/^/wgmma=$w  /"
+  done
+  rm -f "$OUT/autotune0.log"
 fi
 
 BENCH="$B/trainbench throughput --warmup 3 --repeats 20 --impl cudnn,cuda --baseline cudnn --results $OUT/throughput.jsonl"
@@ -85,10 +101,13 @@ print(f"{sys.argv[2]:34s} seed {r['config']['seed']}  train {f['train_seconds']:
 PY
     done
   }
+  # TRAIN_RECIPES=targets: only the two recipes behind the issue's targets (a shorter call).
   {
-    recipe "fashion-mnist b512 7ep lr0.1" --dataset fashion-mnist --batch-size 512 --epochs 7 --lr 0.1
+    if [ "${TRAIN_RECIPES:-all}" = all ]; then
+      recipe "fashion-mnist b512 7ep lr0.1" --dataset fashion-mnist --batch-size 512 --epochs 7 --lr 0.1
+      recipe "fashion-mnist b256 6ep lr0.15" --dataset fashion-mnist --batch-size 256 --epochs 6 --lr 0.15
+    fi
     recipe "fashion-mnist b512 6ep lr0.15 all60k" --dataset fashion-mnist --batch-size 512 --epochs 6 --lr 0.15 --validation 0
-    recipe "fashion-mnist b256 6ep lr0.15" --dataset fashion-mnist --batch-size 256 --epochs 6 --lr 0.15
     recipe "mnist b256 320 steps lr0.1" --dataset mnist --batch-size 256 --epochs 2 --max-steps 320 --lr 0.1
   } > "$OUT/train.log" 2>&1
   unset TB_ALGO_CACHE
@@ -123,7 +142,8 @@ if has sanitizer; then
   grep -E "ERROR SUMMARY|PASSED|FAILED|Invalid" "$OUT/sanitizer.log" | head -10
   # Every candidate launch of our convolution kernels (every tile, split and stride class).
   tb timeout 200 $CS --tool memcheck --error-exitcode 9 $B/trainbench_tests \
-    --gtest_filter='*GpuOps.ConvEveryCandidateLaunchMatchesRef/cuda_*' > "$OUT/sanitizer_conv.log" 2>&1
+    --gtest_filter="*GpuOps.ConvEveryCandidateLaunchMatchesRef/cuda_${SANITIZE_DTYPES:-*}" \
+    > "$OUT/sanitizer_conv.log" 2>&1
   echo "exit $?"
   grep -E "ERROR SUMMARY|PASSED|FAILED|Invalid" "$OUT/sanitizer_conv.log" | head -10
 fi

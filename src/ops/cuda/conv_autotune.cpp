@@ -17,6 +17,12 @@ bool autotune_enabled() {
   return !(v && std::strcmp(v, "0") == 0);
 }
 
+// TB_CONV_AUTOTUNE_LOG=1: every timed candidate and the choice, on stderr.
+bool autotune_log() {
+  const char* v = std::getenv("TB_CONV_AUTOTUNE_LOG");
+  return v && *v && std::strcmp(v, "0") != 0;
+}
+
 // Milliseconds per run, over `reps` runs after one warm-up.
 float time_runs(cudaStream_t s, int reps, const std::function<void()>& run) {
   cudaEvent_t a, b;
@@ -35,16 +41,18 @@ float time_runs(cudaStream_t s, int reps, const std::function<void()>& run) {
 }
 
 // Names the kernels' tile list in cache keys: a cached tile index means nothing to another
-// list, so change this whenever conv_mma.cu's or conv_fma.cu's tiles change.
-constexpr const char* kKernelSet = "conv-v6";
+// list, so change this whenever conv_mma.cu's, conv_wgmma.cu's or conv_fma.cu's tiles change.
+constexpr const char* kKernelSet = "conv-v7";
 
 }  // namespace
 
 std::string ConvAutotuner::cache_key(ConvPass pass, DType t, const ConvGeometry& g) const {
   static const char* kPass[] = {"fprop", "dgrad", "wgrad"};
-  return fmt::format("{} {}|{}|{}|n{} c{} h{} w{} k{} r{} s{} stride{} pad{}", device_,
-                     kKernelSet, dtype_name(t), kPass[int(pass)], g.N, g.C, g.H, g.W, g.K, g.R,
-                     g.S, g.stride, g.pad);
+  // The wgmma tiles may be switched off (TB_CONV_WGMMA=0): a choice made without them is not
+  // the choice with them, and the other way round.
+  return fmt::format("{} {}{}|{}|{}|n{} c{} h{} w{} k{} r{} s{} stride{} pad{}", device_,
+                     kKernelSet, wgmma_available() ? "+wgmma" : "", dtype_name(t),
+                     kPass[int(pass)], g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.stride, g.pad);
 }
 
 ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_count,
@@ -95,13 +103,18 @@ ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_c
     void* scratch_out = backend.allocate(out_bytes);
     void* scratch_ws = ws_bytes ? backend.allocate(ws_bytes) : nullptr;
     float best_ms = std::numeric_limits<float>::max();
+    const bool log = autotune_log();
     for (int i = 0; i < count; ++i) {
       const float ms = time_runs(stream, 3, [&] { run(candidates[i], scratch_ws, scratch_out); });
+      if (log) fmt::print(stderr, "autotune {}: {:.4f} ms  {}\n", cache_key_text, ms,
+                          conv_launch_name(candidates[i]));
       if (ms < best_ms) {
         best_ms = ms;
         best = candidates[i];
       }
     }
+    if (log) fmt::print(stderr, "autotune {}: chose {} ({:.4f} ms)\n", cache_key_text,
+                        conv_launch_name(best), best_ms);
     TB_CUDA_CHECK(cudaStreamSynchronize(stream));
     backend.release(scratch_out);
     if (scratch_ws) backend.release(scratch_ws);

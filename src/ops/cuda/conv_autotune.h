@@ -1,6 +1,7 @@
 // Picks how each convolution pass of each shape runs, once: every candidate launch of our
 // kernels is timed on the real operands (outputs go to scratch) and the fastest is kept.
 // TB_CONV_AUTOTUNE=0 in the environment takes the heuristic choice instead (quicker tests).
+// TB_CONV_AUTOTUNE_LOG=1 prints every timed candidate and the choice on stderr.
 // Timed choices go into the algorithm cache (ops/algorithm_cache.h), so later runs on the
 // same GPU skip the timing.
 #pragma once

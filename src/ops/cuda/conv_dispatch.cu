@@ -1,6 +1,7 @@
 // Convolution entry points: the choice of engine, tile and split count per shape, the
 // reduction of split partials, and the weight layout conversion.
 #include <algorithm>
+#include <string>
 
 #include "ops/cuda/conv_common.cuh"
 
@@ -13,6 +14,8 @@ int mma_tile_bm(int tile);
 int mma_tile_bn(int tile);
 int mma_tile_bk(int tile);
 bool mma_tile_serves(int tile, ConvPass pass);
+bool mma_tile_fits(int tile, ConvPass pass, const ConvGeometry& g);
+std::string mma_tile_name(int tile);
 void mma_fprop(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*,
                const float*, void*, void*, cudaStream_t);
 void mma_dgrad(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*, void*,
@@ -198,7 +201,7 @@ int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count,
   const int tiles = mma ? mma_tile_count() : fma_tile_count();
   int count = 0;
   for (int tile = 0; tile < tiles; ++tile) {
-    if (mma && !mma_tile_serves(tile, pass)) continue;
+    if (mma && (!mma_tile_serves(tile, pass) || !mma_tile_fits(tile, pass, g))) continue;
     const int bk = mma ? mma_tile_bk(tile) : fma_tile_bk();
     const Work work = work_of(pass, mma, g, bm_of(mma, tile), bn_of(mma, tile));
     const int64_t k_tiles = (work.gs.K + bk - 1) / bk;
@@ -222,6 +225,12 @@ int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count,
   for (int i = 0; i < count; ++i)
     if (out[i].workspace <= limit) out[kept++] = out[i];
   return kept;
+}
+
+std::string conv_launch_name(const ConvLaunch& l) {
+  const std::string tile = l.tensor_cores ? mma_tile_name(l.tile)
+                                          : "fma " + std::to_string(fma_tile_size(l.tile)) + "^2";
+  return tile + ", " + std::to_string(l.splits) + (l.splits == 1 ? " split" : " splits");
 }
 
 void conv_fprop(const ConvLaunch& l, DType t, const ConvGeometry& g, const void* x, const void* w,

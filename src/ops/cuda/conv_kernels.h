@@ -1,11 +1,13 @@
 // Our convolution kernels, as implicit GEMMs over channels-last activations (conv_mma.cu,
-// conv_fma.cu, conv_reduce.cu). The three passes are three GEMMs:
+// conv_wgmma.cu, conv_fma.cu; split partials added in conv_dispatch.cu). The three passes are
+// three GEMMs:
 //   fprop  y[N*P*Q, K]  = im2col(x)[N*P*Q, R*S*C] * w[K, R*S*C]^T
 //   dgrad  dx[N*H*W, C] = col2im-gather(dy)[N*H*W, R*S*K] * w[R*S*K, C]
 //   wgrad  dw[K, R*S*C] = dy^T[K, N*P*Q] * im2col(x)[N*P*Q, R*S*C]
 // with the weights in K,R,S,C order (a converted copy of the graph's K,C,R,S fp32 master).
-// Two engines: tensor cores (mma.sync, bf16/fp16 operands, fp32 accumulation) when C and K
-// are multiples of 8, and an FMA engine for fp32 and for any other shape. Long reductions
+// Two engines: tensor cores (bf16/fp16 operands, fp32 accumulation; mma.sync tiles, and on
+// Hopper wgmma tiles too) when C and K are multiples of 8, and an FMA engine for fp32 and for
+// any other shape. Long reductions
 // are split across blocks into fp32 partials that one more kernel adds in a fixed order
 // (deterministic: no atomics). Linear layers run through the same kernels as 1x1
 // convolutions on 1x1 images.
@@ -14,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "core/dtype.h"
 
@@ -34,9 +37,13 @@ struct ConvLaunch {
 };
 
 ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count);
+// "wgmma 256x64 swapped, 4 stages, 2 warpgroups, 1 split"-style names, for logs.
+std::string conv_launch_name(const ConvLaunch& l);
+// Whether the Hopper wgmma tiles are among the candidates here (conv_wgmma.h).
+bool wgmma_available();
 // All candidate launches for a pass (the backend times them once and keeps the fastest):
 // at most kMaxConvCandidates (up to kMaxConvTiles tiles x 5 split counts).
-constexpr int kMaxConvTiles = 16;
+constexpr int kMaxConvTiles = 40;
 constexpr int kMaxConvCandidates = kMaxConvTiles * 5;
 int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count, ConvLaunch* out,
                     int max_out);
