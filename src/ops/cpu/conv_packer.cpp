@@ -349,7 +349,66 @@ void pack_columns_transposed(const void* ctx, int k0, int kc, int j0, int n, int
   }
 }
 
+void channels_last_rows(const void* ctx, int k0, int kc, const float** out) {
+  const ChannelsLastColumns& src = *static_cast<const ChannelsLastColumns*>(ctx);
+  const Conv2dParams& p = src.params;
+  const int64_t hw = int64_t(p.H) * p.W, C = p.C;
+  const int64_t padded_w = p.W + 2 * p.pad, padded_image = (p.H + 2 * p.pad) * padded_w * C;
+  int64_t i = k0 / hw;
+  int ph = int(k0 % hw / p.W), qw = int(k0 % p.W);  // counted along, no division per row
+  for (int k = 0; k < kc; ++k) {
+    out[k] = src.xpad + i * padded_image + (ph * padded_w + qw) * C;
+    if (++qw == p.W) {
+      qw = 0;
+      if (++ph == p.H) ph = 0, ++i;
+    }
+  }
+}
+
+void channels_last_offsets(const void* ctx, int j0, int n, int64_t* out) {
+  const ChannelsLastColumns& src = *static_cast<const ChannelsLastColumns*>(ctx);
+  const Conv2dParams& p = src.params;
+  const int64_t padded_w = p.W + 2 * p.pad;
+  for (int v = 0; 16 * v < n; ++v) {
+    const int col = j0 + 16 * v, t = col / p.C, c = col % p.C;
+    out[v] = (t / p.kernel * padded_w + t % p.kernel) * p.C + c;
+  }
+}
+
 }  // namespace
+
+bool ChannelsLastColumns::usable(const Conv2dParams& p) {
+  return flat_rows(p) && p.C % 16 == 0;
+}
+
+int64_t ChannelsLastColumns::floats(const Conv2dParams& p, int images) {
+  return int64_t(images) * (p.H + 2 * p.pad) * (p.W + 2 * p.pad) * p.C;
+}
+
+void ChannelsLastColumns::fill(const Conv2dParams& p, const float* x, int n0, int images,
+                               float* xpad) {
+  const int64_t hw = int64_t(p.H) * p.W, C = p.C, padded_w = p.W + 2 * p.pad;
+  const int64_t row_floats = padded_w * C;
+  for (int i = 0; i < images; ++i) {
+    const float* image = x + (int64_t(n0) + i) * C * hw;
+    float* out = xpad + int64_t(i) * (p.H + 2 * p.pad) * row_floats;
+    std::fill(out, out + p.pad * row_floats, 0.0f);  // top padding rows
+    for (int h = 0; h < p.H; ++h) {
+      float* row = out + (h + p.pad) * row_floats;
+      std::fill(row, row + p.pad * C, 0.0f);
+      // x[c][h][w] -> row[(w + pad) * C + c]: the GEMM packer's k-minor transposes, with the
+      // C channel lines as one sliver of width C.
+      detail::pack_kminor_avx2(image + h * p.W, hw, p.C, p.W, p.C, 0, row + p.pad * C);
+      std::fill(row + (p.pad + p.W) * C, row + row_floats, 0.0f);
+    }
+    float* bottom = out + (p.H + p.pad) * row_floats;
+    std::fill(bottom, bottom + p.pad * row_floats, 0.0f);
+  }
+}
+
+SgemmBRows ChannelsLastColumns::rows() const {
+  return SgemmBRows{&channels_last_rows, &channels_last_offsets, this};
+}
 
 SgemmBPacker ConvColumnsSource::packer() const { return SgemmBPacker{&pack_columns, this}; }
 SgemmBPacker ConvColumnsSource::transposed_packer() const {

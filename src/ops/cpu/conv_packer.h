@@ -27,4 +27,23 @@ struct ConvColumnsSource {
   SgemmBPacker transposed_packer() const;
 };
 
+// The weight gradient's op(B) = col^T read in place by the GEMM (SgemmBRows), from a copy of
+// the chunk's images that is channels-last and zero-padded: [images][H + 2 pad][W + 2 pad][C].
+// Row k (pixel (i, p, q) of the chunk) of col^T is then one run of memory, the pixel's
+// padded neighbourhood, and its columns are taken in (tap, channel) order, n = t * C + c (not
+// the (c, r, s) order of the weights), so every 16 columns are 16 consecutive channels of one
+// tap. No transpose, nothing packed; only the copy (1/k^2 of col^T) is written.
+struct ChannelsLastColumns {
+  Conv2dParams params;
+  const float* xpad = nullptr;
+  int images = 1;
+
+  // Stride-1 "same" convolutions with C a multiple of 16, on AVX-512.
+  static bool usable(const Conv2dParams& p);
+  static int64_t floats(const Conv2dParams& p, int images);  // of the copy
+  // Writes the copy of images [n0, n0 + images) of x to xpad.
+  static void fill(const Conv2dParams& p, const float* x, int n0, int images, float* xpad);
+  SgemmBRows rows() const;  // `this` must outlive the sgemm call
+};
+
 }  // namespace tb::cpu

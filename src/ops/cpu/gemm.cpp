@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "ops/cpu/gemm_kernels.h"
@@ -42,6 +43,8 @@ class PackBuffer {
 // Each thread packs its own A blocks, and its own B slivers when no other thread needs them;
 // a shared B panel lives with the thread that called sgemm.
 thread_local PackBuffer t_a_pack, t_a_whole, t_b_private, t_b_pack, t_split_k;
+// A B read through row pointers (SgemmBRows): those of the current K block.
+thread_local std::vector<const float*> t_b_rows;
 
 // A private-panel thread whose A is one row block (M <= mc) packs all of A once per sgemm
 // call and reuses it for every further panel, instead of repacking (k-minor A means 8x8
@@ -55,6 +58,7 @@ struct Operand {
   int64_t ld;
   bool trans;  // stored transposed: element (row, col) of op(X) is data[col * ld + row]
   const SgemmBPacker* packer = nullptr;  // B only: produced by a callback instead
+  const SgemmBRows* rows = nullptr;      // B only: read in place through row pointers
   int k_offset = 0;                      // with packer: row 0 of this B is row k_offset
 
   // The operand restricted to k in [k0, ...): columns of op(A) (is_a) or rows of op(B).
@@ -173,8 +177,9 @@ struct Plan {
   Grid grid;
 };
 
+// private_only: no shared B panels (a B read in place has none).
 Plan make_plan(const GemmKernel& kern, const GemmBlocking& blocking, int M, int N, int K,
-               int pool_threads) {
+               int pool_threads, bool private_only = false) {
   const CpuFeatures& f = cpu_features();
   const int mr = kern.mr, nr = kern.nr;
   Plan p{&kern, 0, 0, 0, 1, Grid{}};
@@ -191,7 +196,7 @@ Plan make_plan(const GemmKernel& kern, const GemmBlocking& blocking, int M, int 
   const double flops = 2.0 * M * N * K;
   p.threads = int(std::min<double>({double(pool_threads), std::max(1.0, flops / 1.0e6),
                                     double(m_tiles) * n_slivers}));
-  p.grid = choose_grid(p.threads, m_tiles, n_slivers, mr, nr);
+  p.grid = private_only ? Grid{1, p.threads} : choose_grid(p.threads, m_tiles, n_slivers, mr, nr);
   // nc: shared panels (two per column group) split at most 32 MiB of L3 between them. A
   // private panel (tm == 1) that serves one A block is consumed right after packing and only
   // needs to stay in L2; one that serves several A blocks is reused and gets the thread's
@@ -270,6 +275,8 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
 
     // C[rows r0..r1, columns jc..jc+ncur] += this K block, A packed in blocks of mc rows
     // (or already packed at a_packed, when rows r0..r1 are a single block).
+    // B.rows: the row pointers of the current K block (kcur + kRowsAhead of them).
+    const float* const* b_rows = nullptr;
     auto compute = [&](const float* panel, int jc, int ncur, int p0, int kcur, int r0, int r1,
                        const float* a_packed = nullptr) {
       const bool last = p0 + kcur >= K;
@@ -289,6 +296,18 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
           st.bias_col = last && epi && epi->bias_col ? epi->bias_col + j : nullptr;
           const int n = std::min(nr, N - j);
           const int vectors = ceil_div(n, 16);
+          if (b_rows) {  // B read in place: no panel
+            int64_t offsets[detail::kMaxNarrow];
+            B.rows->col_offsets(B.rows->ctx, j, n, offsets);
+            const detail::RowsKernel kernel = kern.rows[vectors];
+            for (int ir = 0; ir < mcur; ir += mr) {
+              const int i = ic + ir;
+              st.bias_row = last && epi && epi->bias_row ? epi->bias_row + i : nullptr;
+              kernel(kcur, a_block + int64_t(ir) * kcur, b_rows, offsets, C + i * ldc + j, ldc,
+                     std::min(mr, M - i), n, st);
+            }
+            continue;
+          }
           const detail::MicroKernel kernel =
               n < nr && vectors < detail::kMaxNarrow && kern.narrow[vectors]
                   ? kern.narrow[vectors]
@@ -304,7 +323,7 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
     };
 
     if (alone || !shared_b) {
-      float* panel = t_b_private.get(size_t(panel_floats));
+      float* panel = B.rows ? nullptr : t_b_private.get(size_t(panel_floats));
       std::atomic<int64_t>& next = counters[0].next;
       const int panels = ceil_div(N, p.nc);
       // All of A, K block after K block: block p0 starts at p0 * m_pad (every earlier block
@@ -319,7 +338,15 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
         const int jc = item * p.nc, ncur = std::min(p.nc, N - jc);
         for (int p0 = 0; p0 < K; p0 += p.kc) {
           const int kcur = std::min(p.kc, K - p0);
-          pack_b_part(kern, B, jc, ncur, p0, kcur, 0, 1, panel);
+          if (B.rows) {
+            std::vector<const float*>& rows = t_b_rows;
+            rows.resize(size_t(kcur + detail::kRowsAhead));
+            B.rows->rows(B.rows->ctx, p0, kcur, rows.data());
+            for (int k = kcur; k < kcur + detail::kRowsAhead; ++k) rows[k] = rows[kcur - 1];
+            b_rows = rows.data();
+          } else {
+            pack_b_part(kern, B, jc, ncur, p0, kcur, 0, 1, panel);
+          }
           float* a_block = a_whole ? a_whole + p0 * m_pad : nullptr;
           if (a_block && !a_whole_ready) pack_a(kern, A, 0, M, p0, kcur, a_block);
           compute(panel, jc, ncur, p0, kcur, 0, M, a_block);
@@ -415,15 +442,23 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
            const float* B, int ldb, float beta, float* C, int ldc, const SgemmOptions& o) {
   TB_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative size {}x{}x{}", M, N, K);
   TB_CHECK(lda >= std::max(1, trans_a ? M : K), "sgemm: lda {} too small", lda);
-  TB_CHECK(o.b_packer.pack || ldb >= std::max(1, trans_b ? K : N), "sgemm: ldb {} too small",
-           ldb);
+  TB_CHECK(o.b_packer.pack || o.b_rows.rows || ldb >= std::max(1, trans_b ? K : N),
+           "sgemm: ldb {} too small", ldb);
   TB_CHECK(ldc >= std::max(1, N), "sgemm: ldc {} too small", ldc);
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) return scale_only(M, N, beta, C, ldc, o.epilogue);
 
   const GemmKernel& kern = select_kernel(o);
   ThreadPool& pool = o.pool ? *o.pool : cpu_pool();
-  const Operand a{A, lda, trans_a}, b{B, ldb, trans_b, o.b_packer.pack ? &o.b_packer : nullptr};
+  Operand b{B, ldb, trans_b, o.b_packer.pack ? &o.b_packer : nullptr};
+  const Operand a{A, lda, trans_a};
+  if (o.b_rows.rows) {  // private panels only, no split-K: nothing of B is packed
+    TB_CHECK(kern.nr % 16 == 0 && kern.nr / 16 <= detail::kMaxNarrow && kern.rows[kern.nr / 16],
+             "sgemm: micro-kernel {} cannot read B through row pointers", kern.name);
+    b.rows = &o.b_rows;
+    const Plan plan = make_plan(kern, o.blocking, M, N, K, pool.size(), true);
+    return gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue);
+  }
   if (const int chunks = split_k_chunks(kern, M, N, K); chunks > 1)
     return gemm_split_k(kern, o.blocking, chunks, pool, a, b, M, N, K, alpha, beta, C, ldc,
                         o.epilogue);

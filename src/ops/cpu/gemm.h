@@ -48,9 +48,23 @@ struct SgemmBPacker {
   const void* ctx = nullptr;
 };
 
+// B read in place by the micro-kernel, never packed: row k of op(B) is a run of memory
+// starting at a pointer (rows(ctx, k0, kc, out) writes those of rows [k0, k0 + kc)), and
+// column n of every row lies col_offset(n) floats into it, where col_offsets(ctx, j0, n, out)
+// writes the offsets of columns j0, j0 + 16, ... (< j0 + n), each the first of 16 consecutive
+// floats. For a conv's weight gradient: the rows are pixels of a zero-padded channels-last
+// copy of x and the columns (tap, channel) pairs, so B is col^T without a transpose. Needs
+// a micro-kernel with rows variants (every AVX-512 one); sgemm fails otherwise.
+struct SgemmBRows {
+  void (*rows)(const void* ctx, int k0, int kc, const float** out) = nullptr;
+  void (*col_offsets)(const void* ctx, int j0, int n, int64_t* out) = nullptr;
+  const void* ctx = nullptr;
+};
+
 struct SgemmOptions {
   const SgemmEpilogue* epilogue = nullptr;
   SgemmBPacker b_packer{};         // pack == nullptr: B is a matrix
+  SgemmBRows b_rows{};             // rows != nullptr: B is read through row pointers
   ThreadPool* pool = nullptr;      // nullptr: cpu_pool()
   int isa = -1;                    // an Isa value, or -1 for active_isa()
   const char* kernel = nullptr;    // a micro-kernel by name (overrides isa), for tuning
