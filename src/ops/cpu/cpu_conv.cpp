@@ -172,9 +172,40 @@ void CpuBackend::conv_forward_chunks(const Conv2dParams& p, const float* xd, con
   options.epilogue = &epilogue;
   options.pool = pool_.get();
 
+  // One-image chunks of a stride-1 "same" conv read B in place from padded planes
+  // (conv_packer.h), computing the output on the padded grid, which is then copied out.
+  const bool padded = plan.images == 1 && cpu::PaddedPlanes::usable(p);
+  const int grid = padded ? cpu::PaddedPlanes::grid_columns(p) : 0;
+  const int64_t planes_size = padded ? per_thread_stride(cpu::PaddedPlanes::floats(p)) : 0;
+  const int64_t grid_size = per_thread_stride(int64_t(p.K) * grid);
+  float* planes_buf = padded ? scratch(kChannelsLast, size_t(planes_size * slots)) : nullptr;
+  float* grid_buf = padded ? scratch(kColumnGrads, size_t(grid_size * slots)) : nullptr;
+
   for_each_chunk(*pool_, plan.chunks, [&](int chunk, int slot) {
     const int n0 = chunk * plan.images, ni = plan.images_in(chunk, p.N);
     const int64_t cols = int64_t(ni) * plan.pq;
+    if (padded) {
+      float* planes = planes_buf + slot * planes_size;
+      cpu::PaddedPlanes::fill(p, xd + int64_t(n0) * p.C * plan.hw, planes);
+      const cpu::PaddedPlanes source{p, planes};
+      cpu::SgemmOptions chunk_options = options;
+      chunk_options.b_rows = source.rows();
+      float* out = grid_buf + slot * grid_size;
+      cpu::sgemm(false, false, p.K, grid, int(plan.ckk), 1.0f, wd, int(plan.ckk), nullptr, 0,
+                 0.0f, out, grid, chunk_options);
+      const int padded_w = p.W + 2 * p.pad;
+      for (int o = 0; o < p.K; ++o)
+        for (int h = 0; h < p.H; ++h) {
+          const float* src = out + int64_t(o) * grid + h * padded_w;
+          float* dst = yd + (int64_t(n0) * p.K + o) * plan.pq + h * p.W;
+          if (accumulate) {
+            for (int w = 0; w < p.W; ++w) dst[w] += src[w];
+          } else {
+            std::memcpy(dst, src, sizeof(float) * p.W);
+          }
+        }
+      return;
+    }
     // The GEMM packs the chunk's im2col columns straight from x (conv_packer.h), unless x
     // itself is the matrix.
     const cpu::ConvColumnsSource source{p, xd, n0, ni};
