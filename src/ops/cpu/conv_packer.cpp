@@ -352,15 +352,17 @@ void pack_columns_transposed(const void* ctx, int k0, int kc, int j0, int n, int
 void channels_last_rows(const void* ctx, int k0, int kc, const float** out) {
   const ChannelsLastColumns& src = *static_cast<const ChannelsLastColumns*>(ctx);
   const Conv2dParams& p = src.params;
-  const int64_t hw = int64_t(p.H) * p.W, C = p.C;
+  const int P = p.P(), Q = p.Q(), S = p.stride;
+  const int64_t pq = int64_t(P) * Q, C = p.C;
   const int64_t padded_w = p.W + 2 * p.pad, padded_image = (p.H + 2 * p.pad) * padded_w * C;
-  int64_t i = k0 / hw;
-  int ph = int(k0 % hw / p.W), qw = int(k0 % p.W);  // counted along, no division per row
+  int64_t i = k0 / pq;
+  int op = int(k0 % pq / Q), oq = int(k0 % Q);  // counted along, no division per row
   for (int k = 0; k < kc; ++k) {
-    out[k] = src.xpad + i * padded_image + (ph * padded_w + qw) * C;
-    if (++qw == p.W) {
-      qw = 0;
-      if (++ph == p.H) ph = 0, ++i;
+    // Tap (0, 0) of output pixel (op, oq) is padded input pixel (op * S, oq * S).
+    out[k] = src.xpad + i * padded_image + (int64_t(op) * padded_w + oq) * S * C;
+    if (++oq == Q) {
+      oq = 0;
+      if (++op == P) op = 0, ++i;
     }
   }
 }
@@ -428,7 +430,7 @@ SgemmBRows PaddedPlanes::rows() const {
 }
 
 bool ChannelsLastColumns::usable(const Conv2dParams& p) {
-  return flat_rows(p) && p.C % 16 == 0;
+  return p.C % 16 == 0 && active_isa() == Isa::avx512;
 }
 
 int64_t ChannelsLastColumns::floats(const Conv2dParams& p, int images) {

@@ -38,7 +38,7 @@ struct ChannelsLastColumns {
   const float* xpad = nullptr;
   int images = 1;
 
-  // Stride-1 "same" convolutions with C a multiple of 16, on AVX-512.
+  // Any stride and padding, C a multiple of 16, on AVX-512.
   static bool usable(const Conv2dParams& p);
   static int64_t floats(const Conv2dParams& p, int images);  // of the copy
   // Writes the copy of images [n0, n0 + images) of x to xpad.
