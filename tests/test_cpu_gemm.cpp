@@ -281,6 +281,34 @@ TEST(CpuGemm, BRowsMatchPackedB) {
   }
 }
 
+// A packed once by sgemm_pack_a and shared gives the bits of packing it in the call, on every
+// ISA, for both layouts of A, one or several row blocks and K blocks, 1 or 4 threads.
+TEST(CpuGemm, PrePackedAMatchesPackingInTheCall) {
+  ThreadPool pool1(1), pool4(4);
+  const Shape shapes[] = {{37, 530, 700}, {512, 400, 1000}};
+  for (Isa isa : supported_isas())
+    for (int variant = 0; variant < 4; ++variant) {
+      const Shape s = shapes[variant / 2];
+      const bool ta = variant % 2;
+      Problem p(s.M, s.N, s.K, ta, false, 2, 1.0f, 0.5f);
+      p.fill(70 + variant);
+      SgemmOptions o;
+      o.isa = int(isa);
+      o.pool = &pool4;
+      const std::vector<float> want = p.run(o);
+      std::vector<float> packed(sgemm_packed_a_floats(p.M, p.K, o));
+      sgemm_pack_a(ta, p.M, p.K, p.a.data(), p.lda(), o, packed.data());
+      o.a_packed = packed.data();
+      for (ThreadPool* pool : {&pool1, &pool4}) {
+        o.pool = pool;
+        std::vector<float> got = p.c0;
+        sgemm(ta, false, p.M, p.N, p.K, p.alpha, nullptr, p.lda(), p.b.data(), p.ldb(), p.beta,
+              got.data(), p.ldc(), o);
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0) << describe(p, isa);
+      }
+    }
+}
+
 TEST(CpuGemm, FusedEpilogue) {
   ThreadPool pool(2);
   for (Isa isa : supported_isas())

@@ -177,6 +177,12 @@ struct Plan {
   Grid grid;
 };
 
+// kc depends only on K (and a forced block size), never on threads: see Plan.
+int plan_kc(const GemmBlocking& blocking, int K) {
+  const int kc_max = std::max(8, blocking.kc > 0 ? blocking.kc : 384);
+  return ceil_div(K, ceil_div(K, kc_max));
+}
+
 // private_only: no shared B panels (a B read in place has none).
 Plan make_plan(const GemmKernel& kern, const GemmBlocking& blocking, int M, int N, int K,
                int pool_threads, bool private_only = false) {
@@ -185,8 +191,7 @@ Plan make_plan(const GemmKernel& kern, const GemmBlocking& blocking, int M, int 
   Plan p{&kern, 0, 0, 0, 1, Grid{}};
   // kc: the C tile is loaded and stored once per K block, so longer is better while the
   // packed slivers stay near the core.
-  const int kc_max = std::max(8, blocking.kc > 0 ? blocking.kc : 384);
-  p.kc = ceil_div(K, ceil_div(K, kc_max));
+  p.kc = plan_kc(blocking, K);
   // mc: the packed A block (mc x kc) takes about half of L2.
   const int mc = blocking.mc > 0 ? blocking.mc : int(f.l2_bytes / 2 / 4 / size_t(p.kc));
   p.mc = std::max(mr, mc / mr * mr);
@@ -246,11 +251,15 @@ struct alignas(64) WorkCounter {
 // up to 1.8x as long as the fastest for the same tiles. This keeps results bit-identical:
 // whoever computes a tile for a K block runs the same kernel on the same packed data, and the
 // K blocks of a tile stay in order (one thread, or separated by a barrier).
+// a_pre: all of A packed by sgemm_pack_a, or null.
 void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Operand& B, int M,
                   int N, int K, float alpha, float beta, float* C, int64_t ldc,
-                  const SgemmEpilogue* epi) {
+                  const SgemmEpilogue* epi, const float* a_pre = nullptr) {
   const GemmKernel& kern = *p.kernel;
   const int mr = kern.mr, nr = kern.nr;
+  // All of A, K block after K block: block p0 starts at p0 * m_pad (every earlier block is
+  // kc long), each holding m_pad / mr slivers of kcur x mr.
+  const int64_t m_pad = round_up(M, mr);
   const int64_t panel_floats = int64_t(p.kc) * p.nc;
   // With tm > 1 the threads of a column group share its B panels, packed together, and take
   // row chunks of each K block from the group's counter. Two panels alternate: while slow
@@ -287,7 +296,9 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
       for (int ic = r0; ic < r1; ic += p.mc) {
         const int mcur = std::min(p.mc, r1 - ic);
         const float* a_block = a_packed;
-        if (!a_block) {
+        if (a_pre) {
+          a_block = a_pre + p0 * m_pad + int64_t(ic) * kcur;
+        } else if (!a_block) {
           pack_a(kern, A, ic, mcur, p0, kcur, a_pack);
           a_block = a_pack;
         }
@@ -325,17 +336,19 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
     if (alone || !shared_b) {
       float* panel = B.rows ? nullptr : t_b_private.get(size_t(panel_floats));
       std::atomic<int64_t>& next = counters[0].next;
-      const int panels = ceil_div(N, p.nc);
-      // All of A, K block after K block: block p0 starts at p0 * m_pad (every earlier block
-      // is kc long), each holding m_pad / mr slivers of kcur x mr.
-      const int64_t m_pad = round_up(M, mr);
-      float* a_whole = M <= p.mc && panels > 1 && m_pad * K <= kWholeAFloats
+      // A multiple of the thread count, so that equal panels end together (7 panels for 2
+      // threads left one doing 4 of them: resnet18 layer4's weight gradient).
+      const int panels = std::min(ceil_div(N, nr), round_up(ceil_div(N, p.nc), alone ? 1 : p.threads));
+      float* a_whole = !a_pre && M <= p.mc && panels > 1 && m_pad * K <= kWholeAFloats
                            ? t_a_whole.get(size_t(m_pad * K))
                            : nullptr;
       bool a_whole_ready = false;
       for (int item = alone ? 0 : int(next.fetch_add(1)); item < panels;
            item = alone ? item + 1 : int(next.fetch_add(1))) {
-        const int jc = item * p.nc, ncur = std::min(p.nc, N - jc);
+        // The panels split the slivers evenly (at most nc / nr each): with nc-wide panels and
+        // a short last one, 2 threads got 12 and 10 of resnet18 layer4's 22 slivers.
+        const auto [s0, s1] = static_chunk(0, ceil_div(N, nr), item, panels);
+        const int jc = int(s0) * nr, ncur = std::min(int(s1) * nr, N) - jc;
         for (int p0 = 0; p0 < K; p0 += p.kc) {
           const int kcur = std::min(p.kc, K - p0);
           if (B.rows) {
@@ -457,13 +470,28 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
              "sgemm: micro-kernel {} cannot read B through row pointers", kern.name);
     b.rows = &o.b_rows;
     const Plan plan = make_plan(kern, o.blocking, M, N, K, pool.size(), true);
-    return gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue);
+    return gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue, o.a_packed);
   }
-  if (const int chunks = split_k_chunks(kern, M, N, K); chunks > 1)
+  // Split-K cuts K differently: it packs A itself from the matrix.
+  if (const int chunks = split_k_chunks(kern, M, N, K); chunks > 1 && !o.a_packed)
     return gemm_split_k(kern, o.blocking, chunks, pool, a, b, M, N, K, alpha, beta, C, ldc,
                         o.epilogue);
   const Plan plan = make_plan(kern, o.blocking, M, N, K, pool.size());
-  gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue);
+  gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue, o.a_packed);
+}
+
+size_t sgemm_packed_a_floats(int M, int K, const SgemmOptions& o) {
+  return size_t(round_up(M, select_kernel(o).mr)) * size_t(K);
+}
+
+void sgemm_pack_a(bool trans_a, int M, int K, const float* A, int lda, const SgemmOptions& o,
+                  float* out) {
+  const GemmKernel& kern = select_kernel(o);
+  const int kc = plan_kc(o.blocking, K);
+  const int64_t m_pad = round_up(M, kern.mr);
+  const Operand a{A, lda, trans_a};
+  for (int p0 = 0; p0 < K; p0 += kc)
+    pack_a(kern, a, 0, M, p0, std::min(kc, K - p0), out + p0 * m_pad);
 }
 
 const char* gemm_kernel_name(Isa isa) {

@@ -63,6 +63,7 @@ struct SgemmBRows {
 
 struct SgemmOptions {
   const SgemmEpilogue* epilogue = nullptr;
+  const float* a_packed = nullptr;  // A already packed by sgemm_pack_a (A itself then unused)
   SgemmBPacker b_packer{};         // pack == nullptr: B is a matrix
   SgemmBRows b_rows{};             // rows != nullptr: B is read through row pointers
   ThreadPool* pool = nullptr;      // nullptr: cpu_pool()
@@ -76,6 +77,15 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
 
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc, const SgemmOptions& options);
+
+// A packed once for many sgemm calls or threads that share it (a conv's weights: one call
+// per chunk of images, or one call whose column panels go to several threads, each of which
+// would otherwise pack all of A): sgemm_pack_a writes op(A) (M x K) in the layout sgemm packs
+// A into for these options (micro-kernel, K blocks), sgemm_packed_a_floats floats of it. Pass
+// it as SgemmOptions::a_packed with the same M, K and options: the same values as packing.
+size_t sgemm_packed_a_floats(int M, int K, const SgemmOptions& options);
+void sgemm_pack_a(bool trans_a, int M, int K, const float* A, int lda,
+                  const SgemmOptions& options, float* out);
 
 // The micro-kernel sgemm would use for `isa` (for reports), e.g. "avx512_14x32".
 const char* gemm_kernel_name(Isa isa);
