@@ -241,14 +241,15 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
   const int64_t dy_size = per_thread_stride(int64_t(p.K) * plan.max_cols());
   const int64_t w_numel = p.w_numel();
   // dW's B from a channels-last copy of the chunk (conv_packer.h): dW comes out with its
-  // columns in (tap, channel) order and is permuted at the end. Only while the copy fits in
-  // 5/8 of L2, where the micro-kernel reads it k * k times: for resnet18's layer4 (a 4.6 MB
-  // copy) it was 5% slower than packing, for layer1 11% faster. Not for 1x1 kernels: the copy
-  // is then all of col^T, read once (resnet18's layer2 shortcut: 10.0 -> 10.8 ms).
+  // columns in (tap, channel) order and is permuted at the end. Only while the copy is at
+  // most 1.5x L2, since the micro-kernel reads it k * k times. resnet18 on the 2 MiB-L2 Xeon
+  // (1 thread): faster than packing for layer1 (0.3 MB copy, -11%), layer3 (1.6 MB, -4%) and
+  // layer3.0.conv1 (stride 2, 2.65 MB, -10%); slower for layer4 (4.6 MB, +6%). Not for 1x1
+  // kernels: the copy is then all of col^T, read once (layer2's shortcut: 10.0 -> 10.8 ms).
   const bool channels_last =
       p.kernel > 1 && cpu::ChannelsLastColumns::usable(p) &&
-      size_t(cpu::ChannelsLastColumns::floats(p, plan.images)) * 4 * 8 <=
-          cpu::cpu_features().l2_bytes * 5;
+      size_t(cpu::ChannelsLastColumns::floats(p, plan.images)) * 4 * 2 <=
+          cpu::cpu_features().l2_bytes * 3;
   const int64_t last_size = per_thread_stride(cpu::ChannelsLastColumns::floats(p, plan.images));
   float* last_buf = channels_last ? scratch(kChannelsLast, size_t(last_size * slots)) : nullptr;
   float* dcols_buf = col2im_dx ? scratch(kColumnGrads, size_t(col_size * slots)) : nullptr;
