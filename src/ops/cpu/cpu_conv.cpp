@@ -19,6 +19,7 @@
 
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/channel_sums.h"
+#include "ops/cpu/conv_in_place.h"
 #include "ops/cpu/conv_packer.h"
 #include "ops/cpu/cpu_features.h"
 #include "ops/cpu/cpu_op_checks.h"

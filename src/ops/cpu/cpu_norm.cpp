@@ -172,6 +172,8 @@ TB_AVX512 inline __m256 masked_grad(__mmask8 k, const float* dy, const float* y)
   return _mm256_maskz_mov_ps(pos, d);
 }
 
+// The conversions use the maskz forms (all lanes): the plain ones trip GCC 12
+// -Wmaybe-uninitialized false alarms.
 template <bool kRelu, bool kRes, bool kAccRes>
 TB_AVX512 void grad_sums_avx512(const float* x, const float* dy, const float* y, int64_t n,
                                 double mean, double invstd, cpu::LaneSums& sum_g,
@@ -186,8 +188,8 @@ TB_AVX512 void grad_sums_avx512(const float* x, const float* dy, const float* y,
     if constexpr (kRes && !kAccRes) _mm256_mask_storeu_ps(dres + i, k, g);
     if constexpr (kRes && kAccRes)
       _mm256_mask_storeu_ps(dres + i, k, _mm256_add_ps(_mm256_maskz_loadu_ps(k, dres + i), g));
-    const __m512d gd = _mm512_cvtps_pd(g);
-    const __m512d xd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, x + i));
+    const __m512d gd = _mm512_maskz_cvtps_pd(0xFF, g);
+    const __m512d xd = _mm512_maskz_cvtps_pd(0xFF, _mm256_maskz_loadu_ps(k, x + i));
     sg[b] = _mm512_mask_add_pd(sg[b], k, sg[b], gd);
     const __m512d t = _mm512_mul_pd(_mm512_mul_pd(gd, _mm512_sub_pd(xd, vmean)), vinv);
     sgx[b] = _mm512_mask_add_pd(sgx[b], k, sgx[b], t);
@@ -211,12 +213,12 @@ TB_AVX512 void dx_avx512(const float* x, const float* dy, const float* y, int64_
   const __m512d sum_g = _mm512_set1_pd(c.sum_g), sum_gx = _mm512_set1_pd(c.sum_gx);
   for (int64_t i = 0; i < n; i += 8) {
     const __mmask8 k = tail_mask(n - i);
-    const __m512d gd = _mm512_cvtps_pd(masked_grad<kRelu>(k, dy + i, y + i));
-    const __m512d xd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, x + i));
+    const __m512d gd = _mm512_maskz_cvtps_pd(0xFF, masked_grad<kRelu>(k, dy + i, y + i));
+    const __m512d xd = _mm512_maskz_cvtps_pd(0xFF, _mm256_maskz_loadu_ps(k, x + i));
     const __m512d xhat = _mm512_mul_pd(_mm512_sub_pd(xd, mean), invstd);
     const __m512d t = _mm512_sub_pd(_mm512_sub_pd(_mm512_mul_pd(m, gd), sum_g),
                                     _mm512_mul_pd(xhat, sum_gx));
-    __m256 v = _mm512_cvtpd_ps(_mm512_mul_pd(kk, t));
+    __m256 v = _mm512_maskz_cvtpd_ps(0xFF, _mm512_mul_pd(kk, t));
     if constexpr (kAccumulate) v = _mm256_add_ps(_mm256_maskz_loadu_ps(k, dx + i), v);
     _mm256_mask_storeu_ps(dx + i, k, v);
   }
