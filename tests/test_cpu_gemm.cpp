@@ -237,6 +237,78 @@ TEST(CpuGemm, BPackerCallbackMatchesMatrix) {
     }
 }
 
+// B read through row pointers (SgemmBRows) is the same matrix read in place: every AVX-512
+// micro-kernel must give the bits of its packed path, for ragged edges and several K blocks.
+struct MatrixRows {
+  const Problem* p;
+  static void rows(const void* ctx, int k0, int kc, const float** out) {
+    const Problem& p = *static_cast<const MatrixRows*>(ctx)->p;
+    for (int k = 0; k < kc; ++k) out[k] = p.b.data() + size_t(k0 + k) * p.ldb();
+  }
+  static void col_offsets(const void*, int j0, int n, int64_t* out) {
+    for (int v = 0; 16 * v < n; ++v) out[v] = j0 + 16 * v;
+  }
+};
+
+TEST(CpuGemm, BRowsMatchPackedB) {
+  if (!isa_supported(Isa::avx512)) GTEST_SKIP() << "no AVX-512";
+  ThreadPool pool1(1), pool4(4);
+  const Shape shapes[] = {{37, 53, 71}, {64, 1000, 900}, {150, 333, 700}};
+  const std::string names = gemm_kernel_names(Isa::avx512);
+  for (size_t start = 0; start < names.size();) {
+    size_t end = names.find(' ', start);
+    if (end == std::string::npos) end = names.size();
+    const std::string kernel = names.substr(start, end - start);
+    start = end + 1;
+    for (const Shape& s : shapes) {
+      Problem p(s.M, s.N, s.K, false, false, 3, 0.5f, s.M == 37 ? 1.0f : 0.0f);
+      p.fill(60);
+      SgemmOptions o;
+      o.kernel = kernel.c_str();
+      o.pool = &pool4;
+      const std::vector<float> want = p.run(o);
+      MatrixRows rows{&p};
+      o.b_rows = SgemmBRows{&MatrixRows::rows, &MatrixRows::col_offsets, &rows};
+      for (ThreadPool* pool : {&pool1, &pool4}) {
+        o.pool = pool;
+        std::vector<float> got = p.c0;
+        sgemm(false, false, p.M, p.N, p.K, p.alpha, p.a.data(), p.lda(), nullptr, 0, p.beta,
+              got.data(), p.ldc(), o);
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0)
+            << kernel << " " << describe(p, Isa::avx512);
+      }
+    }
+  }
+}
+
+// A packed once by sgemm_pack_a and shared gives the bits of packing it in the call, on every
+// ISA, for both layouts of A, one or several row blocks and K blocks, 1 or 4 threads.
+TEST(CpuGemm, PrePackedAMatchesPackingInTheCall) {
+  ThreadPool pool1(1), pool4(4);
+  const Shape shapes[] = {{37, 530, 700}, {512, 400, 1000}};
+  for (Isa isa : supported_isas())
+    for (int variant = 0; variant < 4; ++variant) {
+      const Shape s = shapes[variant / 2];
+      const bool ta = variant % 2;
+      Problem p(s.M, s.N, s.K, ta, false, 2, 1.0f, 0.5f);
+      p.fill(70 + variant);
+      SgemmOptions o;
+      o.isa = int(isa);
+      o.pool = &pool4;
+      const std::vector<float> want = p.run(o);
+      std::vector<float> packed(sgemm_packed_a_floats(p.M, p.K, o));
+      sgemm_pack_a(ta, p.M, p.K, p.a.data(), p.lda(), o, packed.data());
+      o.a_packed = packed.data();
+      for (ThreadPool* pool : {&pool1, &pool4}) {
+        o.pool = pool;
+        std::vector<float> got = p.c0;
+        sgemm(ta, false, p.M, p.N, p.K, p.alpha, nullptr, p.lda(), p.b.data(), p.ldb(), p.beta,
+              got.data(), p.ldc(), o);
+        EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0) << describe(p, isa);
+      }
+    }
+}
+
 TEST(CpuGemm, FusedEpilogue) {
   ThreadPool pool(2);
   for (Isa isa : supported_isas())

@@ -137,7 +137,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuConv,
                                            ConvCase{4, 1, 28, 28, 8, 5, 1, 0, true},
                                            ConvCase{2, 5, 6, 6, 7, 3, 3, 0, true},
                                            ConvCase{1, 16, 1, 1, 16, 3, 1, 1, false},
-                                           ConvCase{2, 64, 16, 16, 128, 3, 2, 1, false}));
+                                           ConvCase{2, 64, 16, 16, 128, 3, 2, 1, false},
+                                           // channels-last weight gradient: several images
+                                           // per chunk, several chunks, a short last one
+                                           ConvCase{9, 32, 16, 16, 16, 3, 1, 1, true},
+                                           ConvCase{2, 16, 8, 8, 8, 5, 1, 2, false}));
 
 // --- linear ------------------------------------------------------------------------------
 

@@ -103,7 +103,10 @@ class CpuBackend final : public Backend {
  private:
   // Grow-only scratch buffers, one per purpose, 64-byte aligned. Per-thread slices are
   // carved by the caller at multiples of per_thread_stride().
-  enum Scratch { kColumnGrads, kGathered, kPartials, kFlippedWeights, kScratchCount };
+  enum Scratch {
+    kColumnGrads, kGathered, kPartials, kFlippedWeights, kChannelsLast, kPackedWeights,
+    kScratchCount
+  };
   struct ScratchBuffer {
     float* data = nullptr;
     size_t floats = 0;

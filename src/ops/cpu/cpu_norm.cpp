@@ -16,6 +16,7 @@
 // passes over memory instead of 9 forward, and 2 instead of 5 backward.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -27,6 +28,7 @@
 #define TB_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
 #define TB_INLINE inline __attribute__((always_inline))
 #define TB_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#define TB_AVX512_LAMBDA __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl")))
 
 namespace tb {
 namespace {
@@ -41,21 +43,39 @@ TB_INLINE void with_flag(bool v, F&& f) {
   else f(std::false_type{});
 }
 
-// s[l] += (x[i] - mean)^2 for i in [0, n), l = i % 8.
-TB_CLONES void add_squared_deviations(const float* x, int64_t n, double mean, cpu::LaneSums& s) {
-  double acc[8];
-  for (int l = 0; l < 8; ++l) acc[l] = s.lane[l];
+// The statistics' sums over a run: element i goes to lane i % 8 of accumulator set
+// (i / 8) % kSets, and at the end of the run the sets are folded into s in a fixed order,
+// (set 0 + set 1) + (set 2 + set 3), set 0 starting from s. One set was one chain of
+// dependent vector adds (4 cycles per 8 elements); four keep the adds independent. The order
+// depends only on the run length, so the bits do not depend on threads or on the clone.
+constexpr int kSets = 4;
+
+template <class Term>
+TB_INLINE void add_run(const float* x, int64_t n, cpu::LaneSums& s, Term term) {
+  double acc[kSets][8] = {};
+  for (int l = 0; l < 8; ++l) acc[0][l] = s.lane[l];
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) {
-      const double d = double(x[i + l]) - mean;
-      acc[l] += d * d;
-    }
-  for (int l = 0; i + l < n; ++l) {
-    const double d = double(x[i + l]) - mean;
-    acc[l] += d * d;
-  }
-  for (int l = 0; l < 8; ++l) s.lane[l] = acc[l];
+  for (; i + 8 * kSets <= n; i += 8 * kSets)
+#pragma GCC unroll 4
+    for (int b = 0; b < kSets; ++b)
+#pragma GCC unroll 8
+      for (int l = 0; l < 8; ++l) acc[b][l] += term(x[i + 8 * b + l]);
+  for (int b = 0; i < n; ++b, i += 8)
+    for (int l = 0; l < 8 && i + l < n; ++l) acc[b][l] += term(x[i + l]);
+  for (int l = 0; l < 8; ++l) s.lane[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+}
+
+// s += x[i] for i in [0, n), in the lanes of add_run.
+TB_CLONES void add_values(const float* x, int64_t n, cpu::LaneSums& s) {
+  add_run(x, n, s, [](float v) { return double(v); });
+}
+
+// s += (x[i] - mean)^2 for i in [0, n), in the lanes of add_run.
+TB_CLONES void add_squared_deviations(const float* x, int64_t n, double mean, cpu::LaneSums& s) {
+  add_run(x, n, s, [mean](float v) {
+    const double d = double(v) - mean;
+    return d * d;
+  });
 }
 
 // y = float((x - mean) * scale + shift), then (+ residual), then relu, as the separate ops.
@@ -77,39 +97,43 @@ TB_CLONES void apply_run(const float* x, const float* res, int64_t n, double mea
   });
 }
 
-// g = relu'(y) * dy (or dy): sum_g[l] += g, sum_gx[l] += g * (x - mean) * invstd, and
-// dres = g (or += g).
+// g = relu'(y) * dy (or dy): sum_g += g, sum_gx += g * (x - mean) * invstd, and dres = g
+// (or += g). Element i goes to lane i % 8 of set (i / 8) % 2, and the run ends with
+// sum = set 0 + set 1 (set 0 starting from sum): two independent chains of vector adds
+// instead of one, as in add_run.
 template <bool kRelu, bool kRes, bool kAccRes>  // kRes: write dres, kAccRes: add to it
 TB_INLINE void grad_sums_loop(const float* x, const float* dy, const float* y, int64_t n,
-                              double mean, double invstd, double* sg, double* sgx, float* dres) {
-  const auto step = [&](int64_t i, int l) {
+                              double mean, double invstd, double (*sg)[8], double (*sgx)[8],
+                              float* dres) {
+  const auto step = [&](int64_t i, int b, int l) {
     const float d = dy[i];
     float g = d;
     if constexpr (kRelu) g = y[i] > 0.0f ? d : 0.0f;
     if constexpr (kRes && !kAccRes) dres[i] = g;
     if constexpr (kRes && kAccRes) dres[i] += g;
-    sg[l] += double(g);
-    sgx[l] += double(g) * (double(x[i]) - mean) * invstd;
+    sg[b][l] += double(g);
+    sgx[b][l] += double(g) * (double(x[i]) - mean) * invstd;
   };
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) step(i + l, l);
-  for (int l = 0; i + l < n; ++l) step(i + l, l);
+  for (int b = 0; i + 8 <= n; i += 8, b ^= 1)
+    for (int l = 0; l < 8; ++l) step(i + l, b, l);
+  const int b = int(i / 8) % 2;
+  for (int l = 0; i + l < n; ++l) step(i + l, b, l);
 }
 
-// Scalar (and any-ISA) form of the backward's first pass, on 8 lanes held in registers.
+// Scalar (and any-ISA) form of the backward's first pass.
 template <bool kRelu, bool kRes, bool kAccRes>
 void grad_sums_generic(const float* x, const float* dy, const float* y, int64_t n, double mean,
                        double invstd, cpu::LaneSums& sum_g, cpu::LaneSums& sum_gx, float* dres) {
-  double sg[8], sgx[8];
+  double sg[2][8] = {}, sgx[2][8] = {};
   for (int l = 0; l < 8; ++l) {
-    sg[l] = sum_g.lane[l];
-    sgx[l] = sum_gx.lane[l];
+    sg[0][l] = sum_g.lane[l];
+    sgx[0][l] = sum_gx.lane[l];
   }
   grad_sums_loop<kRelu, kRes, kAccRes>(x, dy, y, n, mean, invstd, sg, sgx, dres);
   for (int l = 0; l < 8; ++l) {
-    sum_g.lane[l] = sg[l];
-    sum_gx.lane[l] = sgx[l];
+    sum_g.lane[l] = sg[0][l] + sg[1][l];
+    sum_gx.lane[l] = sgx[0][l] + sgx[1][l];
   }
 }
 
@@ -148,26 +172,37 @@ TB_AVX512 inline __m256 masked_grad(__mmask8 k, const float* dy, const float* y)
   return _mm256_maskz_mov_ps(pos, d);
 }
 
+// The conversions use the maskz forms (all lanes): the plain ones trip GCC 12
+// -Wmaybe-uninitialized false alarms.
 template <bool kRelu, bool kRes, bool kAccRes>
 TB_AVX512 void grad_sums_avx512(const float* x, const float* dy, const float* y, int64_t n,
                                 double mean, double invstd, cpu::LaneSums& sum_g,
                                 cpu::LaneSums& sum_gx, float* dres) {
-  __m512d sg = _mm512_loadu_pd(sum_g.lane), sgx = _mm512_loadu_pd(sum_gx.lane);
+  // Sets 0 and 1 of grad_sums_loop.
+  __m512d sg[2] = {_mm512_loadu_pd(sum_g.lane), _mm512_setzero_pd()};
+  __m512d sgx[2] = {_mm512_loadu_pd(sum_gx.lane), _mm512_setzero_pd()};
   const __m512d vmean = _mm512_set1_pd(mean), vinv = _mm512_set1_pd(invstd);
-  for (int64_t i = 0; i < n; i += 8) {
+  const auto step = [&](int64_t i, int b) TB_AVX512_LAMBDA {
     const __mmask8 k = tail_mask(n - i);
     const __m256 g = masked_grad<kRelu>(k, dy + i, y + i);
     if constexpr (kRes && !kAccRes) _mm256_mask_storeu_ps(dres + i, k, g);
     if constexpr (kRes && kAccRes)
       _mm256_mask_storeu_ps(dres + i, k, _mm256_add_ps(_mm256_maskz_loadu_ps(k, dres + i), g));
-    const __m512d gd = _mm512_cvtps_pd(g);
-    const __m512d xd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, x + i));
-    sg = _mm512_mask_add_pd(sg, k, sg, gd);
+    const __m512d gd = _mm512_maskz_cvtps_pd(0xFF, g);
+    const __m512d xd = _mm512_maskz_cvtps_pd(0xFF, _mm256_maskz_loadu_ps(k, x + i));
+    sg[b] = _mm512_mask_add_pd(sg[b], k, sg[b], gd);
     const __m512d t = _mm512_mul_pd(_mm512_mul_pd(gd, _mm512_sub_pd(xd, vmean)), vinv);
-    sgx = _mm512_mask_add_pd(sgx, k, sgx, t);
+    sgx[b] = _mm512_mask_add_pd(sgx[b], k, sgx[b], t);
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    step(i, 0);
+    step(i + 8, 1);
   }
-  _mm512_storeu_pd(sum_g.lane, sg);
-  _mm512_storeu_pd(sum_gx.lane, sgx);
+  if (i < n) step(i, 0);
+  if (i + 8 < n) step(i + 8, 1);
+  _mm512_storeu_pd(sum_g.lane, _mm512_add_pd(sg[0], sg[1]));
+  _mm512_storeu_pd(sum_gx.lane, _mm512_add_pd(sgx[0], sgx[1]));
 }
 
 template <bool kRelu, bool kAccumulate>
@@ -178,12 +213,12 @@ TB_AVX512 void dx_avx512(const float* x, const float* dy, const float* y, int64_
   const __m512d sum_g = _mm512_set1_pd(c.sum_g), sum_gx = _mm512_set1_pd(c.sum_gx);
   for (int64_t i = 0; i < n; i += 8) {
     const __mmask8 k = tail_mask(n - i);
-    const __m512d gd = _mm512_cvtps_pd(masked_grad<kRelu>(k, dy + i, y + i));
-    const __m512d xd = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, x + i));
+    const __m512d gd = _mm512_maskz_cvtps_pd(0xFF, masked_grad<kRelu>(k, dy + i, y + i));
+    const __m512d xd = _mm512_maskz_cvtps_pd(0xFF, _mm256_maskz_loadu_ps(k, x + i));
     const __m512d xhat = _mm512_mul_pd(_mm512_sub_pd(xd, mean), invstd);
     const __m512d t = _mm512_sub_pd(_mm512_sub_pd(_mm512_mul_pd(m, gd), sum_g),
                                     _mm512_mul_pd(xhat, sum_gx));
-    __m256 v = _mm512_cvtpd_ps(_mm512_mul_pd(kk, t));
+    __m256 v = _mm512_maskz_cvtpd_ps(0xFF, _mm512_mul_pd(kk, t));
     if constexpr (kAccumulate) v = _mm256_add_ps(_mm256_maskz_loadu_ps(k, dx + i), v);
     _mm256_mask_storeu_ps(dx + i, k, v);
   }
@@ -215,6 +250,23 @@ void dx_run(const float* x, const float* dy, const float* y, int64_t n, const Gr
     });
   });
 }
+
+// Channels are worked on in groups, one group per task: the passes of a group go over its
+// channels image by image, so each image's part is one contiguous span of memory (a channel
+// alone is a 64-byte run per image in a 4x4 layer, and each run started a new stream), and
+// the group's data stays in L2 between passes. Each channel still sees its runs in image
+// order with the same lanes, so the grouping (a function of the shape) changes no bits.
+struct ChannelGroups {
+  static constexpr int kMax = 64;
+  int size = 1, count = 1;
+  // tensors: how many of the group's tensors should stay in L2 together.
+  ChannelGroups(const BatchNormParams& p, int tensors) {
+    constexpr int64_t kL2Floats = int64_t(1) << 17;  // 512 KiB of the 2 MiB L2
+    const int64_t per_channel = int64_t(p.N) * p.spatial * tensors;
+    size = int(std::clamp<int64_t>(kL2Floats / per_channel, 1, std::min(kMax, p.C)));
+    count = (p.C + size - 1) / size;
+  }
+};
 
 void check_channels(const char* what, std::initializer_list<const Tensor*> ts, int C) {
   for (const Tensor* t : ts) expect(OpKind::batch_norm, what, *t, C);
@@ -261,23 +313,32 @@ void CpuBackend::batch_norm_relu_train(const BatchNormParams& p, const Tensor& x
   const float *g = fptr(gamma), *b = fptr(beta);
   float *rm = fptr(running_mean), *rv = fptr(running_var);
   float *sm = fptr(save_mean), *si = fptr(save_invstd);
-  pool_->parallel_for(0, p.C, [&](int64_t c) {
-    const auto run = [&](int n) { return (int64_t(n) * p.C + c) * p.spatial; };
-    cpu::LaneSums sum, sq;
-    for (int n = 0; n < p.N; ++n) cpu::add_sum(xd + run(n), p.spatial, sum);
-    const double mean = sum.total() / double(m);
-    for (int n = 0; n < p.N; ++n) add_squared_deviations(xd + run(n), p.spatial, mean, sq);
-    const double var = sq.total() / double(m);
-    const double invstd = 1.0 / std::sqrt(var + p.eps);
-    sm[c] = float(mean);
-    si[c] = float(invstd);
-    const double unbiased = var * double(m) / double(m - 1);
-    rm[c] = float((1.0 - p.momentum) * double(rm[c]) + p.momentum * mean);
-    rv[c] = float((1.0 - p.momentum) * double(rv[c]) + p.momentum * unbiased);
-    const double scale = double(g[c]) * invstd, shift = double(b[c]);
+  const ChannelGroups groups(p, 1);
+  pool_->parallel_for(0, groups.count, [&](int64_t group) {
+    const int c0 = int(group) * groups.size, nc = std::min(groups.size, p.C - c0);
+    const auto run = [&](int n, int i) { return (int64_t(n) * p.C + c0 + i) * p.spatial; };
+    cpu::LaneSums sum[ChannelGroups::kMax], sq[ChannelGroups::kMax];
+    double mean[ChannelGroups::kMax], scale[ChannelGroups::kMax];
     for (int n = 0; n < p.N; ++n)
-      apply_run(xd + run(n), res ? res + run(n) : nullptr, p.spatial, mean, scale, shift, relu,
-                yd + run(n));
+      for (int i = 0; i < nc; ++i) add_values(xd + run(n, i), p.spatial, sum[i]);
+    for (int i = 0; i < nc; ++i) mean[i] = sum[i].total() / double(m);
+    for (int n = 0; n < p.N; ++n)
+      for (int i = 0; i < nc; ++i) add_squared_deviations(xd + run(n, i), p.spatial, mean[i], sq[i]);
+    for (int i = 0; i < nc; ++i) {
+      const int c = c0 + i;
+      const double var = sq[i].total() / double(m);
+      const double invstd = 1.0 / std::sqrt(var + p.eps);
+      sm[c] = float(mean[i]);
+      si[c] = float(invstd);
+      const double unbiased = var * double(m) / double(m - 1);
+      rm[c] = float((1.0 - p.momentum) * double(rm[c]) + p.momentum * mean[i]);
+      rv[c] = float((1.0 - p.momentum) * double(rv[c]) + p.momentum * unbiased);
+      scale[i] = double(g[c]) * invstd;
+    }
+    for (int n = 0; n < p.N; ++n)
+      for (int i = 0; i < nc; ++i)
+        apply_run(xd + run(n, i), res ? res + run(n, i) : nullptr, p.spatial, mean[i], scale[i],
+                  double(b[c0 + i]), relu, yd + run(n, i));
   });
 }
 
@@ -344,23 +405,31 @@ void CpuBackend::batch_norm_relu_grad(const BatchNormParams& p, const Tensor& x,
   const float *sm = fptr(save_mean), *si = fptr(save_invstd);
   float *dg = fptr(dgamma), *db = fptr(dbeta);
   const double m = double(int64_t(p.N) * p.spatial);
-  pool_->parallel_for(0, p.C, [&](int64_t c) {
-    const auto run = [&](int n) { return (int64_t(n) * p.C + c) * p.spatial; };
-    GradCoefficients k{double(sm[c]), double(si[c]), 0, m, 0, 0};
-    cpu::LaneSums sum_g, sum_gx;
+  const ChannelGroups groups(p, 3);
+  pool_->parallel_for(0, groups.count, [&](int64_t group) {
+    const int c0 = int(group) * groups.size, nc = std::min(groups.size, p.C - c0);
+    const auto run = [&](int n, int i) { return (int64_t(n) * p.C + c0 + i) * p.spatial; };
+    GradCoefficients k[ChannelGroups::kMax];
+    cpu::LaneSums sum_g[ChannelGroups::kMax], sum_gx[ChannelGroups::kMax];
+    for (int i = 0; i < nc; ++i) k[i] = {double(sm[c0 + i]), double(si[c0 + i]), 0, m, 0, 0};
     for (int n = 0; n < p.N; ++n)
-      grad_sums_run(xd + run(n), dyd + run(n), yd ? yd + run(n) : nullptr, p.spatial, k.mean,
-                    k.invstd, sum_g, sum_gx, dres ? dres + run(n) : nullptr,
-                    accumulate_dresidual);
-    k.sum_g = sum_g.total();
-    k.sum_gx = sum_gx.total();
-    db[c] = float(k.sum_g);
-    dg[c] = float(k.sum_gx);
+      for (int i = 0; i < nc; ++i)
+        grad_sums_run(xd + run(n, i), dyd + run(n, i), yd ? yd + run(n, i) : nullptr, p.spatial,
+                      k[i].mean, k[i].invstd, sum_g[i], sum_gx[i],
+                      dres ? dres + run(n, i) : nullptr, accumulate_dresidual);
+    for (int i = 0; i < nc; ++i) {
+      const int c = c0 + i;
+      k[i].sum_g = sum_g[i].total();
+      k[i].sum_gx = sum_gx[i].total();
+      db[c] = float(k[i].sum_g);
+      dg[c] = float(k[i].sum_gx);
+      k[i].k = double(g[c]) * k[i].invstd / m;
+    }
     if (!dxd) return;
-    k.k = double(g[c]) * k.invstd / m;
     for (int n = 0; n < p.N; ++n)
-      dx_run(xd + run(n), dyd + run(n), yd ? yd + run(n) : nullptr, p.spatial, k,
-             accumulate_dx, dxd + run(n));
+      for (int i = 0; i < nc; ++i)
+        dx_run(xd + run(n, i), dyd + run(n, i), yd ? yd + run(n, i) : nullptr, p.spatial, k[i],
+               accumulate_dx, dxd + run(n, i));
   });
 }
 

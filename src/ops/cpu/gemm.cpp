@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "ops/cpu/gemm_kernels.h"
@@ -42,6 +43,8 @@ class PackBuffer {
 // Each thread packs its own A blocks, and its own B slivers when no other thread needs them;
 // a shared B panel lives with the thread that called sgemm.
 thread_local PackBuffer t_a_pack, t_a_whole, t_b_private, t_b_pack, t_split_k;
+// A B read through row pointers (SgemmBRows): those of the current K block.
+thread_local std::vector<const float*> t_b_rows;
 
 // A private-panel thread whose A is one row block (M <= mc) packs all of A once per sgemm
 // call and reuses it for every further panel, instead of repacking (k-minor A means 8x8
@@ -55,6 +58,7 @@ struct Operand {
   int64_t ld;
   bool trans;  // stored transposed: element (row, col) of op(X) is data[col * ld + row]
   const SgemmBPacker* packer = nullptr;  // B only: produced by a callback instead
+  const SgemmBRows* rows = nullptr;      // B only: read in place through row pointers
   int k_offset = 0;                      // with packer: row 0 of this B is row k_offset
 
   // The operand restricted to k in [k0, ...): columns of op(A) (is_a) or rows of op(B).
@@ -173,15 +177,21 @@ struct Plan {
   Grid grid;
 };
 
+// kc depends only on K (and a forced block size), never on threads: see Plan.
+int plan_kc(const GemmBlocking& blocking, int K) {
+  const int kc_max = std::max(8, blocking.kc > 0 ? blocking.kc : 384);
+  return ceil_div(K, ceil_div(K, kc_max));
+}
+
+// private_only: no shared B panels (a B read in place has none).
 Plan make_plan(const GemmKernel& kern, const GemmBlocking& blocking, int M, int N, int K,
-               int pool_threads) {
+               int pool_threads, bool private_only = false) {
   const CpuFeatures& f = cpu_features();
   const int mr = kern.mr, nr = kern.nr;
   Plan p{&kern, 0, 0, 0, 1, Grid{}};
   // kc: the C tile is loaded and stored once per K block, so longer is better while the
   // packed slivers stay near the core.
-  const int kc_max = std::max(8, blocking.kc > 0 ? blocking.kc : 384);
-  p.kc = ceil_div(K, ceil_div(K, kc_max));
+  p.kc = plan_kc(blocking, K);
   // mc: the packed A block (mc x kc) takes about half of L2.
   const int mc = blocking.mc > 0 ? blocking.mc : int(f.l2_bytes / 2 / 4 / size_t(p.kc));
   p.mc = std::max(mr, mc / mr * mr);
@@ -191,7 +201,7 @@ Plan make_plan(const GemmKernel& kern, const GemmBlocking& blocking, int M, int 
   const double flops = 2.0 * M * N * K;
   p.threads = int(std::min<double>({double(pool_threads), std::max(1.0, flops / 1.0e6),
                                     double(m_tiles) * n_slivers}));
-  p.grid = choose_grid(p.threads, m_tiles, n_slivers, mr, nr);
+  p.grid = private_only ? Grid{1, p.threads} : choose_grid(p.threads, m_tiles, n_slivers, mr, nr);
   // nc: shared panels (two per column group) split at most 32 MiB of L3 between them. A
   // private panel (tm == 1) that serves one A block is consumed right after packing and only
   // needs to stay in L2; one that serves several A blocks is reused and gets the thread's
@@ -241,11 +251,15 @@ struct alignas(64) WorkCounter {
 // up to 1.8x as long as the fastest for the same tiles. This keeps results bit-identical:
 // whoever computes a tile for a K block runs the same kernel on the same packed data, and the
 // K blocks of a tile stay in order (one thread, or separated by a barrier).
+// a_pre: all of A packed by sgemm_pack_a, or null.
 void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Operand& B, int M,
                   int N, int K, float alpha, float beta, float* C, int64_t ldc,
-                  const SgemmEpilogue* epi) {
+                  const SgemmEpilogue* epi, const float* a_pre = nullptr) {
   const GemmKernel& kern = *p.kernel;
   const int mr = kern.mr, nr = kern.nr;
+  // All of A, K block after K block: block p0 starts at p0 * m_pad (every earlier block is
+  // kc long), each holding m_pad / mr slivers of kcur x mr.
+  const int64_t m_pad = round_up(M, mr);
   const int64_t panel_floats = int64_t(p.kc) * p.nc;
   // With tm > 1 the threads of a column group share its B panels, packed together, and take
   // row chunks of each K block from the group's counter. Two panels alternate: while slow
@@ -270,6 +284,8 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
 
     // C[rows r0..r1, columns jc..jc+ncur] += this K block, A packed in blocks of mc rows
     // (or already packed at a_packed, when rows r0..r1 are a single block).
+    // B.rows: the row pointers of the current K block (kcur + kRowsAhead of them).
+    const float* const* b_rows = nullptr;
     auto compute = [&](const float* panel, int jc, int ncur, int p0, int kcur, int r0, int r1,
                        const float* a_packed = nullptr) {
       const bool last = p0 + kcur >= K;
@@ -280,7 +296,9 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
       for (int ic = r0; ic < r1; ic += p.mc) {
         const int mcur = std::min(p.mc, r1 - ic);
         const float* a_block = a_packed;
-        if (!a_block) {
+        if (a_pre) {
+          a_block = a_pre + p0 * m_pad + int64_t(ic) * kcur;
+        } else if (!a_block) {
           pack_a(kern, A, ic, mcur, p0, kcur, a_pack);
           a_block = a_pack;
         }
@@ -289,6 +307,18 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
           st.bias_col = last && epi && epi->bias_col ? epi->bias_col + j : nullptr;
           const int n = std::min(nr, N - j);
           const int vectors = ceil_div(n, 16);
+          if (b_rows) {  // B read in place: no panel
+            int64_t offsets[detail::kMaxNarrow];
+            B.rows->col_offsets(B.rows->ctx, j, n, offsets);
+            const detail::RowsKernel kernel = kern.rows[vectors];
+            for (int ir = 0; ir < mcur; ir += mr) {
+              const int i = ic + ir;
+              st.bias_row = last && epi && epi->bias_row ? epi->bias_row + i : nullptr;
+              kernel(kcur, a_block + int64_t(ir) * kcur, b_rows, offsets, C + i * ldc + j, ldc,
+                     std::min(mr, M - i), n, st);
+            }
+            continue;
+          }
           const detail::MicroKernel kernel =
               n < nr && vectors < detail::kMaxNarrow && kern.narrow[vectors]
                   ? kern.narrow[vectors]
@@ -304,22 +334,32 @@ void gemm_blocked(const Plan& p, ThreadPool& pool, const Operand& A, const Opera
     };
 
     if (alone || !shared_b) {
-      float* panel = t_b_private.get(size_t(panel_floats));
+      float* panel = B.rows ? nullptr : t_b_private.get(size_t(panel_floats));
       std::atomic<int64_t>& next = counters[0].next;
-      const int panels = ceil_div(N, p.nc);
-      // All of A, K block after K block: block p0 starts at p0 * m_pad (every earlier block
-      // is kc long), each holding m_pad / mr slivers of kcur x mr.
-      const int64_t m_pad = round_up(M, mr);
-      float* a_whole = M <= p.mc && panels > 1 && m_pad * K <= kWholeAFloats
+      // A multiple of the thread count, so that equal panels end together (7 panels for 2
+      // threads left one doing 4 of them: resnet18 layer4's weight gradient).
+      const int panels = std::min(ceil_div(N, nr), round_up(ceil_div(N, p.nc), alone ? 1 : p.threads));
+      float* a_whole = !a_pre && M <= p.mc && panels > 1 && m_pad * K <= kWholeAFloats
                            ? t_a_whole.get(size_t(m_pad * K))
                            : nullptr;
       bool a_whole_ready = false;
       for (int item = alone ? 0 : int(next.fetch_add(1)); item < panels;
            item = alone ? item + 1 : int(next.fetch_add(1))) {
-        const int jc = item * p.nc, ncur = std::min(p.nc, N - jc);
+        // The panels split the slivers evenly (at most nc / nr each): with nc-wide panels and
+        // a short last one, 2 threads got 12 and 10 of resnet18 layer4's 22 slivers.
+        const auto [s0, s1] = static_chunk(0, ceil_div(N, nr), item, panels);
+        const int jc = int(s0) * nr, ncur = std::min(int(s1) * nr, N) - jc;
         for (int p0 = 0; p0 < K; p0 += p.kc) {
           const int kcur = std::min(p.kc, K - p0);
-          pack_b_part(kern, B, jc, ncur, p0, kcur, 0, 1, panel);
+          if (B.rows) {
+            std::vector<const float*>& rows = t_b_rows;
+            rows.resize(size_t(kcur + detail::kRowsAhead));
+            B.rows->rows(B.rows->ctx, p0, kcur, rows.data());
+            for (int k = kcur; k < kcur + detail::kRowsAhead; ++k) rows[k] = rows[kcur - 1];
+            b_rows = rows.data();
+          } else {
+            pack_b_part(kern, B, jc, ncur, p0, kcur, 0, 1, panel);
+          }
           float* a_block = a_whole ? a_whole + p0 * m_pad : nullptr;
           if (a_block && !a_whole_ready) pack_a(kern, A, 0, M, p0, kcur, a_block);
           compute(panel, jc, ncur, p0, kcur, 0, M, a_block);
@@ -415,20 +455,43 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
            const float* B, int ldb, float beta, float* C, int ldc, const SgemmOptions& o) {
   TB_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative size {}x{}x{}", M, N, K);
   TB_CHECK(lda >= std::max(1, trans_a ? M : K), "sgemm: lda {} too small", lda);
-  TB_CHECK(o.b_packer.pack || ldb >= std::max(1, trans_b ? K : N), "sgemm: ldb {} too small",
-           ldb);
+  TB_CHECK(o.b_packer.pack || o.b_rows.rows || ldb >= std::max(1, trans_b ? K : N),
+           "sgemm: ldb {} too small", ldb);
   TB_CHECK(ldc >= std::max(1, N), "sgemm: ldc {} too small", ldc);
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) return scale_only(M, N, beta, C, ldc, o.epilogue);
 
   const GemmKernel& kern = select_kernel(o);
   ThreadPool& pool = o.pool ? *o.pool : cpu_pool();
-  const Operand a{A, lda, trans_a}, b{B, ldb, trans_b, o.b_packer.pack ? &o.b_packer : nullptr};
-  if (const int chunks = split_k_chunks(kern, M, N, K); chunks > 1)
+  Operand b{B, ldb, trans_b, o.b_packer.pack ? &o.b_packer : nullptr};
+  const Operand a{A, lda, trans_a};
+  if (o.b_rows.rows) {  // private panels only, no split-K: nothing of B is packed
+    TB_CHECK(kern.nr % 16 == 0 && kern.nr / 16 <= detail::kMaxNarrow && kern.rows[kern.nr / 16],
+             "sgemm: micro-kernel {} cannot read B through row pointers", kern.name);
+    b.rows = &o.b_rows;
+    const Plan plan = make_plan(kern, o.blocking, M, N, K, pool.size(), true);
+    return gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue, o.a_packed);
+  }
+  // Split-K cuts K differently: it packs A itself from the matrix.
+  if (const int chunks = split_k_chunks(kern, M, N, K); chunks > 1 && !o.a_packed)
     return gemm_split_k(kern, o.blocking, chunks, pool, a, b, M, N, K, alpha, beta, C, ldc,
                         o.epilogue);
   const Plan plan = make_plan(kern, o.blocking, M, N, K, pool.size());
-  gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue);
+  gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue, o.a_packed);
+}
+
+size_t sgemm_packed_a_floats(int M, int K, const SgemmOptions& o) {
+  return size_t(round_up(M, select_kernel(o).mr)) * size_t(K);
+}
+
+void sgemm_pack_a(bool trans_a, int M, int K, const float* A, int lda, const SgemmOptions& o,
+                  float* out) {
+  const GemmKernel& kern = select_kernel(o);
+  const int kc = plan_kc(o.blocking, K);
+  const int64_t m_pad = round_up(M, kern.mr);
+  const Operand a{A, lda, trans_a};
+  for (int p0 = 0; p0 < K; p0 += kc)
+    pack_a(kern, a, 0, M, p0, std::min(kc, K - p0), out + p0 * m_pad);
 }
 
 const char* gemm_kernel_name(Isa isa) {

@@ -48,9 +48,24 @@ struct SgemmBPacker {
   const void* ctx = nullptr;
 };
 
+// B read in place by the micro-kernel, never packed: row k of op(B) is a run of memory
+// starting at a pointer (rows(ctx, k0, kc, out) writes those of rows [k0, k0 + kc)), and
+// column n of every row lies col_offset(n) floats into it, where col_offsets(ctx, j0, n, out)
+// writes the offsets of columns j0, j0 + 16, ... (< j0 + n), each the first of 16 consecutive
+// floats. For a conv's weight gradient: the rows are pixels of a zero-padded channels-last
+// copy of x and the columns (tap, channel) pairs, so B is col^T without a transpose. Needs
+// a micro-kernel with rows variants (every AVX-512 one); sgemm fails otherwise.
+struct SgemmBRows {
+  void (*rows)(const void* ctx, int k0, int kc, const float** out) = nullptr;
+  void (*col_offsets)(const void* ctx, int j0, int n, int64_t* out) = nullptr;
+  const void* ctx = nullptr;
+};
+
 struct SgemmOptions {
   const SgemmEpilogue* epilogue = nullptr;
+  const float* a_packed = nullptr;  // A already packed by sgemm_pack_a (A itself then unused)
   SgemmBPacker b_packer{};         // pack == nullptr: B is a matrix
+  SgemmBRows b_rows{};             // rows != nullptr: B is read through row pointers
   ThreadPool* pool = nullptr;      // nullptr: cpu_pool()
   int isa = -1;                    // an Isa value, or -1 for active_isa()
   const char* kernel = nullptr;    // a micro-kernel by name (overrides isa), for tuning
@@ -62,6 +77,15 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
 
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc, const SgemmOptions& options);
+
+// A packed once for many sgemm calls or threads that share it (a conv's weights: one call
+// per chunk of images, or one call whose column panels go to several threads, each of which
+// would otherwise pack all of A): sgemm_pack_a writes op(A) (M x K) in the layout sgemm packs
+// A into for these options (micro-kernel, K blocks), sgemm_packed_a_floats floats of it. Pass
+// it as SgemmOptions::a_packed with the same M, K and options: the same values as packing.
+size_t sgemm_packed_a_floats(int M, int K, const SgemmOptions& options);
+void sgemm_pack_a(bool trans_a, int M, int K, const float* A, int lda,
+                  const SgemmOptions& options, float* out);
 
 // The micro-kernel sgemm would use for `isa` (for reports), e.g. "avx512_14x32".
 const char* gemm_kernel_name(Isa isa);

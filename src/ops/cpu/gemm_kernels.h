@@ -40,6 +40,14 @@ using PackFn = void (*)(const float* src, int64_t ld, int lines, int kc, int wid
 // 16 of 48 columns used. Each element's arithmetic is the full kernel's, so the bits match.
 constexpr int kMaxNarrow = 4;
 
+// A B sliver read in place (SgemmBRows): row k of the sliver is rows[k] + offsets[v] for
+// vector v (16 columns), nothing packed. rows holds kc + kRowsAhead pointers (the kernel
+// prefetches that far ahead).
+constexpr int kRowsAhead = 8;
+using RowsKernel = void (*)(int kc, const float* a, const float* const* rows,
+                            const int64_t* offsets, float* c, int64_t ldc, int m, int n,
+                            const TileStore& store);
+
 struct GemmKernel {
   Isa isa;
   int mr, nr;
@@ -47,6 +55,9 @@ struct GemmKernel {
   const char* name;
   PackFn pack_kmajor, pack_kminor;
   MicroKernel narrow[kMaxNarrow];
+  // rows[v]: the first v vectors of a sliver read through row pointers (SgemmBRows); all
+  // nullptr where the ISA has none.
+  RowsKernel rows[kMaxNarrow + 1] = {};
 };
 
 // Packers: plain loops (any CPU) and AVX2 (8x8 register transposes; also used by the AVX-512
