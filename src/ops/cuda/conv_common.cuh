@@ -35,6 +35,26 @@ __host__ __device__ inline int mma_classes(ConvPass pass, const ConvGeometry& g)
   return pass == ConvPass::dgrad ? g.stride * g.stride : 1;
 }
 
+// Implicit-GEMM index arithmetic both engines' loaders share.
+// A reduction index kk over (r, s, channel), channel fastest: its tap row, tap column, channel.
+__device__ __forceinline__ void split_reduction(int kk, int taps_s, int channels, int& r, int& s,
+                                                int& c) {
+  r = kk / (taps_s * channels);
+  s = (kk / channels) % taps_s;
+  c = kk % channels;
+}
+
+// The input an fprop GEMM row (one output pixel m) reads from: its image's offset in x and the
+// top-left tap's (h, w), which may lie in the padding.
+__device__ __forceinline__ void fprop_row_origin(const ConvGeometry& g, int64_t m, int64_t& base,
+                                                 int& h, int& w) {
+  const int64_t pq = int64_t(g.P) * g.Q;
+  const int64_t n = m / pq, r = m % pq;
+  base = n * g.H * g.W * g.C;
+  h = int(r / g.Q) * g.stride - g.pad;
+  w = int(r % g.Q) * g.stride - g.pad;
+}
+
 // Where a GEMM result goes. Without splits, fprop and dgrad write T directly; wgrad and any
 // split launch write fp32 partials [splits][M][N] for reduce_partials().
 template <class T>

@@ -45,7 +45,8 @@ __global__ void reduce_kernel(ConvGeometry g, int splits, const float* __restric
     for (int z = 0; z < splits; ++z) v += partials[z * total + i];
     if (kPass == ConvPass::wgrad) {
       const int k = int(i / gs.N), col = int(i % gs.N);
-      const int r = col / (g.S * g.C), s = (col / g.C) % g.S, c = col % g.C;
+      int r, s, c;
+      split_reduction(col, g.S, g.C, r, s, c);
       dw[((int64_t(k) * g.C + c) * g.R + r) * g.S + s] = v;
     } else {
       if (kPass == ConvPass::fprop && bias) v += bias[i % gs.N];

@@ -51,21 +51,14 @@ __global__ void __launch_bounds__(kThreads)
   int ar = 0, as = 0, ai = 0;
   if (kAKMajor) {
     const int n_red = kPass == ConvPass::fprop ? g.C : g.K;
-    const int kk = kt_begin * kBK + kcol;
-    ar = kk / (g.S * n_red);
-    as = (kk / n_red) % g.S;
-    ai = kk % n_red;
+    split_reduction(kt_begin * kBK + kcol, g.S, n_red, ar, as, ai);
 #pragma unroll
     for (int i = 0; i < A_ITERS; ++i) {
       const int64_t m = m0 + (tid + i * kThreads) / kBK;
       a_ok[i] = m < gs.M;
       const int64_t mm = a_ok[i] ? m : 0;
       if (kPass == ConvPass::fprop) {
-        const int64_t pq = int64_t(g.P) * g.Q;
-        const int64_t n = mm / pq, r = mm % pq;
-        a_base[i] = n * g.H * g.W * g.C;
-        a_h[i] = int(r / g.Q) * g.stride - g.pad;
-        a_w[i] = int(r % g.Q) * g.stride - g.pad;
+        fprop_row_origin(g, mm, a_base[i], a_h[i], a_w[i]);
       } else {
         const int64_t hw = int64_t(g.H) * g.W;
         const int64_t n = mm / hw, r = mm % hw;
@@ -80,10 +73,7 @@ __global__ void __launch_bounds__(kThreads)
   if (kPass == ConvPass::dgrad) {
 #pragma unroll
     for (int i = 0; i < B_ITERS; ++i) {
-      const int kk = kt_begin * kBK + (tid + i * kThreads) / BN;
-      br[i] = kk / (g.S * g.K);
-      bs[i] = (kk / g.K) % g.S;
-      bi[i] = kk % g.K;
+      split_reduction(kt_begin * kBK + (tid + i * kThreads) / BN, g.S, g.K, br[i], bs[i], bi[i]);
     }
   }
   // wgrad B: this thread's column (r, s, c) is fixed.
@@ -93,9 +83,7 @@ __global__ void __launch_bounds__(kThreads)
     const int col = n0 + tid % BN;
     wcol_ok = col < gs.N;
     const int cc = wcol_ok ? col : 0;
-    wr = cc / (g.S * g.C);
-    wsi = (cc / g.C) % g.S;
-    wc = cc % g.C;
+    split_reduction(cc, g.S, g.C, wr, wsi, wc);
   }
 
   float ra[A_ITERS], rb[B_ITERS];

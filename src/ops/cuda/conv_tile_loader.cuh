@@ -241,21 +241,14 @@ struct ConvTileLoader {
     if (kAKMajor) {
       const int n_red = kPass == ConvPass::fprop ? g.C : g.K;
       const int taps_s = kPass == ConvPass::fprop ? g.S : cls.S;
-      const int kk = kt_begin * BK + a_ch * 8;
-      ar = kk / (taps_s * n_red);
-      as = (kk / n_red) % taps_s;
-      ai = kk % n_red;
+      split_reduction(kt_begin * BK + a_ch * 8, taps_s, n_red, ar, as, ai);
 #pragma unroll
       for (int i = 0; i < kAIters; ++i) {
         const int64_t m = m0 + a_row(i);
         a_ok[i] = m < gs.M;
         const int64_t mm = a_ok[i] ? m : 0;
         if (kPass == ConvPass::fprop) {
-          const int64_t pq = int64_t(g.P) * g.Q;
-          const int64_t n = mm / pq, r = mm % pq;
-          a_base[i] = n * g.H * g.W * g.C;
-          a_h[i] = int(r / g.Q) * g.stride - g.pad;
-          a_w[i] = int(r % g.Q) * g.stride - g.pad;
+          fprop_row_origin(g, mm, a_base[i], a_h[i], a_w[i]);
         } else {
           const int64_t hw = int64_t(cls.H) * cls.W;
           const int64_t n = mm / hw, r = mm % hw;
@@ -268,10 +261,7 @@ struct ConvTileLoader {
     if (kPass == ConvPass::dgrad) {
 #pragma unroll
       for (int i = 0; i < kBIters; ++i) {
-        const int kk = kt_begin * BK + b_row(i);
-        br[i] = kk / (cls.S * g.K);
-        bs[i] = (kk / g.K) % cls.S;
-        bi[i] = kk % g.K;
+        split_reduction(kt_begin * BK + b_row(i), cls.S, g.K, br[i], bs[i], bi[i]);
       }
     }
     if (kPass == ConvPass::wgrad) {
@@ -280,9 +270,7 @@ struct ConvTileLoader {
         const int col = n0 + (b_ch + j * kBGroups) * 8;
         b_col_ok[j] = col < gs.N;
         const int cc = b_col_ok[j] ? col : 0;
-        b_r[j] = cc / (g.S * g.C);
-        b_s[j] = (cc / g.C) % g.S;
-        b_c[j] = cc % g.C;
+        split_reduction(cc, g.S, g.C, b_r[j], b_s[j], b_c[j]);
       }
       const int pq = g.P * g.Q;
       b_dq = BK % g.Q;
