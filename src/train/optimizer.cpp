@@ -102,14 +102,14 @@ Optimizer::Optimizer(Backend& backend, std::vector<ParamRef> params,
 // at the same offsets) has its state at those offsets too: then one update over the three
 // blocks, gaps included, replaces a launch per parameter. The gaps stay zero under it (zero
 // weights, gradients and momentum give zero).
-bool Optimizer::plan_blocks() {
-  if (!is_sgd(config_) || config_.momentum <= 0 || params_.empty()) return false;
+void Optimizer::plan_blocks() {
+  if (!is_sgd(config_) || config_.momentum <= 0 || params_.empty()) return;
   auto at = [](const Tensor& t) { return static_cast<const char*>(t.data); };
   for (size_t i = 0; i < params_.size(); ++i) {
     const ptrdiff_t offset = at(params_[i].value) - at(params_[0].value);
     if (offset < 0 || at(params_[i].grad) - at(params_[0].grad) != offset ||
         at(slot_a_[i]) - at(slot_a_[0]) != offset || params_[i].value.dtype != DType::f32)
-      return false;
+      return;
   }
   const Tensor& last = params_.back().value;
   const int64_t n = (at(last) - at(params_[0].value)) / int64_t(sizeof(float)) + last.numel();
@@ -117,7 +117,6 @@ bool Optimizer::plan_blocks() {
   param_block_ = Tensor(params_[0].value.data, DType::f32, Shape{n}, d);
   grad_block_ = Tensor(params_[0].grad.data, DType::f32, Shape{n}, d);
   momentum_block_ = Tensor(slot_a_[0].data, DType::f32, Shape{n}, d);
-  return true;
 }
 
 Optimizer::~Optimizer() {

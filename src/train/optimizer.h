@@ -65,7 +65,7 @@ class Optimizer {
   std::vector<Tensor> slot_a_, slot_b_;  // per parameter: momentum or exp_avg / exp_avg_sq
   int64_t steps_ = 0;
   // The three blocks of the one-call update, when they exist (see step).
-  bool plan_blocks();
+  void plan_blocks();
   Tensor param_block_, grad_block_, momentum_block_;
 };
 
