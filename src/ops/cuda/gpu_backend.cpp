@@ -213,7 +213,11 @@ void* GpuBackend::workspace(size_t bytes) {
 }
 
 void GpuBackend::adopt_persistent_copies() {
-  if (persistent_copies_ || weight_copies_.empty()) return;
+  if (persistent_copies_) return;
+  // The copies serve the step about to be captured: the weights the last uncaptured step
+  // converted. Older entries (weights no longer converted) go.
+  std::erase_if(weight_copies_, [&](const auto& e) { return e.second.step != steps_begun_; });
+  if (weight_copies_.empty()) return;
   int64_t elements = 0;
   size_t bytes = 0;
   const DType t = weight_copies_.begin()->second.dtype;
@@ -284,7 +288,7 @@ const void* GpuBackend::krsc_weights(const Tensor& w, DType t, int K, int C, int
     }
     return known->second.copy;
   }
-  if (!persistent_copies_) weight_copies_[w.data] = WeightCopy{t, K, C, R, S};
+  if (!persistent_copies_) weight_copies_[w.data] = WeightCopy{t, K, C, R, S, steps_begun_};
   const size_t bytes = size_t(w.numel()) * dtype_size(t);
   Shadow& sh = shadow_;
   if (reuse && sh.source == w.data && sh.dtype == t && sh.version == weights_version_)
@@ -651,7 +655,7 @@ void GpuBackend::set_epoch(int64_t epoch, int64_t epoch_first_step) {
 
 void GpuBackend::begin_step() {
   TB_CHECK(device_schedule_, "{}: begin_step before enable_device_schedule", impl_);
-  if (!persistent_copies_ && !capturing()) weight_copies_.clear();  // record this step's
+  if (!persistent_copies_ && !capturing()) ++steps_begun_;  // stamps this step's weights
   gpu::begin_step(state_, lr_schedule_, momentum_schedule_, schedule_first_step_,
                   schedule_length_, stream_);
 }

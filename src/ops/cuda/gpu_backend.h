@@ -210,14 +210,18 @@ class GpuBackend : public Backend, public GpuStepControl {
   };
   uint64_t weights_version_ = 0;  // advanced by anything that may write weights
   Shadow shadow_;
-  // Persistent copies (see krsc_weights): the weights converted since the last begin_step
-  // while shared, then each one's copy and the device table that refreshes them all.
+  // Persistent copies (see krsc_weights): every weight converted while shared, stamped with
+  // the uncaptured step that last converted it (entries are kept, so an uncaptured step
+  // allocates nothing on the host); once adopted, each one's copy and the device table that
+  // refreshes them all.
   struct WeightCopy {
     DType dtype;
     int K, C, R, S;
+    uint64_t step = 0;  // steps_begun_ when last converted
     void* copy = nullptr;
   };
   std::map<const void*, WeightCopy> weight_copies_;
+  uint64_t steps_begun_ = 0;  // uncaptured begin_step calls while the copies are shared
   KrscSegment* copy_table_ = nullptr;
   int copy_count_ = 0;
   int64_t copy_elements_ = 0;
