@@ -13,4 +13,8 @@ inline float dropout_keep_scale(float p) { return p < 1.0f ? 1.0f / (1.0f - p) :
 void dropout_range(uint64_t key, float p, float scale, int64_t begin, int64_t end,
                    const float* x, float* y, uint8_t* mask);
 
+// Elements [begin, end) of dropout's backward: dx[i] (+)= mask[i] ? dy[i] * scale : 0.
+void dropout_backward_range(float scale, int64_t begin, int64_t end, const float* dy,
+                            const uint8_t* mask, float* dx, bool accumulate);
+
 }  // namespace tb

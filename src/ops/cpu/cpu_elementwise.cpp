@@ -110,11 +110,7 @@ void CpuBackend::dropout_backward(const DropoutParams& p, const Tensor& dy, cons
   const float* dyd = fptr(dy);
   const uint8_t* m = static_cast<const uint8_t*>(mask.data);
   parallel_elements(*pool_, p.numel, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      const float v = dyd[i] * scale;
-      const float g = m[i] ? v : 0.0f;
-      dxd[i] = accumulate_dx ? dxd[i] + g : g;
-    }
+    dropout_backward_range(scale, lo, hi, dyd, m, dxd, accumulate_dx);
   });
 }
 

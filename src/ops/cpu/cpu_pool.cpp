@@ -44,6 +44,40 @@ int64_t argmax_in(const Pool2dParams& p, const float* plane, const Window& win) 
   return best;
 }
 
+// One plane of the 2x2/2 case's gradient in one pass: every cell of a window is written (dy at
+// the window's first maximum, 0 elsewhere), so dx needs no zeroing pass first; the row and
+// column no window covers (odd H or W) are zeroed. Same rule as argmax_in.
+void max_pool_pairs_backward(const Pool2dParams& p, const float* xp, const float* dyp, float* dxp,
+                             bool accumulate) {
+  const int P = p.P(), Q = p.Q();
+  for (int op = 0; op < P; ++op) {
+    const float* r0 = xp + int64_t(2 * op) * p.W;
+    const float* r1 = r0 + p.W;
+    float* d0 = dxp + int64_t(2 * op) * p.W;
+    float* d1 = d0 + p.W;
+    const float* g = dyp + int64_t(op) * Q;
+    for (int q = 0; q < Q; ++q) {
+      const float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
+      float m = a;
+      int at = 0;
+      if (b > m) m = b, at = 1;
+      if (c > m) m = c, at = 2;
+      if (d > m) at = 3;
+      const float v = g[q];
+      const float ga = at == 0 ? v : 0.0f, gb = at == 1 ? v : 0.0f;
+      const float gc = at == 2 ? v : 0.0f, gd = at == 3 ? v : 0.0f;
+      if (accumulate) {
+        d0[2 * q] += ga, d0[2 * q + 1] += gb, d1[2 * q] += gc, d1[2 * q + 1] += gd;
+      } else {
+        d0[2 * q] = ga, d0[2 * q + 1] = gb, d1[2 * q] = gc, d1[2 * q + 1] = gd;
+      }
+    }
+    if (!accumulate && p.W > 2 * Q) d0[p.W - 1] = d1[p.W - 1] = 0.0f;
+  }
+  if (!accumulate && p.H > 2 * P)
+    std::fill(dxp + int64_t(2 * P) * p.W, dxp + int64_t(p.H) * p.W, 0.0f);
+}
+
 // fn(plane) for every plane of N*C, in static chunks over the pool.
 template <class F>
 void for_planes(cpu::ThreadPool& pool, int64_t planes, int64_t plane_work, F&& fn) {
@@ -103,10 +137,15 @@ void CpuBackend::max_pool2d_backward(const Pool2dParams& p, const Tensor& x, con
   const int64_t x_plane = int64_t(p.H) * p.W;
   const float* xd = fptr(x);
   const float* dyd = fptr(dy);
+  const bool pairs = p.kernel == 2 && p.stride == 2 && p.pad == 0;
   for_planes(*pool_, int64_t(p.N) * p.C, x_plane, [&](int64_t plane) {
     const float* xp = xd + plane * x_plane;
     const float* dyp = dyd + plane * P * Q;
     float* dxp = dxd + plane * x_plane;
+    if (pairs) {
+      max_pool_pairs_backward(p, xp, dyp, dxp, accumulate_dx);
+      return;
+    }
     if (!accumulate_dx) std::fill(dxp, dxp + x_plane, 0.0f);
     // += because overlapping windows (kernel > stride) can pick the same cell.
     for (int op_ = 0; op_ < P; ++op_)

@@ -92,10 +92,11 @@ void OneDnnBackend::dropout_backward(const DropoutParams& p, const Tensor& dy, c
   float* dxp = optional_f32(op, "dx", dx, p.numel);
   if (!dxp) return;
   const float scale = dropout_keep_scale(p.p);
-#pragma omp parallel for schedule(static) if (p.numel >= kParallelMin)
-  for (int64_t i = 0; i < p.numel; ++i) {
-    const float g = m[i] ? dyp[i] * scale : 0.0f;
-    dxp[i] = accumulate_dx ? dxp[i] + g : g;
+#pragma omp parallel if (p.numel >= kParallelMin)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    dropout_backward_range(scale, p.numel * t / n, p.numel * (t + 1) / n, dyp, m, dxp,
+                           accumulate_dx);
   }
 }
 
