@@ -106,7 +106,11 @@ TEST_P(CpuConv, MatchesRefForwardAndBackwardWithAnyThreadCount) {
     Vecf xv = x, wv = w, bv = b, dyv = dy, y(p.y_numel());
     auto bias = [&](Vecf& v) { return c.bias ? tf(v, bs) : Tensor(); };
     be.conv2d_forward(p, tf(xv, xs), tf(wv, ws), bias(bv), tf(y, ys));
-    Outputs out{y};
+    Conv2dParams fused = p;  // conv2d_relu: the ReLU in the GEMM's epilogue
+    fused.relu = true;
+    Vecf y_relu(p.y_numel(), 7.0f);
+    be.conv2d_forward(fused, tf(xv, xs), tf(wv, ws), bias(bv), tf(y_relu, ys));
+    Outputs out{y, y_relu};
     for (bool accumulate : {false, true}) {
       Vecf dx = accumulate ? dx0 : Vecf(x.size(), 7.0f), dw(w.size(), 7.0f), db(b.size(), 7.0f);
       be.conv2d_backward(p, tf(xv, xs), tf(wv, ws), tf(dyv, ys), tf(dx, xs), tf(dw, ws), bias(db),
@@ -156,7 +160,11 @@ TEST(CpuOps, LinearMatchesRefForwardAndBackward) {
       Vecf xv = x, wv = w, bv = b, dyv = dy, y(size_t(p.N) * p.out);
       auto bias = [&](Vecf& v) { return p.has_bias ? tf(v) : Tensor(); };
       be.linear_forward(p, tf(xv), tf(wv), bias(bv), tf(y));
-      Outputs out{y};
+      LinearParams fused = p;  // linear_relu
+      fused.relu = true;
+      Vecf y_relu(size_t(p.N) * p.out, 3.0f);
+      be.linear_forward(fused, tf(xv), tf(wv), bias(bv), tf(y_relu));
+      Outputs out{y, y_relu};
       for (bool accumulate : {false, true}) {
         Vecf dx = accumulate ? dx0 : Vecf(x.size(), 3.0f), dw(w.size(), 3.0f), db(b.size(), 3.0f);
         be.linear_backward(p, tf(xv), tf(wv), tf(dyv), tf(dx), tf(dw), bias(db), accumulate);

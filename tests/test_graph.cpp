@@ -133,8 +133,10 @@ size_t total_bytes(const std::map<std::string, size_t>& bytes) {
 
 // Plan options: every node its own buffers and kernels (the plan as it was), memory reuse
 // alone, and the default (reuse and batch-norm + ReLU fusion).
-const PlanOptions kPlain{.reuse_activation_memory = false, .fuse_batch_norm_relu = false};
-const PlanOptions kReuseOnly{.reuse_activation_memory = true, .fuse_batch_norm_relu = false};
+const PlanOptions kPlain{
+    .reuse_activation_memory = false, .fuse_batch_norm_relu = false, .fuse_conv_relu = false};
+const PlanOptions kReuseOnly{
+    .reuse_activation_memory = true, .fuse_batch_norm_relu = false, .fuse_conv_relu = false};
 
 std::map<std::string, size_t> resnet18_plan(const PlanOptions& options, bool training) {
   // The configuration of the GPU target: 3x32x32, batch 512, bf16 activations.

@@ -1,6 +1,7 @@
-// The graph's batch-norm + ReLU (+ residual add) fusion: which chains it rewrites, that names
-// and parameter order survive, and that training with it is bit-identical to the separate
-// ops on the CPU backends (whose fused ops run the separate ops).
+// The graph's fusion passes: batch norm + ReLU (+ residual add), and conv / linear + ReLU on
+// the backends that run those ops. Which chains they rewrite, that names and parameter order
+// survive, and that training with them is bit-identical to the separate ops on the CPU
+// backends (dropout masks included: they follow a node's id, which fusion keeps).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -77,7 +78,8 @@ std::vector<std::string> parameter_names(Backend& backend, Graph g, const PlanOp
   return names;
 }
 
-const PlanOptions kUnfused{.reuse_activation_memory = true, .fuse_batch_norm_relu = false};
+const PlanOptions kUnfused{
+    .reuse_activation_memory = true, .fuse_batch_norm_relu = false, .fuse_conv_relu = false};
 
 TEST(GraphFusion, RewritesExactlyTheFusableChains) {
   auto backend = make_ref_backend();
@@ -121,7 +123,8 @@ TEST(GraphFusion, ResNet18KeepsNoSeparateReluOrAddAndTheSameParameters) {
 // removed one (plan() checks), and no more memory than the plain plan.
 TEST(GraphFusion, EveryModelKeepsItsParametersAndPlansLessMemory) {
   auto backend = make_ref_backend();
-  const PlanOptions plain{.reuse_activation_memory = false, .fuse_batch_norm_relu = false};
+  const PlanOptions plain{
+      .reuse_activation_memory = false, .fuse_batch_norm_relu = false, .fuse_conv_relu = false};
   for (const std::string& name : model_names()) {
     const ModelInput in{3, 32, 32, 10};
     EXPECT_EQ(parameter_names(*backend, build_model(name, in), PlanOptions{}),
@@ -160,6 +163,64 @@ TEST(GraphFusion, OneDnnTrainingIsBitIdenticalToTheSeparateOps) {
   }
   expect_identical(train_steps(*backend, fusable_net(), kUnfused, 5, 3),
                    train_steps(*backend, fusable_net(), PlanOptions{}, 5, 3));
+}
+
+// Conv -> ReLU and linear -> ReLU chains: fused on cpu, where the GEMM's epilogue applies the
+// ReLU; a pre-activation read by anything else, and a ReLU after a pool, stay apart. ref
+// (the oracle) and onednn keep them as separate nodes.
+Graph conv_relu_net() {
+  Graph g(Shape{2, 8, 8});
+  int x = g.add("c1", conv(4, 3, 1), Graph::kInput);
+  x = g.add("c1.relu", relu(), x);
+  const int c2 = g.add("c2", conv(4, 3, 1), x);
+  const int r2 = g.add("c2.relu", relu(), c2);
+  x = g.add("c2.sum", add(), std::vector<int>{r2, c2});  // c2's output read twice: apart
+  x = g.add("pool", std::make_unique<Pool2dLayer>(PoolKind::max, 2, 2, 0), x);
+  x = g.add("pool.relu", relu(), x);
+  x = g.add("drop", std::make_unique<DropoutLayer>(0.25f), x);
+  x = g.add("flat", std::make_unique<FlattenLayer>(), x);
+  x = g.add("fc1", std::make_unique<LinearLayer>(8, true), x);
+  x = g.add("fc1.relu", relu(), x);
+  x = g.add("drop1d", std::make_unique<DropoutLayer>(0.5f), x);
+  g.add("fc2", std::make_unique<LinearLayer>(3, true), x);
+  return g;
+}
+
+TEST(GraphFusion, ConvAndLinearReluFuseOnCpuOnly) {
+  auto cpu = make_cpu_backend(2);
+  Graph g = conv_relu_net();
+  const size_t nodes = g.node_count();
+  g.plan(*cpu, 2, DType::f32, true);
+  auto types = types_by_name(g);
+  EXPECT_EQ(types.at("c1"), "conv2d_relu");
+  EXPECT_EQ(types.at("c2"), "conv2d");
+  EXPECT_EQ(types.at("c2.relu"), "relu");
+  EXPECT_EQ(types.at("pool.relu"), "relu");
+  EXPECT_EQ(types.at("fc1"), "linear_relu");
+  EXPECT_EQ(types.at("fc2"), "linear");
+  EXPECT_EQ(types.count("c1.relu") + types.count("fc1.relu"), 0u);
+  EXPECT_EQ(g.node_count(), nodes - 2);
+
+  auto ref = make_ref_backend();
+  Graph r = conv_relu_net();
+  r.plan(*ref, 2, DType::f32, true);
+  types = types_by_name(r);
+  EXPECT_EQ(types.at("c1"), "conv2d");
+  EXPECT_EQ(types.at("fc1"), "linear");
+  EXPECT_EQ(r.node_count(), nodes);
+}
+
+TEST(GraphFusion, CpuConvReluTrainingIsBitIdenticalToTheSeparateOps) {
+  auto backend = make_cpu_backend(2);
+  const PlanOptions bn_only{.reuse_activation_memory = true, .fuse_conv_relu = false};
+  expect_identical(train_steps(*backend, conv_relu_net(), bn_only, 5, 3),
+                   train_steps(*backend, conv_relu_net(), PlanOptions{}, 5, 3));
+  // Both zoo models with conv -> ReLU chains; cifar_cnn's dropout masks must not move.
+  for (const char* name : {"alexnet_lite", "cifar_cnn"}) {
+    const ModelInput in{3, 16, 16, 10};
+    expect_identical(train_steps(*backend, build_model(name, in), bn_only, 4, 2),
+                     train_steps(*backend, build_model(name, in), PlanOptions{}, 4, 2));
+  }
 }
 
 }  // namespace

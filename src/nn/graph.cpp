@@ -28,6 +28,7 @@ int Graph::add(const std::string& name, std::unique_ptr<Layer> layer, std::vecto
   }
   Node node;
   node.name = name;
+  node.id = int(nodes_.size());
   node.shape = layer->infer(shapes);
   node.param_specs = layer->param_specs();
   node.buffer_specs = layer->buffer_specs();
@@ -70,6 +71,11 @@ void Graph::plan(Backend& backend, int max_batch, GraphPrecision precision, bool
   }
   if (options_.fuse_batch_norm_relu && backend.supports(OpKind::batch_norm_relu, dtype))
     fuse_batch_norm_relu();
+  if (options_.fuse_conv_relu) {
+    const bool conv = backend.supports(OpKind::conv2d_relu, dtype);
+    const bool linear = backend.supports(OpKind::linear_relu, dtype);
+    if (conv || linear) fuse_relu_into_producers(conv, linear);
+  }
   max_batch_ = max_batch;
   dtype_ = dtype;
   param_dtype_ = precision.params;
@@ -230,14 +236,14 @@ LayerTensors Graph::tensors_for(const Node& node, int n) const {
 
 void Graph::forward_node(size_t j, int n, bool training, uint64_t seed, uint64_t step) {
   const Node& node = nodes_[j];
-  RunContext ctx{*backend_, n, training, seed, step, int(j)};
+  RunContext ctx{*backend_, n, training, seed, step, node.id};
   node.layer->forward(tensors_for(node, n), ctx);
 }
 
 void Graph::backward_node(size_t j, int n, uint64_t seed, uint64_t step) {
   const Node& node = nodes_[j];
   if (!node.needs_grad) return;
-  RunContext ctx{*backend_, n, true, seed, step, int(j)};
+  RunContext ctx{*backend_, n, true, seed, step, node.id};
   node.layer->backward(tensors_for(node, n), ctx);
 }
 

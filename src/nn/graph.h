@@ -29,6 +29,9 @@ struct PlanOptions {
   // BN -> ReLU and BN -> add -> ReLU chains become one batch_norm_relu node (graph_fusion.cpp)
   // on backends that support that op: the ReLU's and the add's passes over memory disappear.
   bool fuse_batch_norm_relu = true;
+  // Conv -> ReLU and linear -> ReLU become one conv2d_relu / linear_relu node where nothing
+  // else reads the pre-activation, on backends that support those ops (graph_fusion.cpp).
+  bool fuse_conv_relu = true;
 };
 
 class Graph {
@@ -112,6 +115,7 @@ class Graph {
  private:
   struct Node {
     std::string name;
+    int id = 0;  // its position when added; fusion keeps it (RunContext::layer_index)
     std::unique_ptr<Layer> layer;  // null for the input node
     std::vector<int> inputs;
     Shape shape;  // output, per item
@@ -127,6 +131,10 @@ class Graph {
   // Rewrites fusable chains in place (graph_fusion.cpp). Node ids change; names and the
   // order of parameters do not.
   void fuse_batch_norm_relu();
+  // ReLUs after a convolution (conv) or linear layer (linear) become that layer's epilogue.
+  void fuse_relu_into_producers(bool conv, bool linear);
+  // Drops the removed nodes; a node that read removed node j reads stands_for[j] instead.
+  void remove_fused(const std::vector<bool>& removed, const std::vector<int>& stands_for);
   // Decides which input gradients are accumulated and makes every memory request.
   void request_memory(MemoryPlan& memory, int max_batch, GraphPrecision precision,
                       bool training);

@@ -1,4 +1,4 @@
-// The graph's fusion pass: batch norm followed by ReLU, or by a residual add and ReLU, becomes
+// The graph's fusion passes. Batch norm followed by ReLU, or by a residual add and ReLU, becomes
 // one BatchNormReluLayer node. On the GPU that removes two or three memory-bound passes per
 // chain (the ReLU's and the add's forward and backward kernels and their buffers).
 //
@@ -73,6 +73,11 @@ void Graph::fuse_batch_norm_relu() {
     stands_for[r] = b;
   }
 
+  remove_fused(removed, stands_for);
+}
+
+void Graph::remove_fused(const std::vector<bool>& removed, const std::vector<int>& stands_for) {
+  const int n = int(nodes_.size());
   std::vector<int> new_id(static_cast<size_t>(n), -1);
   std::vector<Node> kept;
   for (int j = 0; j < n; ++j) {
@@ -86,6 +91,37 @@ void Graph::fuse_batch_norm_relu() {
       TB_CHECK(i >= 0, "fusion left node '{}' reading a removed node", node.name);
     }
   nodes_ = std::move(kept);
+}
+
+// A ReLU whose input is a convolution or linear layer feeding nothing else becomes that
+// layer's epilogue: the CPU GEMM applies it while the output tile is still in registers, so
+// the ReLU's pass over memory and the pre-activation tensor disappear. Backward masks dy in
+// place before the layer's own backward (Conv2dLayer::backward).
+void Graph::fuse_relu_into_producers(bool conv, bool linear) {
+  TB_CHECK(!planned(), "fusion rewrites an unplanned graph");
+  const int n = int(nodes_.size());
+  std::vector<int> consumers(static_cast<size_t>(n), 0);
+  for (int j = 1; j < n; ++j)
+    for (int i : nodes_[j].inputs) ++consumers[i];
+  std::vector<int> stands_for(static_cast<size_t>(n));
+  for (int j = 0; j < n; ++j) stands_for[j] = j;
+  std::vector<bool> removed(static_cast<size_t>(n), false);
+  for (int r = 1; r < n - 1; ++r) {  // the last node is the graph's output: never fused away
+    if (!as<ReluLayer>(nodes_[r].layer)) continue;
+    const int a = nodes_[r].inputs[0];
+    if (a == 0 || consumers[a] != 1) continue;
+    Layer* producer = nodes_[a].layer.get();
+    if (auto* c = dynamic_cast<Conv2dLayer*>(producer); c && conv && c->op() == OpKind::conv2d)
+      c->fuse_relu();
+    else if (auto* l = dynamic_cast<LinearLayer*>(producer);
+             l && linear && l->op() == OpKind::linear)
+      l->fuse_relu();
+    else
+      continue;
+    removed[r] = true;
+    stands_for[r] = a;
+  }
+  remove_fused(removed, stands_for);
 }
 
 }  // namespace tb

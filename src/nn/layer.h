@@ -53,6 +53,8 @@ struct RunContext {
   bool training = true;   // batch-norm statistics, dropout
   uint64_t seed = 0;      // the run's seed
   uint64_t step = 0;      // the global training step, for dropout streams
+  // The node's position in the model as built: fusion passes leave it, so dropout masks do
+  // not depend on which chains a backend fuses.
   int layer_index = 0;
 };
 

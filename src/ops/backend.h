@@ -25,7 +25,8 @@ namespace tb {
 
 enum class OpKind {
   conv2d, linear, relu, max_pool2d, avg_pool2d, global_avg_pool, batch_norm, dropout, add,
-  softmax_cross_entropy, sgd_update, adam_update, copy, batch_norm_relu
+  softmax_cross_entropy, sgd_update, adam_update, copy, batch_norm_relu,
+  conv2d_relu, linear_relu  // conv2d / linear with Conv2dParams::relu / LinearParams::relu set
 };
 const char* op_name(OpKind op);
 

@@ -13,6 +13,9 @@ struct Conv2dParams {
   int stride = 1;
   int pad = 0;
   bool has_bias = false;
+  // y = relu(conv(x) + bias): the ReLU that follows, fused into the output's writing (the
+  // conv2d_relu op; only backends whose supports() says so accept it).
+  bool relu = false;
 
   // 0 when the window does not fit (C++ division would round a negative numerator up).
   int P() const { return H + 2 * pad < kernel ? 0 : (H + 2 * pad - kernel) / stride + 1; }  // output height

@@ -9,6 +9,7 @@ struct LinearParams {
   int in = 0;
   int out = 0;
   bool has_bias = true;
+  bool relu = false;  // y = relu(x w^T + b): the linear_relu op (see Conv2dParams::relu)
 
   double forward_flops() const { return 2.0 * double(N) * in * out; }
 };

@@ -33,6 +33,10 @@ const char* op_name(OpKind op) {
       return "adam_update";
     case OpKind::copy:
       return "copy";
+    case OpKind::conv2d_relu:
+      return "conv2d_relu";
+    case OpKind::linear_relu:
+      return "linear_relu";
   }
   return "unknown_op";
 }

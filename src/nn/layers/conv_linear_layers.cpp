@@ -8,8 +8,8 @@ namespace tb {
 // ---- conv2d -------------------------------------------------------------------------------
 
 std::string Conv2dLayer::describe() const {
-  return fmt::format("conv2d {}x{} {}->{} stride {} pad {}{}", kernel_, kernel_, in_[0], out_,
-                     stride_, pad_, bias_ ? "" : " no-bias");
+  return fmt::format("conv2d {}x{} {}->{} stride {} pad {}{}{}", kernel_, kernel_, in_[0], out_,
+                     stride_, pad_, bias_ ? "" : " no-bias", relu_ ? " (fused: relu)" : "");
 }
 
 Shape Conv2dLayer::infer(const std::vector<Shape>& inputs) {
@@ -33,6 +33,7 @@ Conv2dParams Conv2dLayer::params(int batch) const {
   p.stride = stride_;
   p.pad = pad_;
   p.has_bias = bias_;
+  p.relu = relu_;
   return p;
 }
 
@@ -49,7 +50,14 @@ void Conv2dLayer::forward(const LayerTensors& t, const RunContext& ctx) {
                              bias_ ? t.params[1] : Tensor{}, t.y);
 }
 
+// The fused ReLU's backward masks dy where it lies: only this layer reads dy, and the graph
+// has summed every consumer's gradient into it before this runs.
+static void mask_relu_gradient(const LayerTensors& t, const RunContext& ctx) {
+  ctx.backend.relu_backward(t.y, t.dy, t.dy, false);
+}
+
 void Conv2dLayer::backward(const LayerTensors& t, const RunContext& ctx) {
+  if (relu_) mask_relu_gradient(t, ctx);
   ctx.backend.conv2d_backward(params(ctx.batch), t.x[0], t.params[0], t.dy, t.dx[0],
                               t.grads[0], bias_ ? t.grads[1] : Tensor{}, t.accumulate_dx[0]);
 }
@@ -59,7 +67,8 @@ double Conv2dLayer::forward_flops() const { return params(1).forward_flops(); }
 // ---- linear -------------------------------------------------------------------------------
 
 std::string LinearLayer::describe() const {
-  return fmt::format("linear {}->{}{}", in_features_, out_, bias_ ? "" : " no-bias");
+  return fmt::format("linear {}->{}{}{}", in_features_, out_, bias_ ? "" : " no-bias",
+                     relu_ ? " (fused: relu)" : "");
 }
 
 Shape LinearLayer::infer(const std::vector<Shape>& inputs) {
@@ -81,6 +90,7 @@ void LinearLayer::forward(const LayerTensors& t, const RunContext& ctx) {
 }
 
 void LinearLayer::backward(const LayerTensors& t, const RunContext& ctx) {
+  if (relu_) mask_relu_gradient(t, ctx);
   ctx.backend.linear_backward(params(ctx.batch), t.x[0], t.params[0], t.dy, t.dx[0],
                               t.grads[0], bias_ ? t.grads[1] : Tensor{}, t.accumulate_dx[0]);
 }

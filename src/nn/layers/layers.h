@@ -11,40 +11,46 @@ class Conv2dLayer : public Layer {
  public:
   Conv2dLayer(int out_channels, int kernel, int stride, int pad, bool bias)
       : out_(out_channels), kernel_(kernel), stride_(stride), pad_(pad), bias_(bias) {}
-  const char* type() const override { return "conv2d"; }
+  const char* type() const override { return relu_ ? "conv2d_relu" : "conv2d"; }
   std::string describe() const override;
-  OpKind op() const override { return OpKind::conv2d; }
+  OpKind op() const override { return relu_ ? OpKind::conv2d_relu : OpKind::conv2d; }
   Shape infer(const std::vector<Shape>& inputs) override;
   std::vector<ParamSpec> param_specs() const override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
-  bool backward_reads_output() const override { return false; }
+  // Fused, y is the ReLU's output and its mask.
+  bool backward_reads_output() const override { return relu_; }
   double forward_flops() const override;
   Conv2dParams params(int batch) const;
+  // The graph's fusion pass: this layer now also does the ReLU that follows it.
+  void fuse_relu() { relu_ = true; }
 
  private:
   int out_, kernel_, stride_, pad_;
   bool bias_;
+  bool relu_ = false;
   Shape in_;
 };
 
 class LinearLayer : public Layer {
  public:
   LinearLayer(int out_features, bool bias) : out_(out_features), bias_(bias) {}
-  const char* type() const override { return "linear"; }
+  const char* type() const override { return relu_ ? "linear_relu" : "linear"; }
   std::string describe() const override;
-  OpKind op() const override { return OpKind::linear; }
+  OpKind op() const override { return relu_ ? OpKind::linear_relu : OpKind::linear; }
   Shape infer(const std::vector<Shape>& inputs) override;
   std::vector<ParamSpec> param_specs() const override;
   void forward(const LayerTensors& t, const RunContext& ctx) override;
   void backward(const LayerTensors& t, const RunContext& ctx) override;
-  bool backward_reads_output() const override { return false; }
+  bool backward_reads_output() const override { return relu_; }  // see Conv2dLayer
   double forward_flops() const override { return 2.0 * double(in_features_) * out_; }
-  LinearParams params(int batch) const { return {batch, in_features_, out_, bias_}; }
+  LinearParams params(int batch) const { return {batch, in_features_, out_, bias_, relu_}; }
+  void fuse_relu() { relu_ = true; }  // see Conv2dLayer
 
  private:
   int out_;
   bool bias_;
+  bool relu_ = false;
   int in_features_ = 0;
 };
 

@@ -122,9 +122,10 @@ class CpuBackend final : public Backend {
                             const Tensor& dy, const Tensor& dx, const Tensor& dgamma,
                             const Tensor& dbeta, const Tensor& dresidual, bool accumulate_dx,
                             bool accumulate_dresidual);
-  // y (+)= conv(x, w) + bias over chunks of images (cpu_conv.cpp); bias may be null.
+  // y (+)= conv(x, w) + bias over chunks of images (cpu_conv.cpp); bias may be null. With
+  // relu (not with accumulate), y = relu(conv(x, w) + bias); p.relu is not read.
   void conv_forward_chunks(const Conv2dParams& p, const float* x, const float* w,
-                           const float* bias, float* y, bool accumulate);
+                           const float* bias, float* y, bool accumulate, bool relu = false);
   static size_t per_thread_stride(size_t floats) { return (floats + 15) / 16 * 16; }
 
   std::unique_ptr<cpu::ThreadPool> pool_;

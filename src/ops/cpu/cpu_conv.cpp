@@ -158,17 +158,19 @@ void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Te
   expect(op, "w", w, p.w_numel());
   expect(op, "y", y, p.y_numel());
   conv_forward_chunks(p, fptr(x), fptr(w), cpu_ops::needed_ptr(op, "bias", p.has_bias, bias, p.K),
-                      fptr(y), false);
+                      fptr(y), false, p.relu);
 }
 
 void CpuBackend::conv_forward_chunks(const Conv2dParams& p, const float* xd, const float* wd,
-                                     const float* bias, float* yd, bool accumulate) {
+                                     const float* bias, float* yd, bool accumulate, bool relu) {
+  TB_CHECK(!(relu && accumulate), "cpu conv2d: a fused ReLU cannot accumulate into y");
   const ConvPlan plan(p);
   const int slots = pool_->size();
   const int64_t out_size = per_thread_stride(int64_t(p.K) * plan.max_cols());
   float* out_buf = plan.images > 1 ? scratch(kGathered, size_t(out_size * slots)) : nullptr;
   cpu::SgemmEpilogue epilogue;
   epilogue.bias_row = bias;
+  epilogue.relu = relu;  // applied to each tile as it is stored: no pass over y afterwards
   cpu::SgemmOptions options;
   options.epilogue = &epilogue;
   options.pool = pool_.get();

@@ -19,6 +19,7 @@ void CpuBackend::linear_forward(const LinearParams& p, const Tensor& x, const Te
   expect(op, "y", y, int64_t(p.N) * p.out);
   cpu::SgemmEpilogue epilogue;
   epilogue.bias_col = cpu_ops::needed_ptr(op, "bias", p.has_bias, bias, p.out);
+  epilogue.relu = p.relu;
   cpu::SgemmOptions options;
   options.epilogue = &epilogue;
   options.pool = pool_.get();

@@ -33,6 +33,7 @@ class CudaBackend final : public GpuBackend {
   void conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
                       const Tensor& y) override {
     check_conv(p);
+    TB_CHECK(!p.relu, "cuda: conv2d_relu is not one of its ops (supports() says so)");
     expect(x, p.x_numel(), "x");
     expect(y, p.y_numel(), "y");
     forward(geometry(p), x, w, p.has_bias ? &bias : nullptr, y);
@@ -50,6 +51,7 @@ class CudaBackend final : public GpuBackend {
 
   void linear_forward(const LinearParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
                       const Tensor& y) override {
+    TB_CHECK(!p.relu, "cuda: linear_relu is not one of its ops (supports() says so)");
     expect(x, int64_t(p.N) * p.in, "x");
     expect(y, int64_t(p.N) * p.out, "y");
     forward(geometry(p), x, w, p.has_bias ? &bias : nullptr, y);

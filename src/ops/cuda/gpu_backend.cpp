@@ -91,6 +91,8 @@ GpuBackend::~GpuBackend() {
 
 bool GpuBackend::supports(OpKind op, DType dtype) const {
   if (op == OpKind::sgd_update || op == OpKind::adam_update) return dtype == DType::f32;
+  // Conv/linear + ReLU stay two nodes on the GPU (the ReLU usually fuses into batch norm).
+  if (op == OpKind::conv2d_relu || op == OpKind::linear_relu) return false;
   return floating(dtype);
 }
 

@@ -34,6 +34,7 @@ class CudnnBackend final : public GpuBackend {
   void conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
                       const Tensor& y) override {
     check_conv(p);
+    TB_CHECK(!p.relu, "cudnn: conv2d_relu is not one of its ops (supports() says so)");
     expect(x, p.x_numel(), "x");
     expect(y, p.y_numel(), "y");
     same_dtype(x, y, "y");
@@ -66,6 +67,7 @@ class CudnnBackend final : public GpuBackend {
 
   void linear_forward(const LinearParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
                       const Tensor& y) override {
+    TB_CHECK(!p.relu, "cudnn: linear_relu is not one of its ops (supports() says so)");
     expect(x, int64_t(p.N) * p.in, "x");
     expect(y, int64_t(p.N) * p.out, "y");
     same_dtype(x, y, "y");

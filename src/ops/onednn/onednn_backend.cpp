@@ -27,7 +27,10 @@ void OneDnnBackend::use_threads() const {
   if (omp_get_max_threads() != threads_) omp_set_num_threads(threads_);
 }
 
-bool OneDnnBackend::supports(OpKind, DType dtype) const { return dtype == DType::f32; }
+// Fused conv/linear + ReLU (oneDNN post-ops) is not wired up: those chains run unfused here.
+bool OneDnnBackend::supports(OpKind op, DType dtype) const {
+  return dtype == DType::f32 && op != OpKind::conv2d_relu && op != OpKind::linear_relu;
+}
 
 size_t OneDnnBackend::primitive_creations() const { return state_->rt.primitive_creations; }
 

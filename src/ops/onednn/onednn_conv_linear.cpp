@@ -108,6 +108,7 @@ WeightedPlan& linear_plan(State& s, const LinearParams& p) {
 void OneDnnBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Tensor& w,
                                    const Tensor& bias, const Tensor& y) {
   constexpr OpKind op = OpKind::conv2d;
+  TB_CHECK(!p.relu, "onednn: conv2d_relu is not one of its ops (supports() says so)");
   use_threads();
   WeightedPlan& plan = conv_plan(*state_, p);
   plan.forward(*state_, f32(op, "x", x, p.x_numel()), f32(op, "w", w, p.w_numel()),
@@ -129,6 +130,7 @@ void OneDnnBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, cons
 void OneDnnBackend::linear_forward(const LinearParams& p, const Tensor& x, const Tensor& w,
                                    const Tensor& bias, const Tensor& y) {
   constexpr OpKind op = OpKind::linear;
+  TB_CHECK(!p.relu, "onednn: linear_relu is not one of its ops (supports() says so)");
   use_threads();
   WeightedPlan& plan = linear_plan(*state_, p);
   plan.forward(*state_, f32(op, "x", x, int64_t(p.N) * p.in),
