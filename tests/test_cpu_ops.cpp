@@ -46,14 +46,15 @@ bool same_bits(const Vecf& a, const Vecf& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-// Runs `run` on ref and on cpu backends of 1, 2 and 3 threads: every output within
-// `tolerance` of ref (0: identical to ref), and identical across the thread counts.
+// Runs `run` on ref and on cpu backends of 1, 2, 3 and 8 threads: every output within
+// `tolerance` of ref (0: identical to ref), and identical across the thread counts. (8 makes
+// the forward convolution cut smaller image chunks: ConvPlan.)
 void expect_matches_ref(const std::string& what, const std::function<Outputs(Backend&)>& run,
                         double tolerance = kTolerance) {
   auto ref = make_ref_backend();
   const Outputs want = run(*ref);
   Outputs first;
-  for (int threads : {1, 2, 3}) {
+  for (int threads : {1, 2, 3, 8}) {
     CpuBackend cpu(threads);
     const Outputs got = run(cpu);
     ASSERT_EQ(got.size(), want.size());
@@ -145,7 +146,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuConv,
                                            // channels-last weight gradient: several images
                                            // per chunk, several chunks, a short last one
                                            ConvCase{9, 32, 16, 16, 16, 3, 1, 1, true},
-                                           ConvCase{2, 16, 8, 8, 8, 5, 1, 2, false}));
+                                           ConvCase{2, 16, 8, 8, 8, 5, 1, 2, false},
+                                           // 3 forward chunks of 6 images at up to 3
+                                           // threads, 8 chunks of 2 at 8 threads
+                                           ConvCase{16, 8, 14, 14, 16, 3, 1, 1, true}));
 
 // --- linear ------------------------------------------------------------------------------
 

@@ -53,7 +53,9 @@ struct ConvPlan {
   int chunks = 1;
   bool direct = false;  // 1x1, stride 1, no padding: col is x itself for one image
 
-  explicit ConvPlan(const Conv2dParams& p) {
+  // threads > 1 (forward only): see below. The weight gradient's chunks must not depend on
+  // the thread count: it sums one partial per chunk.
+  explicit ConvPlan(const Conv2dParams& p, int threads = 1) {
     P = p.P();
     Q = p.Q();
     pq = int64_t(P) * Q;
@@ -64,6 +66,18 @@ struct ConvPlan {
     images = int(std::clamp<int64_t>((kTargetColumns + pq - 1) / pq, 1, p.N));
     chunks = (p.N + images - 1) / images;
     direct = p.kernel == 1 && p.stride == 1 && p.pad == 0;
+    // Fewer chunks than threads leaves each chunk's GEMM split over the whole pool, one
+    // chunk after another (alexnet_lite's conv2 at 16 threads: 11 chunks). Where smaller
+    // chunks (>= 256 columns, >= 2 images) give every thread one, take them. A forward
+    // chunk's outputs are whole GEMM columns, whose sums do not depend on the chunking.
+    if (threads > chunks && images > 1) {
+      const int64_t at_least = std::max<int64_t>(2, (256 + pq - 1) / pq);
+      const int smaller = int(std::max<int64_t>(at_least, (p.N + threads - 1) / threads));
+      if (smaller < images && (p.N + smaller - 1) / smaller >= threads) {
+        images = smaller;
+        chunks = (p.N + images - 1) / images;
+      }
+    }
   }
   int images_in(int chunk, int N) const { return std::min(images, N - chunk * images); }
   int64_t max_cols() const { return int64_t(images) * pq; }
@@ -164,7 +178,7 @@ void CpuBackend::conv2d_forward(const Conv2dParams& p, const Tensor& x, const Te
 void CpuBackend::conv_forward_chunks(const Conv2dParams& p, const float* xd, const float* wd,
                                      const float* bias, float* yd, bool accumulate, bool relu) {
   TB_CHECK(!(relu && accumulate), "cpu conv2d: a fused ReLU cannot accumulate into y");
-  const ConvPlan plan(p);
+  const ConvPlan plan(p, pool_->size());
   const int slots = pool_->size();
   const int64_t out_size = per_thread_stride(int64_t(p.K) * plan.max_cols());
   float* out_buf = plan.images > 1 ? scratch(kGathered, size_t(out_size * slots)) : nullptr;
