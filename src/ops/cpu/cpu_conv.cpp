@@ -54,8 +54,8 @@ struct ConvPlan {
   bool direct = false;  // 1x1, stride 1, no padding: col is x itself for one image
 
   // threads > 1 (forward only): see below. The weight gradient's chunks must not depend on
-  // the thread count: it sums one partial per chunk.
-  explicit ConvPlan(const Conv2dParams& p, int threads = 1) {
+  // the thread count (it sums one partial per chunk): backward plans pass backward = true.
+  explicit ConvPlan(const Conv2dParams& p, int threads = 1, bool backward = false) {
     P = p.P();
     Q = p.Q();
     pq = int64_t(P) * Q;
@@ -70,15 +70,24 @@ struct ConvPlan {
     // chunk after another (alexnet_lite's conv2 at 16 threads: 11 chunks). Where smaller
     // chunks (>= 256 columns, >= 2 images) give every thread one, take them. A forward
     // chunk's outputs are whole GEMM columns, whose sums do not depend on the chunking.
+    if (backward) threads = kBackwardChunks;
     if (threads > chunks && images > 1) {
       const int64_t at_least = std::max<int64_t>(2, (256 + pq - 1) / pq);
       const int smaller = int(std::max<int64_t>(at_least, (p.N + threads - 1) / threads));
-      if (smaller < images && (p.N + smaller - 1) / smaller >= threads) {
+      // Backward: only while the partial weight gradients (one per chunk) stay small.
+      const bool small_partials =
+          !backward || p.w_numel() * ((p.N + smaller - 1) / smaller) <= kMaxPartialFloats;
+      if (smaller < images && (p.N + smaller - 1) / smaller >= threads && small_partials) {
         images = smaller;
         chunks = (p.N + images - 1) / images;
       }
     }
   }
+  // The backward's chunks come from the shape alone: as many as 16 threads can share (the
+  // 16-vCPU host ran alexnet_lite's conv2 backward as 11 chunks, one after another, each
+  // GEMM split 16 ways), where their partials take at most 16 MiB.
+  static constexpr int kBackwardChunks = 16;
+  static constexpr int64_t kMaxPartialFloats = int64_t(4) << 20;
   int images_in(int chunk, int N) const { return std::min(images, N - chunk * images); }
   int64_t max_cols() const { return int64_t(images) * pq; }
 };
@@ -247,7 +256,7 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
   expect(op, "dw", dw, p.w_numel());
   float* dx_data = cpu_ops::optional_ptr(op, "dx", dx, p.x_numel());
   float* dbias_data = cpu_ops::needed_ptr(op, "dbias", p.has_bias, dbias, p.K);
-  const ConvPlan plan(p);
+  const ConvPlan plan(p, 1, /*backward=*/true);
   // Stride 1: dx is the forward convolution of dy (padded by k-1-pad) with the weights
   // transposed to [C, K, k, k] and flipped, the GEMM shape the micro-kernel likes best; other
   // strides scatter W^T dY back through col2im.
@@ -313,10 +322,13 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
   if (transposed_dx) {
     const int k = p.kernel, kk = k * k;
     float* flipped = scratch(kFlippedWeights, size_t(w_numel));
-    for (int o = 0; o < p.K; ++o)
-      for (int c = 0; c < p.C; ++c)
-        for (int t = 0; t < kk; ++t)
-          flipped[(int64_t(c) * p.K + o) * kk + t] = wd[(int64_t(o) * p.C + c) * kk + (kk - 1 - t)];
+    // Over the pool: alone it took ~2 ms for a 512x512x3x3 layer, serial at any thread count.
+    pool_->parallel_for_range(0, p.K, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o)
+        for (int c = 0; c < p.C; ++c)
+          for (int t = 0; t < kk; ++t)
+            flipped[(int64_t(c) * p.K + o) * kk + t] = wd[(o * p.C + c) * kk + (kk - 1 - t)];
+    });
     Conv2dParams t;
     t.N = p.N;
     t.C = p.K;
