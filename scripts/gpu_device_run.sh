@@ -130,6 +130,14 @@ if has cpu; then
     --baseline onednn --results "$OUT/cpu_throughput.jsonl" > "$OUT/cpu_throughput.log" 2>&1
   (cd devdata && OUT="$OUT" timeout 300 python3 torch_anchor.py cpu > /tmp/torch_cpu.log 2>&1)
   python3 scripts/cpu_compare.py "$OUT/cpu_throughput.jsonl" "$OUT/torch_anchor.jsonl"
+  # Where the all-threads step goes (one file: at most 8 come back from a call).
+  for m in ${CPU_PROFILE_MODELS:-alexnet_lite resnet18}; do
+    for impl in cpu onednn; do
+      echo "== $m $impl $(nproc) threads"
+      tb timeout 120 $B/trainbench profile --model $m --impl $impl --batch-size 64 --repeats 5
+    done
+  done > "$OUT/cpu_profile.log" 2>&1
+  grep -E "^== |^sum of" "$OUT/cpu_profile.log"
 fi
 
 if has sanitizer; then
