@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <limits>
 
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/channel_sums.h"
@@ -45,7 +46,8 @@ Range valid_outputs(int out, int in, int stride, int pad, int tap) {
   return r;
 }
 
-// How a conv is cut into chunks of images; a function of the shape alone.
+// How a conv is cut into chunks of images: a function of the shape, and for the forward
+// of the thread count too (its bits do not depend on the chunking).
 struct ConvPlan {
   int P = 0, Q = 0;
   int64_t pq = 0, hw = 0, ckk = 0;
@@ -53,9 +55,11 @@ struct ConvPlan {
   int chunks = 1;
   bool direct = false;  // 1x1, stride 1, no padding: col is x itself for one image
 
-  // threads > 1 (forward only): see below. The weight gradient's chunks must not depend on
-  // the thread count (it sums one partial per chunk): backward plans pass backward = true.
-  explicit ConvPlan(const Conv2dParams& p, int threads = 1, bool backward = false) {
+  // spread > 1: smaller chunks where there are fewer than spread (see below). The forward
+  // passes its thread count. The weight gradient sums one partial per chunk, so its chunks
+  // must not depend on the thread count: it passes kBackwardChunks and a partials limit.
+  explicit ConvPlan(const Conv2dParams& p, int spread = 1,
+                    int64_t max_partial_floats = std::numeric_limits<int64_t>::max()) {
     P = p.P();
     Q = p.Q();
     pq = int64_t(P) * Q;
@@ -68,18 +72,16 @@ struct ConvPlan {
     direct = p.kernel == 1 && p.stride == 1 && p.pad == 0;
     // Fewer chunks than threads leaves each chunk's GEMM split over the whole pool, one
     // chunk after another (alexnet_lite's conv2 at 16 threads: 11 chunks). Where smaller
-    // chunks (>= 256 columns, >= 2 images) give every thread one, take them. A forward
-    // chunk's outputs are whole GEMM columns, whose sums do not depend on the chunking.
-    if (backward) threads = kBackwardChunks;
-    if (threads > chunks && images > 1) {
+    // chunks (>= 256 columns, >= 2 images) give each of `spread` threads one, take them. A
+    // forward chunk's outputs are whole GEMM columns, whose sums do not depend on the
+    // chunking.
+    if (spread > chunks && images > 1) {
       const int64_t at_least = std::max<int64_t>(2, (256 + pq - 1) / pq);
-      const int smaller = int(std::max<int64_t>(at_least, (p.N + threads - 1) / threads));
-      // Backward: only while the partial weight gradients (one per chunk) stay small.
-      const bool small_partials =
-          !backward || p.w_numel() * ((p.N + smaller - 1) / smaller) <= kMaxPartialFloats;
-      if (smaller < images && (p.N + smaller - 1) / smaller >= threads && small_partials) {
+      const int smaller = int(std::max<int64_t>(at_least, (p.N + spread - 1) / spread));
+      const int64_t more = (p.N + smaller - 1) / smaller;
+      if (smaller < images && more >= spread && p.w_numel() * more <= max_partial_floats) {
         images = smaller;
-        chunks = (p.N + images - 1) / images;
+        chunks = int(more);
       }
     }
   }
@@ -256,7 +258,7 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
   expect(op, "dw", dw, p.w_numel());
   float* dx_data = cpu_ops::optional_ptr(op, "dx", dx, p.x_numel());
   float* dbias_data = cpu_ops::needed_ptr(op, "dbias", p.has_bias, dbias, p.K);
-  const ConvPlan plan(p, 1, /*backward=*/true);
+  const ConvPlan plan(p, ConvPlan::kBackwardChunks, ConvPlan::kMaxPartialFloats);
   // Stride 1: dx is the forward convolution of dy (padded by k-1-pad) with the weights
   // transposed to [C, K, k, k] and flipped, the GEMM shape the micro-kernel likes best; other
   // strides scatter W^T dY back through col2im.

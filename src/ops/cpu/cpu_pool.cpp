@@ -44,6 +44,17 @@ int64_t argmax_in(const Pool2dParams& p, const float* plane, const Window& win) 
   return best;
 }
 
+// A 2x2 window (a, b on the first row, c, d on the second): its maximum by argmax_in's rule
+// (the first one, rows then columns, strict >) and where it is, 0-3.
+inline int first_max_of_four(float a, float b, float c, float d, float& m) {
+  m = a;
+  int at = 0;
+  if (b > m) m = b, at = 1;
+  if (c > m) m = c, at = 2;
+  if (d > m) m = d, at = 3;
+  return at;
+}
+
 // One plane of the 2x2/2 case's gradient in one pass: every cell of a window is written (dy at
 // the window's first maximum, 0 elsewhere), so dx needs no zeroing pass first; the row and
 // column no window covers (odd H or W) are zeroed. Same rule as argmax_in.
@@ -57,12 +68,8 @@ void max_pool_pairs_backward(const Pool2dParams& p, const float* xp, const float
     float* d1 = d0 + p.W;
     const float* g = dyp + int64_t(op) * Q;
     for (int q = 0; q < Q; ++q) {
-      const float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
-      float m = a;
-      int at = 0;
-      if (b > m) m = b, at = 1;
-      if (c > m) m = c, at = 2;
-      if (d > m) at = 3;
+      float m;
+      const int at = first_max_of_four(r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1], m);
       const float v = g[q];
       const float ga = at == 0 ? v : 0.0f, gb = at == 1 ? v : 0.0f;
       const float gc = at == 2 ? v : 0.0f, gd = at == 3 ? v : 0.0f;
@@ -110,13 +117,9 @@ void CpuBackend::max_pool2d_forward(const Pool2dParams& p, const Tensor& x, cons
       if (pairs) {  // the common 2x2/2 case: the same first-maximum rule, without the window
         const float* r0 = xp + int64_t(2 * op_) * p.W;
         const float* r1 = r0 + p.W;
-        for (int q = 0; q < Q; ++q) {
-          float m = r0[2 * q];
-          m = r0[2 * q + 1] > m ? r0[2 * q + 1] : m;
-          m = r1[2 * q] > m ? r1[2 * q] : m;
-          m = r1[2 * q + 1] > m ? r1[2 * q + 1] : m;
-          yp[int64_t(op_) * Q + q] = m;
-        }
+        for (int q = 0; q < Q; ++q)
+          first_max_of_four(r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1],
+                            yp[int64_t(op_) * Q + q]);
         continue;
       }
       for (int oq = 0; oq < Q; ++oq)
