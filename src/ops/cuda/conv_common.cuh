@@ -44,15 +44,28 @@ __device__ __forceinline__ void split_reduction(int kk, int taps_s, int channels
   c = kk % channels;
 }
 
-// The input an fprop GEMM row (one output pixel m) reads from: its image's offset in x and the
-// top-left tap's (h, w), which may lie in the padding.
-__device__ __forceinline__ void fprop_row_origin(const ConvGeometry& g, int64_t m, int64_t& base,
-                                                 int& h, int& w) {
-  const int64_t pq = int64_t(g.P) * g.Q;
-  const int64_t n = m / pq, r = m % pq;
-  base = n * g.H * g.W * g.C;
-  h = int(r / g.Q) * g.stride - g.pad;
-  w = int(r % g.Q) * g.stride - g.pad;
+// Where a K-major A row reads from: its image's offset and the first tap's (h, w), which may
+// lie in the padding.
+// - fprop: row m is an output pixel; x is read at (h + r, w + s).
+// - dgrad: row m is a pixel of a grid_h x grid_w grid of dx (all of it, or one stride class),
+//   offset by (off_h, off_w); dy is read at (h - r, w - s).
+template <ConvPass kPass>
+__device__ __forceinline__ void a_row_origin(const ConvGeometry& g, int grid_h, int grid_w,
+                                             int off_h, int off_w, int64_t m, int64_t& base,
+                                             int& h, int& w) {
+  if (kPass == ConvPass::fprop) {
+    const int64_t pq = int64_t(g.P) * g.Q;
+    const int64_t n = m / pq, r = m % pq;
+    base = n * g.H * g.W * g.C;
+    h = int(r / g.Q) * g.stride - g.pad;
+    w = int(r % g.Q) * g.stride - g.pad;
+  } else {
+    const int64_t hw = int64_t(grid_h) * grid_w;
+    const int64_t n = m / hw, r = m % hw;
+    base = n * g.P * g.Q * g.K;
+    h = int(r / grid_w) + off_h;
+    w = int(r % grid_w) + off_w;
+  }
 }
 
 // Where a GEMM result goes. Without splits, fprop and dgrad write T directly; wgrad and any

@@ -56,16 +56,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = 0; i < A_ITERS; ++i) {
       const int64_t m = m0 + (tid + i * kThreads) / kBK;
       a_ok[i] = m < gs.M;
-      const int64_t mm = a_ok[i] ? m : 0;
-      if (kPass == ConvPass::fprop) {
-        fprop_row_origin(g, mm, a_base[i], a_h[i], a_w[i]);
-      } else {
-        const int64_t hw = int64_t(g.H) * g.W;
-        const int64_t n = mm / hw, r = mm % hw;
-        a_base[i] = n * g.P * g.Q * g.K;
-        a_h[i] = int(r / g.W) + g.pad;
-        a_w[i] = int(r % g.W) + g.pad;
-      }
+      a_row_origin<kPass>(g, g.H, g.W, g.pad, g.pad, a_ok[i] ? m : 0, a_base[i], a_h[i],
+                          a_w[i]);
     }
   }
   // N-major B (dgrad w): per-row (r, s, k) positions.

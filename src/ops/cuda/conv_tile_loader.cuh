@@ -246,16 +246,8 @@ struct ConvTileLoader {
       for (int i = 0; i < kAIters; ++i) {
         const int64_t m = m0 + a_row(i);
         a_ok[i] = m < gs.M;
-        const int64_t mm = a_ok[i] ? m : 0;
-        if (kPass == ConvPass::fprop) {
-          fprop_row_origin(g, mm, a_base[i], a_h[i], a_w[i]);
-        } else {
-          const int64_t hw = int64_t(cls.H) * cls.W;
-          const int64_t n = mm / hw, r = mm % hw;
-          a_base[i] = n * g.P * g.Q * g.K;
-          a_h[i] = int(r / cls.W) + cls.p0;
-          a_w[i] = int(r % cls.W) + cls.q0;
-        }
+        a_row_origin<kPass>(g, cls.H, cls.W, cls.p0, cls.q0, a_ok[i] ? m : 0, a_base[i],
+                            a_h[i], a_w[i]);
       }
     }
     if (kPass == ConvPass::dgrad) {
