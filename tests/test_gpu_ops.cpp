@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gpu_test_util.h"
+#include "test_util.h"
 #include "ops/ref/ref_backend.h"
 #ifdef TB_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -30,6 +31,11 @@ std::string case_name(const ::testing::TestParamInfo<GpuCase>& info) {
   return std::string(info.param.impl) + "_" + dtype_name(info.param.dtype);
 }
 
+struct ConvShape {
+  int N, C, H, W, K, kernel, stride, pad;
+  bool bias;
+};
+
 class GpuOps : public ::testing::TestWithParam<GpuCase> {
  protected:
   void SetUp() override {
@@ -44,6 +50,9 @@ class GpuOps : public ::testing::TestWithParam<GpuCase> {
     return rounded(t(), uniform(n, rng, lo, hi));
   }
 
+  // Forward and backward of one convolution shape against ref.
+  void check_conv(const ConvShape& c, bool accumulate);
+
   std::unique_ptr<Backend> gpu;
   std::unique_ptr<Backend> ref = make_ref_backend();
   std::unique_ptr<DeviceData> dev;
@@ -54,11 +63,6 @@ class GpuOps : public ::testing::TestWithParam<GpuCase> {
   EXPECT_LE(rel_error(got, want), tol()) << what << " (" << GetParam().impl << ", " << dtype_name(t()) << ")"
 
 // ---- convolution and linear -------------------------------------------------------------
-
-struct ConvShape {
-  int N, C, H, W, K, kernel, stride, pad;
-  bool bias;
-};
 
 const ConvShape kConvShapes[] = {
     {2, 3, 9, 7, 5, 3, 1, 1, true},      // odd sizes, 3 channels: the FMA engine
@@ -85,33 +89,55 @@ const ConvShape kConvShapes[] = {
 
 TEST_P(GpuOps, Conv2dForwardAndBackwardMatchRef) {
   int index = 0;
-  for (const ConvShape& c : kConvShapes) {
-    const bool accumulate = index++ % 2 == 1;
-    const Conv2dParams p{c.N, c.C, c.H, c.W, c.K, c.kernel, c.stride, c.pad, c.bias};
-    const Shape xs{p.N, p.C, p.H, p.W}, ws{p.K, p.C, p.kernel, p.kernel}, ys{p.N, p.K, p.P(), p.Q()};
-    std::vector<float> x = in(p.x_numel()), w = in(p.w_numel(), -0.3f, 0.3f), b = uniform(p.K, rng);
-    std::vector<float> dy = in(p.y_numel()), dx0 = in(p.x_numel());
-    std::vector<float> y(p.y_numel()), dx = accumulate ? dx0 : std::vector<float>(p.x_numel());
-    std::vector<float> dw(p.w_numel()), db(p.K);
-    ref->conv2d_forward(p, host(x, xs), host(w, ws), c.bias ? host(b, Shape{p.K}) : Tensor(),
-                        host(y, ys));
-    ref->conv2d_backward(p, host(x, xs), host(w, ws), host(dy, ys), host(dx, xs), host(dw, ws),
-                         c.bias ? host(db, Shape{p.K}) : Tensor(), accumulate);
+  for (const ConvShape& c : kConvShapes) check_conv(c, index++ % 2 == 1);
+}
 
-    const Tensor gx = dev->upload(x, xs, t()), gw = dev->upload(w, ws, DType::f32, false);
-    const Tensor gb = dev->upload(b, Shape{p.K}, DType::f32), gy = dev->empty(ys, t());
-    const Tensor gdy = dev->upload(dy, ys, t()), gdx = dev->upload(dx0, xs, t());
-    const Tensor gdw = dev->empty(ws, DType::f32), gdb = dev->empty(Shape{p.K}, DType::f32);
-    gpu->conv2d_forward(p, gx, gw, c.bias ? gb : Tensor(), gy);
-    gpu->conv2d_backward(p, gx, gw, gdy, gdx, gdw, c.bias ? gdb : Tensor(), accumulate);
-    const std::string what = "conv N" + std::to_string(c.N) + " C" + std::to_string(c.C) + " K" +
-                             std::to_string(c.K) + " k" + std::to_string(c.kernel) + " s" +
-                             std::to_string(c.stride);
-    EXPECT_MATCH(dev->download(gy), y, what + " y");
-    EXPECT_MATCH(dev->download(gdx), dx, what + " dx");
-    EXPECT_MATCH(dev->download(gdw, false), dw, what + " dw");
-    if (c.bias) EXPECT_MATCH(dev->download(gdb), db, what + " dbias");
+// cudnn runs a 1x1 stride-2 pass directly or through gathered pixels, whichever its first
+// step measured faster; both routes (and the gathered one in chunks of images) must match.
+TEST_P(GpuOps, CudnnStridedPointwiseRoutesMatchRef) {
+  if (std::string(GetParam().impl) != "cudnn") GTEST_SKIP() << "cudnn's routes only";
+  const ConvShape shapes[] = {{3, 16, 6, 6, 8, 1, 2, 0, false},
+                              {2, 24, 7, 9, 16, 1, 2, 0, true},
+                              {5, 8, 5, 5, 8, 1, 3, 0, false}};
+  for (const char* route : {"direct", "gathered", "gathered:2"}) {
+    tb::testing::ScopedEnv env("TB_CUDNN_STRIDED_1X1", route);
+    dev.reset();  // its buffers belong to the backend being replaced
+    gpu = backend_or_null("cudnn");
+    dev = std::make_unique<DeviceData>(*gpu);
+    for (const ConvShape& c : shapes)
+      for (bool accumulate : {false, true}) {
+        SCOPED_TRACE(std::string(route) + (accumulate ? " accumulate" : ""));
+        check_conv(c, accumulate);
+      }
   }
+}
+
+
+void GpuOps::check_conv(const ConvShape& c, bool accumulate) {
+  const Conv2dParams p{c.N, c.C, c.H, c.W, c.K, c.kernel, c.stride, c.pad, c.bias};
+  const Shape xs{p.N, p.C, p.H, p.W}, ws{p.K, p.C, p.kernel, p.kernel}, ys{p.N, p.K, p.P(), p.Q()};
+  std::vector<float> x = in(p.x_numel()), w = in(p.w_numel(), -0.3f, 0.3f), b = uniform(p.K, rng);
+  std::vector<float> dy = in(p.y_numel()), dx0 = in(p.x_numel());
+  std::vector<float> y(p.y_numel()), dx = accumulate ? dx0 : std::vector<float>(p.x_numel());
+  std::vector<float> dw(p.w_numel()), db(p.K);
+  ref->conv2d_forward(p, host(x, xs), host(w, ws), c.bias ? host(b, Shape{p.K}) : Tensor(),
+                      host(y, ys));
+  ref->conv2d_backward(p, host(x, xs), host(w, ws), host(dy, ys), host(dx, xs), host(dw, ws),
+                       c.bias ? host(db, Shape{p.K}) : Tensor(), accumulate);
+
+  const Tensor gx = dev->upload(x, xs, t()), gw = dev->upload(w, ws, DType::f32, false);
+  const Tensor gb = dev->upload(b, Shape{p.K}, DType::f32), gy = dev->empty(ys, t());
+  const Tensor gdy = dev->upload(dy, ys, t()), gdx = dev->upload(dx0, xs, t());
+  const Tensor gdw = dev->empty(ws, DType::f32), gdb = dev->empty(Shape{p.K}, DType::f32);
+  gpu->conv2d_forward(p, gx, gw, c.bias ? gb : Tensor(), gy);
+  gpu->conv2d_backward(p, gx, gw, gdy, gdx, gdw, c.bias ? gdb : Tensor(), accumulate);
+  const std::string what = "conv N" + std::to_string(c.N) + " C" + std::to_string(c.C) + " K" +
+                           std::to_string(c.K) + " k" + std::to_string(c.kernel) + " s" +
+                           std::to_string(c.stride);
+  EXPECT_MATCH(dev->download(gy), y, what + " y");
+  EXPECT_MATCH(dev->download(gdx), dx, what + " dx");
+  EXPECT_MATCH(dev->download(gdw, false), dw, what + " dw");
+  if (c.bias) EXPECT_MATCH(dev->download(gdb), db, what + " dbias");
 }
 
 #ifdef TB_HAVE_CUDA

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/strided_pixels_kernels.h"
 #include "ops/cudnn/cudnn_check.h"
 
 namespace tb::gpu {
@@ -45,6 +46,73 @@ const Perf& pick(const Perf* results, int count, DType t, const char* pass) {
 // fp32 stays on FMA math (no TF32); 16-bit types may use tensor cores.
 cudnnMathType_t make_math(DType t) {
   return t == DType::f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+}
+
+// A 1x1 convolution with stride > 1 and no padding reads only every stride-th pixel. cuDNN's
+// kernels for it can run at a tenth of its dense-GEMM speed (16 TFLOP/s on an H100 for
+// resnet18's b512 shortcuts), so it may run as a gather of those pixels and a stride-1 1x1
+// convolution on them (gathered()), whose data gradient is scattered back. Which route a
+// pass takes is measured once per shape (gather_pays).
+bool strided_pointwise(const ConvGeometry& g) {
+  return g.R == 1 && g.S == 1 && g.stride > 1 && g.pad == 0;
+}
+ConvGeometry gathered(const ConvGeometry& g) {
+  return {g.N, g.C, g.P, g.Q, g.K, 1, 1, 1, 0, g.P, g.Q};
+}
+
+size_t round_up_256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+size_t image_offset(DType t, int n, int H, int W, int C) {
+  return size_t(n) * H * W * C * dtype_size(t);
+}
+size_t activation_bytes(DType t, int N, int H, int W, int C) {
+  return round_up_256(image_offset(t, N, H, W, C));
+}
+size_t filter_bytes(DType t, const ConvGeometry& g) {
+  return round_up_256(size_t(g.K) * g.C * g.R * g.S * dtype_size(t));
+}
+
+// The gathered pixels take workspace memory; they go in chunks of images of at most 16 MiB
+// (resnet18's largest shortcut at batch 512 in one), so that the gathered route never raises
+// the step's peak memory by more than that.
+constexpr size_t kGatherChunkBytes = size_t(16) << 20;
+
+// TB_CUDNN_STRIDED_1X1=direct|gathered[:IMAGES] fixes the route of every strided 1x1 pass
+// instead of measuring it (and the gathered chunk, in images): for tests and comparisons.
+struct StridedOverride {
+  int route = -1;  // -1 measure, 0 direct, 1 gathered
+  int chunk_images = 0;
+};
+StridedOverride strided_override() {
+  StridedOverride o;
+  const char* v = std::getenv("TB_CUDNN_STRIDED_1X1");
+  if (!v || !*v || std::strcmp(v, "measure") == 0) return o;
+  const std::string s = v;
+  const std::string route = s.substr(0, s.find(':'));
+  TB_INPUT_CHECK(route == "direct" || route == "gathered",
+                 "TB_CUDNN_STRIDED_1X1 must be measure, direct or gathered[:IMAGES], got '{}'", s);
+  o.route = route == "gathered" ? 1 : 0;
+  if (s.find(':') != std::string::npos) {
+    o.chunk_images = std::atoi(s.c_str() + s.find(':') + 1);
+    TB_INPUT_CHECK(o.chunk_images > 0, "TB_CUDNN_STRIDED_1X1: bad chunk size in '{}'", s);
+  }
+  return o;
+}
+
+int gather_chunk(DType t, const ConvGeometry& g) {
+  if (const int forced = strided_override().chunk_images) return std::min(forced, g.N);
+  const size_t per_image = image_offset(t, 1, g.P, g.Q, g.C);
+  return int(std::clamp<size_t>(kGatherChunkBytes / per_image, 1, size_t(g.N)));
+}
+
+// fn(gc, n0) for each chunk of g's images: gc is g with the chunk's batch, n0 its first image.
+template <class Fn>
+void for_each_gather_chunk(DType t, const ConvGeometry& g, Fn fn) {
+  const int chunk = gather_chunk(t, g);
+  for (int n0 = 0; n0 < g.N; n0 += chunk) {
+    ConvGeometry gc = g;
+    gc.N = std::min(chunk, g.N - n0);
+    fn(gc, n0);
+  }
 }
 
 }  // namespace
@@ -189,12 +257,11 @@ void CudnnConvolutions::search(Plan& p, int index, DType t, const ConvGeometry& 
   search_seconds_ += clock.seconds();
 }
 
-void CudnnConvolutions::forward(DType t, const ConvGeometry& g, const void* x, const void* w,
-                                void* y) {
+CudnnConvolutions::Plan& CudnnConvolutions::forward_plan(DType t, const ConvGeometry& g,
+                                                          const void* x, const void* w) {
   Plan& p = plan(t, g);
   Pass& pass = p.pass[0];
   using Perf = cudnnConvolutionFwdAlgoPerf_t;
-  const float one = 1.0f, zero = 0.0f;
   if (!pass.found && !adopt_sibling(t, g, p, 0) && !adopt_cached(t, g, p, 0))
     search<Perf>(
         p, 0, t, g, size_t(g.N) * g.K * g.P * g.Q * dtype_size(t),
@@ -202,18 +269,14 @@ void CudnnConvolutions::forward(DType t, const ConvGeometry& g, const void* x, c
           TB_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
               handle_, p.x, x, p.w, w, pass.conv, p.y, out, n, &count, r, ws, limit));
         });
-  void* ws = pass.workspace ? workspace_(pass.workspace) : nullptr;
-  TB_CUDNN_CHECK(cudnnConvolutionForward(handle_, &one, p.x, x, p.w, w, pass.conv,
-                                         cudnnConvolutionFwdAlgo_t(pass.algo), ws, pass.workspace,
-                                         &zero, p.y, y));
+  return p;
 }
 
-void CudnnConvolutions::backward_data(DType t, const ConvGeometry& g, const void* dy, const void* w,
-                                      void* dx, bool accumulate) {
+CudnnConvolutions::Plan& CudnnConvolutions::dgrad_plan(DType t, const ConvGeometry& g,
+                                                        const void* dy, const void* w) {
   Plan& p = plan(t, g);
   Pass& pass = p.pass[1];
   using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
-  const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   if (!pass.found && !adopt_sibling(t, g, p, 1) && !adopt_cached(t, g, p, 1))
     search<Perf>(
         p, 1, t, g, size_t(g.N) * g.C * g.H * g.W * dtype_size(t),
@@ -221,32 +284,208 @@ void CudnnConvolutions::backward_data(DType t, const ConvGeometry& g, const void
           TB_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
               handle_, p.w, w, p.y, dy, pass.conv, p.x, out, n, &count, r, ws, limit));
         });
-  void* ws = pass.workspace ? workspace_(pass.workspace) : nullptr;
-  TB_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, p.w, w, p.y, dy, pass.conv,
-                                              cudnnConvolutionBwdDataAlgo_t(pass.algo), ws,
-                                              pass.workspace, &beta, p.x, dx));
+  return p;
 }
 
-const void* CudnnConvolutions::backward_filter(DType t, const ConvGeometry& g, const void* x,
-                                               const void* dy) {
+CudnnConvolutions::Plan& CudnnConvolutions::wgrad_plan(DType t, const ConvGeometry& g,
+                                                        const void* x, const void* dy) {
   Plan& p = plan(t, g);
   Pass& pass = p.pass[2];
   using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
-  const float one = 1.0f, zero = 0.0f;
-  // The filter gradient goes to the front of the workspace, cuDNN's scratch after it.
-  const size_t w_bytes = (size_t(g.K) * g.C * g.R * g.S * dtype_size(t) + 255) / 256 * 256;
   if (!pass.found && !adopt_sibling(t, g, p, 2) && !adopt_cached(t, g, p, 2))
     search<Perf>(
-        p, 2, t, g, w_bytes,
+        p, 2, t, g, filter_bytes(t, g),
         [&](Perf* r, int n, int& count, void* out, void* ws, size_t limit) {
           TB_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
               handle_, p.x, x, p.y, dy, pass.conv, p.w, out, n, &count, r, ws, limit));
         });
-  char* base = static_cast<char*>(workspace_(w_bytes + pass.workspace));
-  void* ws = pass.workspace ? base + w_bytes : nullptr;
+  return p;
+}
+
+char* CudnnConvolutions::gathered_workspace(DType t, const ConvGeometry& g, const void* x,
+                                            size_t front, size_t total, char* base) {
+  char* grown = static_cast<char*>(workspace_(total));
+  if (grown != base) gather_strided_pixels(t, x, g.N, g.H, g.W, g.C, g.stride, grown + front, stream_);
+  return grown;
+}
+
+bool CudnnConvolutions::gather_pays(DType t, const ConvGeometry& g, int index,
+                                    const std::function<void(bool)>& trial) {
+  static const char* kPass[] = {"fprop", "dgrad", "wgrad"};
+  // The batch is left out: the last, partial batch of an epoch takes the full batch's route
+  // (it may come inside a captured step, where nothing can be measured).
+  const std::string key = fmt::format("{}|{}|{}|strided 1x1 route c{} h{} w{} k{} stride{}",
+                                      device_key_, dtype_name(t), kPass[index], g.C, g.H, g.W,
+                                      g.K, g.stride);
+  if (const int forced = strided_override().route; forced >= 0) return forced == 1;
+  if (const auto it = routes_.find(key); it != routes_.end()) return it->second;
+  bool gathered = false;
+  const auto hit = cache_.find(key);
+  if (hit && hit->is_object() && hit->contains("gathered") && (*hit)["gathered"].is_boolean()) {
+    gathered = (*hit)["gathered"].get<bool>();
+  } else {
+    trial(false);  // first runs: each route's algorithm search and workspace
+    trial(true);
+    TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    Stopwatch clock;
+    constexpr int kRepeats = 5;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    TB_CUDA_CHECK(cudaEventCreate(&start));
+    TB_CUDA_CHECK(cudaEventCreate(&stop));
+    float ms[2] = {0, 0};
+    for (int route = 0; route < 2; ++route) {
+      TB_CUDA_CHECK(cudaEventRecord(start, stream_));
+      for (int i = 0; i < kRepeats; ++i) trial(route == 1);
+      TB_CUDA_CHECK(cudaEventRecord(stop, stream_));
+      TB_CUDA_CHECK(cudaEventSynchronize(stop));
+      TB_CUDA_CHECK(cudaEventElapsedTime(&ms[route], start, stop));
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    gathered = ms[1] < ms[0];
+    cache_.store(key, {{"gathered", gathered},
+                       {"direct_ms", ms[0] / kRepeats},
+                       {"gathered_ms", ms[1] / kRepeats}});
+    ++searches_;
+    search_seconds_ += clock.seconds();
+  }
+  routes_.emplace(key, gathered);
+  return gathered;
+}
+
+void CudnnConvolutions::forward(DType t, const ConvGeometry& g, const void* x, const void* w,
+                                void* y) {
+  const auto run = [&](bool gathered) {
+    if (gathered)
+      forward_gathered(t, g, x, w, y);
+    else
+      forward_direct(t, g, x, w, y);
+  };
+  run(strided_pointwise(g) && gather_pays(t, g, 0, run));
+}
+
+void CudnnConvolutions::forward_direct(DType t, const ConvGeometry& g, const void* x,
+                                       const void* w, void* y) {
+  const Plan& p = forward_plan(t, g, x, w);
+  const Pass& pass = p.pass[0];
+  const float one = 1.0f, zero = 0.0f;
+  TB_CUDNN_CHECK(cudnnConvolutionForward(handle_, &one, p.x, x, p.w, w, pass.conv,
+                                         cudnnConvolutionFwdAlgo_t(pass.algo),
+                                         pass.workspace ? workspace_(pass.workspace) : nullptr,
+                                         pass.workspace, &zero, p.y, y));
+}
+
+void CudnnConvolutions::forward_gathered(DType t, const ConvGeometry& g, const void* x,
+                                         const void* w, void* y) {
+  // Per chunk of images, workspace: [their strided pixels][cuDNN's scratch]. The search
+  // (first use of a shape) measures on the gathered pixels; if the workspace then grows,
+  // they are gathered again.
+  for_each_gather_chunk(t, g, [&](const ConvGeometry& gc, int n0) {
+    const ConvGeometry g1 = gathered(gc);
+    const void* xc = static_cast<const char*>(x) + image_offset(t, n0, g.H, g.W, g.C);
+    void* yc = static_cast<char*>(y) + image_offset(t, n0, g.P, g.Q, g.K);
+    const size_t xs_bytes = activation_bytes(t, g1.N, g1.H, g1.W, g1.C);
+    char* base = gathered_workspace(t, gc, xc, 0, xs_bytes, nullptr);
+    const Plan& p = forward_plan(t, g1, base, w);
+    const Pass& pass = p.pass[0];
+    base = gathered_workspace(t, gc, xc, 0, xs_bytes + pass.workspace, base);
+    const float one = 1.0f, zero = 0.0f;
+    TB_CUDNN_CHECK(cudnnConvolutionForward(handle_, &one, p.x, base, p.w, w, pass.conv,
+                                           cudnnConvolutionFwdAlgo_t(pass.algo),
+                                           base + xs_bytes, pass.workspace, &zero, p.y, yc));
+  });
+}
+
+void CudnnConvolutions::backward_data(DType t, const ConvGeometry& g, const void* dy, const void* w,
+                                      void* dx, bool accumulate) {
+  const auto run = [&](bool gathered, void* out) {
+    if (gathered)
+      backward_data_gathered(t, g, dy, w, out, accumulate);
+    else
+      backward_data_direct(t, g, dy, w, out, accumulate);
+  };
+  // The routes are timed into a scratch dx: adding into the real one would change it.
+  void* scratch = nullptr;
+  const bool gathered = strided_pointwise(g) && gather_pays(t, g, 1, [&](bool route) {
+                          if (!scratch) scratch = backend_.allocate(image_offset(t, g.N, g.H, g.W, g.C));
+                          run(route, scratch);
+                        });
+  if (scratch) backend_.release(scratch);
+  run(gathered, dx);
+}
+
+void CudnnConvolutions::backward_data_direct(DType t, const ConvGeometry& g, const void* dy,
+                                             const void* w, void* dx, bool accumulate) {
+  const Plan& p = dgrad_plan(t, g, dy, w);
+  const Pass& pass = p.pass[1];
+  const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  TB_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, p.w, w, p.y, dy, pass.conv,
+                                              cudnnConvolutionBwdDataAlgo_t(pass.algo),
+                                              pass.workspace ? workspace_(pass.workspace) : nullptr,
+                                              pass.workspace, &beta, p.x, dx));
+}
+
+void CudnnConvolutions::backward_data_gathered(DType t, const ConvGeometry& g, const void* dy,
+                                               const void* w, void* dx, bool accumulate) {
+  // Per chunk of images: the stride-1 data gradient to the front of the workspace, then
+  // scattered into dx.
+  for_each_gather_chunk(t, g, [&](const ConvGeometry& gc, int n0) {
+    const ConvGeometry g1 = gathered(gc);
+    const void* dyc = static_cast<const char*>(dy) + image_offset(t, n0, g.P, g.Q, g.K);
+    void* dxc = static_cast<char*>(dx) + image_offset(t, n0, g.H, g.W, g.C);
+    const Plan& p = dgrad_plan(t, g1, dyc, w);
+    const Pass& pass = p.pass[1];
+    const size_t front = activation_bytes(t, g1.N, g1.H, g1.W, g1.C);
+    char* base = static_cast<char*>(workspace_(front + pass.workspace));
+    const float one = 1.0f, zero = 0.0f;
+    TB_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, p.w, w, p.y, dyc, pass.conv,
+                                                cudnnConvolutionBwdDataAlgo_t(pass.algo),
+                                                base + front, pass.workspace, &zero, p.x, base));
+    scatter_strided_pixels(t, base, gc.N, g.H, g.W, g.C, g.stride, dxc, accumulate, stream_);
+  });
+}
+
+const void* CudnnConvolutions::backward_filter(DType t, const ConvGeometry& g, const void* x,
+                                               const void* dy) {
+  // Only unchunked: chunks would sum the filter gradient in the activation dtype.
+  const void* out = nullptr;
+  const auto run = [&](bool gathered) {
+    out = gathered ? backward_filter_gathered(t, g, x, dy) : backward_filter_direct(t, g, x, dy);
+  };
+  run(strided_pointwise(g) && gather_chunk(t, g) == g.N && gather_pays(t, g, 2, run));
+  return out;
+}
+
+const void* CudnnConvolutions::backward_filter_direct(DType t, const ConvGeometry& g,
+                                                      const void* x, const void* dy) {
+  // Workspace: [the filter gradient][cuDNN's scratch].
+  const size_t front = filter_bytes(t, g);
+  const Plan& p = wgrad_plan(t, g, x, dy);
+  const Pass& pass = p.pass[2];
+  char* base = static_cast<char*>(workspace_(front + pass.workspace));
+  const float one = 1.0f, zero = 0.0f;
   TB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.x, x, p.y, dy, pass.conv,
-                                                cudnnConvolutionBwdFilterAlgo_t(pass.algo), ws,
+                                                cudnnConvolutionBwdFilterAlgo_t(pass.algo),
+                                                pass.workspace ? base + front : nullptr,
                                                 pass.workspace, &zero, p.w, base));
+  return base;
+}
+
+const void* CudnnConvolutions::backward_filter_gathered(DType t, const ConvGeometry& g,
+                                                        const void* x, const void* dy) {
+  // Workspace: [the filter gradient][x's strided pixels][cuDNN's scratch].
+  const ConvGeometry g1 = gathered(g);
+  const size_t w_bytes = filter_bytes(t, g);
+  const size_t front = w_bytes + activation_bytes(t, g1.N, g1.H, g1.W, g1.C);
+  char* base = gathered_workspace(t, g, x, w_bytes, front, nullptr);
+  const Plan& p = wgrad_plan(t, g1, base + w_bytes, dy);
+  const Pass& pass = p.pass[2];
+  base = gathered_workspace(t, g, x, w_bytes, front + pass.workspace, base);
+  const float one = 1.0f, zero = 0.0f;
+  TB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.x, base + w_bytes, p.y, dy,
+                                                pass.conv,
+                                                cudnnConvolutionBwdFilterAlgo_t(pass.algo),
+                                                base + front, pass.workspace, &zero, p.w, base));
   return base;
 }
 

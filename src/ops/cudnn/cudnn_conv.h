@@ -5,7 +5,9 @@
 // and 16-bit types on tensor cores. A shape
 // that differs from a measured one only in its batch (the last, partial batch of an epoch)
 // takes the measured shape's algorithms instead of a second search. Every run takes its
-// workspace from the backend's one shared buffer.
+// workspace from the backend's one shared buffer. A 1x1 convolution with stride > 1 may run
+// as a pixel gather and a stride-1 1x1, each pass by whichever route measured faster
+// (cudnn_conv.cpp says why).
 #pragma once
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
@@ -77,12 +79,35 @@ class CudnnConvolutions {
   // The cached choice for pass `index` of shape g, if any and still accepted.
   bool adopt_cached(DType t, const ConvGeometry& g, Plan& p, int index);
   std::string cache_key(DType t, const ConvGeometry& g, int index) const;
+  // Plan for shape g with its pass chosen (recalled, or measured on these tensors).
+  Plan& forward_plan(DType t, const ConvGeometry& g, const void* x, const void* w);
+  Plan& dgrad_plan(DType t, const ConvGeometry& g, const void* dy, const void* w);
+  Plan& wgrad_plan(DType t, const ConvGeometry& g, const void* x, const void* dy);
+  // Each pass directly, and as a strided 1x1 through gathered pixels (cudnn_conv.cpp).
+  void forward_direct(DType t, const ConvGeometry& g, const void* x, const void* w, void* y);
+  void forward_gathered(DType t, const ConvGeometry& g, const void* x, const void* w, void* y);
+  void backward_data_direct(DType t, const ConvGeometry& g, const void* dy, const void* w,
+                            void* dx, bool accumulate);
+  void backward_data_gathered(DType t, const ConvGeometry& g, const void* dy, const void* w,
+                              void* dx, bool accumulate);
+  const void* backward_filter_direct(DType t, const ConvGeometry& g, const void* x, const void* dy);
+  const void* backward_filter_gathered(DType t, const ConvGeometry& g, const void* x,
+                                       const void* dy);
+  // Whether pass `index` of strided 1x1 shape g is faster gathered: recalled, or measured
+  // once by timing trial(false) (direct) against trial(true) (gathered) on the stream.
+  bool gather_pays(DType t, const ConvGeometry& g, int index,
+                   const std::function<void(bool)>& trial);
+  // The workspace of at least `total` bytes with x's strided pixels (g's images) at offset
+  // `front`, gathered unless `base` is that workspace already (it did not grow).
+  char* gathered_workspace(DType t, const ConvGeometry& g, const void* x, size_t front,
+                           size_t total, char* base);
 
   Backend& backend_;
   cudaStream_t stream_;
   WorkspaceFn workspace_;
   cudnnHandle_t handle_ = nullptr;
   std::map<std::array<int, 12>, Plan> plans_;
+  std::map<std::string, bool> routes_;  // gather_pays' answers
   AlgorithmCache cache_;
   std::string device_key_;  // GPU name and cuDNN version, the cache keys' prefix
   double search_seconds_ = 0;
