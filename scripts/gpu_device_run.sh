@@ -84,13 +84,15 @@ if has train; then
   # algorithms); the seeds after it find them in the cache, as any later run on this machine.
   export TB_ALGO_CACHE=/tmp/tb/algo-cache-train.json
   T="$B/trainbench train --model resnet18 --data-dir devdata/data --impl ${TRAIN_IMPL:-cudnn}
-     --precision bf16 --optimizer sgd --momentum 0.9 --nesterov --weight-decay 5e-4
+     --precision bf16 --optimizer sgd --momentum 0.9 --nesterov
      --lr-schedule one-cycle --no-progress --results $OUT/train.jsonl"
   recipe() {  # label, then train options; runs seeds 1 (cold cache) 1 2 3 (warm)
     local label=$1; shift
-    rm -f "$TB_ALGO_CACHE"
-    for seed in 1 1 2 3; do
-      tb timeout 120 $T "$@" --seed $seed > /tmp/train_run.log 2>&1 || tail -3 /tmp/train_run.log
+    local seeds="1 1 2 3"
+    # Variants share the warm cache the recipe before them left: seeds 1 2 3 only.
+    if [ "${WARM_ONLY:-0}" = 1 ]; then seeds="1 2 3"; else rm -f "$TB_ALGO_CACHE"; fi
+    for seed in $seeds; do
+      tb timeout 120 $T --weight-decay ${WD:-5e-4} "$@" --seed $seed > /tmp/train_run.log 2>&1 || tail -3 /tmp/train_run.log
       python3 - "$OUT/train.jsonl" "$label" <<'PY'
 import json, sys
 r = [json.loads(l) for l in open(sys.argv[1])][-1]
@@ -101,13 +103,21 @@ print(f"{sys.argv[2]:34s} seed {r['config']['seed']}  train {f['train_seconds']:
 PY
     done
   }
-  # TRAIN_RECIPES=targets: only the two recipes behind the issue's targets (a shorter call).
+  # TRAIN_RECIPES=targets: only the two recipes behind the issue's targets (a shorter call);
+  # variants: those two, then Fashion-MNIST variants (flip, label smoothing) on a warm cache.
   {
     if [ "${TRAIN_RECIPES:-all}" = all ]; then
       recipe "fashion-mnist b512 7ep lr0.1" --dataset fashion-mnist --batch-size 512 --epochs 7 --lr 0.1
       recipe "fashion-mnist b256 6ep lr0.15" --dataset fashion-mnist --batch-size 256 --epochs 6 --lr 0.15
     fi
     recipe "fashion-mnist b512 6ep lr0.15 all60k" --dataset fashion-mnist --batch-size 512 --epochs 6 --lr 0.15 --validation 0
+    if [ "${TRAIN_RECIPES:-all}" = variants ]; then
+      F="--dataset fashion-mnist --batch-size 512 --epochs 6 --validation 0"
+      WARM_ONLY=1 recipe "fashion b512 6ep lr0.1" $F --lr 0.1
+      WARM_ONLY=1 recipe "fashion b512 6ep lr0.1 ls0.1" $F --lr 0.1 --label-smoothing 0.1
+      WARM_ONLY=1 recipe "fashion b512 6ep lr0.15 ls0.05" $F --lr 0.15 --label-smoothing 0.05
+      WD=1e-3 WARM_ONLY=1 recipe "fashion b512 6ep lr0.15 wd1e-3" $F --lr 0.15
+    fi
     recipe "mnist b256 320 steps lr0.1" --dataset mnist --batch-size 256 --epochs 2 --max-steps 320 --lr 0.1
   } > "$OUT/train.log" 2>&1
   unset TB_ALGO_CACHE

@@ -127,19 +127,22 @@ TEST(RunPlan, MaxStepsCutsTheLastEpochAndRatioSplitsIndexThePool) {
 }
 
 // Applying the plan's draws (crop offset in the padded image, flip) to normalised pixels
-// must give exactly the images gather_batch makes.
-TEST(RunPlan, AugmentationDrawsReproduceGatherBatch) {
+// must give exactly the images gather_batch makes, for crop + flip (on) and flip alone.
+class AugmentationDraws : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(AugmentationDraws, ReproduceGatherBatch) {
   TempDir tmp;
   testing::write_synthetic_mnist(tmp.str(), "mnist", 120, 10);
   TrainConfig c = plan_config(tmp.str());
-  c.augment = "on";
+  c.augment = GetParam();
   c.epochs = 2;
   const nlohmann::json plan = make_run_plan(c, tmp.str(), tmp.str() + "/w");
   DatasetFiles files = load_dataset("mnist", tmp.str());
   Splits splits = make_splits(files, SplitSpec{{}, 0.1}, c.seed);
   const Normalization norm = compute_normalization(splits.train);
-  Augmentation aug;
-  aug.enabled = true;
+  const Augmentation aug = augmentation_for(c, 1);
+  ASSERT_TRUE(aug.enabled);
+  ASSERT_EQ(aug.crop_padding, c.augment == "flip" ? 0 : 4);
   const int H = 28, W = 28, pad = aug.crop_padding;
   const float scale = 1.0f / (255.0f * norm.std[0]), bias = -norm.mean[0] / norm.std[0];
   std::vector<int64_t> order;
@@ -162,6 +165,17 @@ TEST(RunPlan, AugmentationDrawsReproduceGatherBatch) {
         }
     }
   }
+}
+
+INSTANTIATE_TEST_SUITE_P(RunPlan, AugmentationDraws, ::testing::Values("on", "flip"));
+
+TEST(RunPlan, AugmentOptionIsChecked) {
+  TrainConfig c;
+  c.augment = "sometimes";
+  EXPECT_THROW(augmentation_for(c, 1), InputError);
+  c.augment = "auto";
+  EXPECT_FALSE(augmentation_for(c, 1).enabled);
+  EXPECT_TRUE(augmentation_for(c, 3).enabled);
 }
 
 }  // namespace

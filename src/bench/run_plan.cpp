@@ -138,8 +138,7 @@ nlohmann::json make_run_plan(const TrainConfig& config, const std::string& plan_
                              const std::string& weights_path) {
   TB_INPUT_CHECK(config.epochs >= 1, "--epochs must be at least 1, got {}", config.epochs);
   TB_INPUT_CHECK(config.limit >= 0, "--limit must be >= 0, got {}", config.limit);
-  TB_INPUT_CHECK(config.augment == "auto" || config.augment == "on" || config.augment == "off",
-                 "--augment must be auto, on or off, got '{}'", config.augment);
+  check_augment_option(config.augment);
   const std::string canonical = canonical_dataset_name(config.dataset);
   const std::string dir = resolve_data_dir(config.data_dir);
   DatasetFiles files = load_dataset(config.dataset, config.data_dir);
@@ -152,8 +151,7 @@ nlohmann::json make_run_plan(const TrainConfig& config, const std::string& plan_
                  "{}: {} items do not fit the plan's int32 indices", config.dataset,
                  train_file_items + test_file_items);
   const Normalization norm = compute_normalization(splits.train);
-  Augmentation aug;
-  aug.enabled = augmentation_enabled(config, files.train.channels);
+  const Augmentation aug = augmentation_for(config, files.train.channels);
   const RunLayout layout = layout_run(config, splits.train.size());
 
   const Dataset& d = files.train;

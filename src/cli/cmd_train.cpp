@@ -97,7 +97,7 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--augment", c.augment,
                   "Random crop (pad 4) + horizontal flip: auto (on for 3-channel data such as "
-                  "CIFAR-10), on, off")->capture_default_str();
+                  "CIFAR-10), on, off, or flip (the horizontal flip alone, e.g. for Fashion-MNIST)")->capture_default_str();
   cmd->add_option("--seed", c.seed, "Seeds init, data order, dropout and augmentation")
       ->capture_default_str();
   cmd->add_option("--optimizer", c.optimizer.kind, "sgd, adam or adamw")->capture_default_str();

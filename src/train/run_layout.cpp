@@ -39,8 +39,18 @@ void epoch_order(std::vector<int64_t>& order, int64_t n, uint64_t seed, int epoc
   shuffle_indices(order.data(), n, rng);
 }
 
-bool augmentation_enabled(const TrainConfig& config, int channels) {
-  return config.augment == "on" || (config.augment == "auto" && channels == 3);
+void check_augment_option(const std::string& augment) {
+  TB_INPUT_CHECK(augment == "auto" || augment == "on" || augment == "off" || augment == "flip",
+                 "--augment must be auto, on, flip or off, got '{}'", augment);
+}
+
+Augmentation augmentation_for(const TrainConfig& config, int channels) {
+  check_augment_option(config.augment);
+  Augmentation aug;
+  aug.enabled = config.augment == "on" || config.augment == "flip" ||
+                (config.augment == "auto" && channels == 3);
+  if (config.augment == "flip") aug.crop_padding = 0;
+  return aug;
 }
 
 }  // namespace tb

@@ -4,8 +4,10 @@
 // peer trains on exactly the batches and learning rates trainbench does.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "train/optimizer.h"
 #include "train/train_config.h"
 
@@ -30,7 +32,10 @@ RunLayout layout_run(const TrainConfig& config, int64_t train_items);
 // without carrying generator state.
 void epoch_order(std::vector<int64_t>& order, int64_t n, uint64_t seed, int epoch);
 
-// Whether random crop + flip is on: --augment on, or auto with 3-channel (CIFAR-like) data.
-bool augmentation_enabled(const TrainConfig& config, int channels);
+// Throws a clear error unless --augment is auto, on, flip or off.
+void check_augment_option(const std::string& augment);
+// The augmentation a run applies: random crop (pad 4) + horizontal flip with --augment on,
+// or auto with 3-channel (CIFAR-like) data; the flip alone with --augment flip; none with off.
+Augmentation augmentation_for(const TrainConfig& config, int channels);
 
 }  // namespace tb

@@ -56,8 +56,7 @@ void validate(const TrainConfig& c) {
   TB_INPUT_CHECK(c.checkpoint_every >= 0, "--checkpoint-every must be >= 0");
   TB_INPUT_CHECK(c.precision == "fp32" || c.precision == "bf16" || c.precision == "fp16",
                  "unknown --precision '{}' (fp32, bf16, fp16)", c.precision);
-  TB_INPUT_CHECK(c.augment == "auto" || c.augment == "on" || c.augment == "off",
-                 "--augment must be auto, on or off, got '{}'", c.augment);
+  check_augment_option(c.augment);
   TB_INPUT_CHECK(!c.resume || !c.checkpoint.empty(), "--resume needs --checkpoint PATH");
   TB_INPUT_CHECK(c.lr >= 0, "--lr must be positive, got {}", c.lr);
 }
@@ -81,7 +80,7 @@ TrainResult Trainer::run() {
   limit_splits(s.splits, config_.limit);
   TB_INPUT_CHECK(s.splits.train.size() > 0, "the training split of {} is empty", config_.dataset);
   s.norm = compute_normalization(s.splits.train);
-  s.aug.enabled = augmentation_enabled(config_, s.files.train.channels);
+  s.aug = augmentation_for(config_, s.files.train.channels);
 
   const Dataset& d = s.files.train;
   ModelInput input{d.channels, d.height, d.width, d.classes};
