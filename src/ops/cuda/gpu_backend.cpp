@@ -10,7 +10,6 @@
 
 #include "data/dataset.h"
 #include "ops/cuda/batchnorm_kernels.h"
-#include "ops/cuda/channel_pad_kernels.h"
 #include "ops/cuda/conv_kernels.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/dataset_kernels.h"
@@ -82,7 +81,7 @@ GpuBackend::~GpuBackend() {
   for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
                   static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
                   static_cast<void*>(dataset_labels_), static_cast<void*>(epoch_order_),
-                  workspace_.ptr, side_workspace_.ptr, pad_x_.ptr, pad_w_.ptr, pad_dw_.ptr})
+                  workspace_.ptr, side_workspace_.ptr})
     if (p) cudaFree(p);
   for (cudaEvent_t e : {fork_event_, join_event_})
     if (e) cudaEventDestroy(e);
@@ -208,25 +207,6 @@ void* GpuBackend::grow(Scratch& s, size_t bytes, const char* what) {
 static size_t whole_mib(size_t bytes) {
   const size_t mib = size_t(1) << 20;
   return (bytes + mib - 1) / mib * mib;
-}
-
-const void* GpuBackend::padded_input(DType t, const ConvGeometry& g, const void* x) {
-  const int64_t pixels = int64_t(g.N) * g.H * g.W;
-  void* xp = grow(pad_x_, size_t(pixels) * kPaddedChannels * dtype_size(t), "padded input");
-  pad_channels(t, x, xp, pixels, g.C, kPaddedChannels, stream_);
-  return xp;
-}
-
-const void* GpuBackend::padded_weights(DType t, const ConvGeometry& g, const void* wk) {
-  const int64_t taps = int64_t(g.K) * g.R * g.S;
-  void* wp = grow(pad_w_, size_t(taps) * kPaddedChannels * dtype_size(t), "padded weights");
-  pad_channels(t, wk, wp, taps, g.C, kPaddedChannels, stream_);
-  return wp;
-}
-
-float* GpuBackend::padded_weight_gradient(const ConvGeometry& g) {
-  const size_t bytes = size_t(g.K) * kPaddedChannels * g.R * g.S * sizeof(float);
-  return static_cast<float*>(grow(pad_dw_, bytes, "padded weight gradient"));
 }
 
 void* GpuBackend::workspace(size_t bytes) {

@@ -171,25 +171,6 @@ class GpuBackend : public Backend, public GpuStepControl {
   //   (once per step, at the first use after the update).
   const void* krsc_weights(const Tensor& w, DType t, int K, int C, int R, int S,
                            bool reuse = false);
-  // A convolution with fewer than 8 input channels (an image's 1 or 3) in bf16 or fp16 would
-  // miss the tensor cores (both our engine and cuDNN's fast kernels want C % 8 == 0; cuDNN
-  // ran resnet18's 3-channel stem at 8 TFLOP/s): both backends give its input and weights
-  // zero channels up to 8 instead, which leaves the result unchanged. Its data gradient
-  // (rarely wanted: the image needs none) keeps the real channels.
-  static constexpr int kPaddedChannels = 8;
-  static bool pad_channels_first(DType t, const ConvGeometry& g) {
-    return (t == DType::bf16 || t == DType::f16) && g.C < kPaddedChannels && g.K % 8 == 0;
-  }
-  static ConvGeometry padded(ConvGeometry g) {
-    g.C = kPaddedChannels;
-    return g;
-  }
-  // x (N,H,W,C) padded to N,H,W,8, in a buffer of its own (valid until the next call).
-  const void* padded_input(DType t, const ConvGeometry& g, const void* x);
-  // K,R,S,C weights in dtype t padded to K,R,S,8 (valid until the next call).
-  const void* padded_weights(DType t, const ConvGeometry& g, const void* wk);
-  // Scratch for a padded layer's fp32 weight gradient, K*8*R*S floats.
-  float* padded_weight_gradient(const ConvGeometry& g);
   // The device's GpuStepState when kernels should read it, else null.
   const GpuStepState* kernel_state() const { return device_schedule_ ? state_ : nullptr; }
   // Memory the backend needs for its own state (counted like any allocation).
@@ -221,7 +202,6 @@ class GpuBackend : public Backend, public GpuStepControl {
   cudaStream_t side_stream_ = nullptr;
   cudaEvent_t fork_event_ = nullptr, join_event_ = nullptr;
   Scratch side_workspace_;
-  Scratch pad_x_, pad_w_, pad_dw_;  // channel padding (padded_input and the two after it)
   struct Shadow {
     Scratch buffer;
     const void* source = nullptr;  // the fp32 weights it holds now

@@ -1,12 +1,10 @@
 // CudnnBackend: GpuBackend with convolutions from cuDNN and linear layers from cuBLASLt.
 // Weights reach both libraries as K,R,S,C copies in the activation dtype, refreshed at every
 // use; weight gradients come back in that layout and dtype and are converted to the graph's
-// fp32 K,C,R,S. A 16-bit layer with fewer than 8 input channels runs padded to 8
-// (GpuBackend::pad_channels_first).
+// fp32 K,C,R,S.
 #include "ops/cudnn/cudnn_backend.h"
 
 #include "ops/cuda/batchnorm_kernels.h"
-#include "ops/cuda/channel_pad_kernels.h"
 #include "ops/cuda/conv_kernels.h"
 #include "ops/cuda/elementwise_kernels.h"
 #include "ops/cuda/gpu_backend.h"
@@ -43,10 +41,7 @@ class CudnnBackend final : public GpuBackend {
     const DType t = x.dtype;
     const ConvGeometry g = geometry(p);
     const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
-    if (pad_channels_first(t, g))
-      convs_.forward(t, padded(g), padded_input(t, g, x.data), padded_weights(t, g, wk), y.data);
-    else
-      convs_.forward(t, g, x.data, wk, y.data);
+    convs_.forward(t, g, x.data, wk, y.data);
     if (p.has_bias) add_bias(t, y.data, fp32(bias, p.K, "bias"), int64_t(g.N) * g.P * g.Q, g.K, stream());
   }
 
@@ -65,17 +60,8 @@ class CudnnBackend final : public GpuBackend {
       same_dtype(x, dx, "dx");
       convs_.backward_data(t, g, dy.data, wk, dx.data, accumulate_dx);
     }
-    float* dw32 = fp32(dw, p.w_numel(), "dw");
-    if (pad_channels_first(t, g)) {
-      // The input is padded again: the forward's copy may have been overwritten since.
-      const void* dwk = convs_.backward_filter(t, padded(g), padded_input(t, g, x.data), dy.data);
-      float* dwp = padded_weight_gradient(g);
-      weights_from_krsc(t, dwk, dwp, g.K, kPaddedChannels, g.R, g.S, stream());
-      unpad_weight_gradient(dwp, dw32, g.K, g.C, kPaddedChannels, g.R, g.S, stream());
-    } else {
-      const void* dwk = convs_.backward_filter(t, g, x.data, dy.data);
-      weights_from_krsc(t, dwk, dw32, g.K, g.C, g.R, g.S, stream());
-    }
+    const void* dwk = convs_.backward_filter(t, g, x.data, dy.data);
+    weights_from_krsc(t, dwk, fp32(dw, p.w_numel(), "dw"), g.K, g.C, g.R, g.S, stream());
     if (p.has_bias) bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
   }
 
