@@ -34,7 +34,7 @@ fi
 
 if has profile; then
   echo "== per-layer profile, resnet18: bf16 batch 64, then bf16 batch 512"
-  for impl in cudnn cuda; do
+  for impl in ${PROFILE_IMPLS:-cudnn cuda}; do
     tb timeout 120 $B/trainbench profile --model resnet18 --impl $impl --batch-size 64 \
       --precision bf16 --json "$OUT/profile_${impl}_b64.json" > "$OUT/profile_${impl}_b64.log" 2>&1
     echo "$impl bf16 b64: $(tail -1 "$OUT/profile_${impl}_b64.log")"

@@ -51,8 +51,12 @@ cudnnMathType_t make_math(DType t) {
 // A 1x1 convolution with stride > 1 and no padding reads only every stride-th pixel. cuDNN's
 // kernels for it can run at a tenth of its dense-GEMM speed (16 TFLOP/s on an H100 for
 // resnet18's b512 shortcuts), so it may run as a gather of those pixels and a stride-1 1x1
-// convolution on them (gathered()), whose data gradient is scattered back. Which route a
-// pass takes is measured once per shape (gather_pays).
+// convolution on them (gathered()), whose data gradient is scattered back. By default every
+// pass runs directly: in the one whole-step comparison so far (H100, 2026-12-06,
+// docs/gpu-notes.md v8) neither the gathered route nor timing each pass's two routes made a
+// resnet18 step faster, and the timed choice lengthened the first step. The routes stay
+// selectable (TB_CUDNN_STRIDED_1X1, below) for comparisons; `measure` times each pass's two
+// routes once per shape (gather_pays) and caches the faster.
 bool strided_pointwise(const ConvGeometry& g) {
   return g.R == 1 && g.S == 1 && g.stride > 1 && g.pad == 0;
 }
@@ -76,16 +80,20 @@ size_t filter_bytes(DType t, const ConvGeometry& g) {
 // the step's peak memory by more than that.
 constexpr size_t kGatherChunkBytes = size_t(16) << 20;
 
-// TB_CUDNN_STRIDED_1X1=direct|gathered[:IMAGES] fixes the route of every strided 1x1 pass
-// instead of measuring it (and the gathered chunk, in images): for tests and comparisons.
+// TB_CUDNN_STRIDED_1X1=direct (the default), gathered[:IMAGES] (with chunks of that many
+// images) or measure: the route of every strided 1x1 pass.
 struct StridedOverride {
-  int route = -1;  // -1 measure, 0 direct, 1 gathered
+  int route = 0;  // -1 measure, 0 direct, 1 gathered
   int chunk_images = 0;
 };
 StridedOverride strided_override() {
   StridedOverride o;
   const char* v = std::getenv("TB_CUDNN_STRIDED_1X1");
-  if (!v || !*v || std::strcmp(v, "measure") == 0) return o;
+  if (!v || !*v) return o;
+  if (std::strcmp(v, "measure") == 0) {
+    o.route = -1;
+    return o;
+  }
   const std::string s = v;
   const std::string route = s.substr(0, s.find(':'));
   TB_INPUT_CHECK(route == "direct" || route == "gathered",
@@ -317,7 +325,7 @@ bool CudnnConvolutions::gather_pays(DType t, const ConvGeometry& g, int index,
   const std::string key = fmt::format("{}|{}|{}|strided 1x1 route c{} h{} w{} k{} stride{}",
                                       device_key_, dtype_name(t), kPass[index], g.C, g.H, g.W,
                                       g.K, g.stride);
-  if (const int forced = strided_override().route; forced >= 0) return forced == 1;
+  if (const int fixed = strided_override().route; fixed >= 0) return fixed == 1;
   if (const auto it = routes_.find(key); it != routes_.end()) return it->second;
   bool gathered = false;
   const auto hit = cache_.find(key);

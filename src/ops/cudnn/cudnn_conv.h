@@ -5,9 +5,9 @@
 // and 16-bit types on tensor cores. A shape
 // that differs from a measured one only in its batch (the last, partial batch of an epoch)
 // takes the measured shape's algorithms instead of a second search. Every run takes its
-// workspace from the backend's one shared buffer. A 1x1 convolution with stride > 1 may run
-// as a pixel gather and a stride-1 1x1, each pass by whichever route measured faster
-// (cudnn_conv.cpp says why).
+// workspace from the backend's one shared buffer. A 1x1 convolution with stride > 1 can also
+// run as a pixel gather and a stride-1 1x1 (TB_CUDNN_STRIDED_1X1; cudnn_conv.cpp says why it
+// is not the default).
 #pragma once
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
@@ -93,8 +93,9 @@ class CudnnConvolutions {
   const void* backward_filter_direct(DType t, const ConvGeometry& g, const void* x, const void* dy);
   const void* backward_filter_gathered(DType t, const ConvGeometry& g, const void* x,
                                        const void* dy);
-  // Whether pass `index` of strided 1x1 shape g is faster gathered: recalled, or measured
-  // once by timing trial(false) (direct) against trial(true) (gathered) on the stream.
+  // Whether pass `index` of strided 1x1 shape g runs gathered: as TB_CUDNN_STRIDED_1X1 fixes
+  // it, or with `measure` recalled or measured once by timing trial(false) (direct) against
+  // trial(true) (gathered) on the stream.
   bool gather_pays(DType t, const ConvGeometry& g, int index,
                    const std::function<void(bool)>& trial);
   // The workspace of at least `total` bytes with x's strided pixels (g's images) at offset
