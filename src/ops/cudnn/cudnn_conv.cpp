@@ -322,10 +322,10 @@ bool CudnnConvolutions::gather_pays(DType t, const ConvGeometry& g, int index,
   static const char* kPass[] = {"fprop", "dgrad", "wgrad"};
   // The batch is left out: the last, partial batch of an epoch takes the full batch's route
   // (it may come inside a captured step, where nothing can be measured).
+  if (const int fixed = strided_override().route; fixed >= 0) return fixed == 1;
   const std::string key = fmt::format("{}|{}|{}|strided 1x1 route c{} h{} w{} k{} stride{}",
                                       device_key_, dtype_name(t), kPass[index], g.C, g.H, g.W,
                                       g.K, g.stride);
-  if (const int fixed = strided_override().route; fixed >= 0) return fixed == 1;
   if (const auto it = routes_.find(key); it != routes_.end()) return it->second;
   bool gathered = false;
   const auto hit = cache_.find(key);
