@@ -92,14 +92,14 @@ TEST_P(GpuOps, Conv2dForwardAndBackwardMatchRef) {
   for (const ConvShape& c : kConvShapes) check_conv(c, index++ % 2 == 1);
 }
 
-// cudnn runs a 1x1 stride-2 pass directly (the default) or through gathered pixels, in chunks
-// of images, or whichever its first use measured faster: every route must match.
+// cudnn runs a 1x1 stride-2 pass directly (the default) or through gathered pixels, whole or
+// in chunks of images: every route must match.
 TEST_P(GpuOps, CudnnStridedPointwiseRoutesMatchRef) {
   if (std::string(GetParam().impl) != "cudnn") GTEST_SKIP() << "cudnn's routes only";
   const ConvShape shapes[] = {{3, 16, 6, 6, 8, 1, 2, 0, false},
                               {2, 24, 7, 9, 16, 1, 2, 0, true},
                               {5, 8, 5, 5, 8, 1, 3, 0, false}};
-  for (const char* route : {"direct", "gathered", "gathered:2", "measure"}) {
+  for (const char* route : {"direct", "gathered", "gathered:2"}) {
     tb::testing::ScopedEnv env("TB_CUDNN_STRIDED_1X1", route);
     dev.reset();  // its buffers belong to the backend being replaced
     gpu = backend_or_null("cudnn");

@@ -70,6 +70,20 @@ bool vector_pixels(int C, const void* a, const void* b) {
   return C % Vec16<T>::kCount == 0 && aligned16(a) && aligned16(b);
 }
 
+// One scatter launch in units U (`units` of them per pixel).
+template <class T, class U>
+void launch_scatter(const void* dxs, void* dx, int N, int H, int W, int units, int stride, int P,
+                    int Q, bool accumulate, cudaStream_t s) {
+  const int64_t pixels = int64_t(N) * (accumulate ? int64_t(P) * Q : int64_t(H) * W);
+  const unsigned blocks = blocks_for(pixels * units, kThreads);
+  const auto* in = static_cast<const U*>(dxs);
+  auto* out = static_cast<U*>(dx);
+  if (accumulate)
+    scatter_kernel<T, U, true><<<blocks, kThreads, 0, s>>>(in, out, N, H, W, units, stride, P, Q);
+  else
+    scatter_kernel<T, U, false><<<blocks, kThreads, 0, s>>>(in, out, N, H, W, units, stride, P, Q);
+}
+
 }  // namespace
 
 void gather_strided_pixels(DType t, const void* x, int N, int H, int W, int C, int stride,
@@ -92,27 +106,12 @@ void gather_strided_pixels(DType t, const void* x, int N, int H, int W, int C, i
 void scatter_strided_pixels(DType t, const void* dxs, int N, int H, int W, int C, int stride,
                             void* dx, bool accumulate, cudaStream_t s) {
   const int P = strided_extent(H, stride), Q = strided_extent(W, stride);
-  const int64_t pixels = int64_t(N) * (accumulate ? int64_t(P) * Q : int64_t(H) * W);
   TB_GPU_DISPATCH(t, T, {
-    const bool vector = vector_pixels<T>(C, dxs, dx);
-    const int units = vector ? C / Vec16<T>::kCount : C;
-    const unsigned blocks = blocks_for(pixels * units, kThreads);
-    if (vector) {
-      using U = Vec16<T>;
-      auto* in = static_cast<const U*>(dxs);
-      auto* out = static_cast<U*>(dx);
-      if (accumulate)
-        scatter_kernel<T, U, true><<<blocks, kThreads, 0, s>>>(in, out, N, H, W, units, stride, P, Q);
-      else
-        scatter_kernel<T, U, false><<<blocks, kThreads, 0, s>>>(in, out, N, H, W, units, stride, P, Q);
-    } else {
-      auto* in = static_cast<const T*>(dxs);
-      auto* out = static_cast<T*>(dx);
-      if (accumulate)
-        scatter_kernel<T, T, true><<<blocks, kThreads, 0, s>>>(in, out, N, H, W, units, stride, P, Q);
-      else
-        scatter_kernel<T, T, false><<<blocks, kThreads, 0, s>>>(in, out, N, H, W, units, stride, P, Q);
-    }
+    if (vector_pixels<T>(C, dxs, dx))
+      launch_scatter<T, Vec16<T>>(dxs, dx, N, H, W, C / Vec16<T>::kCount, stride, P, Q,
+                                  accumulate, s);
+    else
+      launch_scatter<T, T>(dxs, dx, N, H, W, C, stride, P, Q, accumulate, s);
   });
   TB_CUDA_LAUNCH_CHECK();
 }

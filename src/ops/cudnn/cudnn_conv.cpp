@@ -51,16 +51,15 @@ cudnnMathType_t make_math(DType t) {
 // A 1x1 convolution with stride > 1 and no padding reads only every stride-th pixel. cuDNN's
 // kernels for it can run at a tenth of its dense-GEMM speed (16 TFLOP/s on an H100 for
 // resnet18's b512 shortcuts), so it may run as a gather of those pixels and a stride-1 1x1
-// convolution on them (gathered()), whose data gradient is scattered back. By default every
-// pass runs directly: in the one whole-step comparison so far (H100, 2026-12-06,
+// convolution on them (gathered_geometry()), whose data gradient is scattered back. By
+// default every pass runs directly: in the whole-step comparisons so far (H100, 2026-12-06,
 // docs/gpu-notes.md v8) neither the gathered route nor timing each pass's two routes made a
-// resnet18 step faster, and the timed choice lengthened the first step. The routes stay
-// selectable (TB_CUDNN_STRIDED_1X1, below) for comparisons; `measure` times each pass's two
-// routes once per shape (gather_pays) and caches the faster.
+// resnet18 step faster, and timing them lengthened the first step. The gathered route stays
+// selectable (TB_CUDNN_STRIDED_1X1, below) for comparisons.
 bool strided_pointwise(const ConvGeometry& g) {
   return g.R == 1 && g.S == 1 && g.stride > 1 && g.pad == 0;
 }
-ConvGeometry gathered(const ConvGeometry& g) {
+ConvGeometry gathered_geometry(const ConvGeometry& g) {
   return {g.N, g.C, g.P, g.Q, g.K, 1, 1, 1, 0, g.P, g.Q};
 }
 
@@ -80,42 +79,16 @@ size_t filter_bytes(DType t, const ConvGeometry& g) {
 // the step's peak memory by more than that.
 constexpr size_t kGatherChunkBytes = size_t(16) << 20;
 
-// TB_CUDNN_STRIDED_1X1=direct (the default), gathered[:IMAGES] (with chunks of that many
-// images) or measure: the route of every strided 1x1 pass.
-struct StridedOverride {
-  int route = 0;  // -1 measure, 0 direct, 1 gathered
-  int chunk_images = 0;
-};
-StridedOverride strided_override() {
-  StridedOverride o;
-  const char* v = std::getenv("TB_CUDNN_STRIDED_1X1");
-  if (!v || !*v) return o;
-  if (std::strcmp(v, "measure") == 0) {
-    o.route = -1;
-    return o;
-  }
-  const std::string s = v;
-  const std::string route = s.substr(0, s.find(':'));
-  TB_INPUT_CHECK(route == "direct" || route == "gathered",
-                 "TB_CUDNN_STRIDED_1X1 must be measure, direct or gathered[:IMAGES], got '{}'", s);
-  o.route = route == "gathered" ? 1 : 0;
-  if (s.find(':') != std::string::npos) {
-    o.chunk_images = std::atoi(s.c_str() + s.find(':') + 1);
-    TB_INPUT_CHECK(o.chunk_images > 0, "TB_CUDNN_STRIDED_1X1: bad chunk size in '{}'", s);
-  }
-  return o;
-}
-
-int gather_chunk(DType t, const ConvGeometry& g) {
-  if (const int forced = strided_override().chunk_images) return std::min(forced, g.N);
+int gather_chunk(DType t, const ConvGeometry& g, int chunk_images) {
+  if (chunk_images > 0) return std::min(chunk_images, g.N);
   const size_t per_image = image_offset(t, 1, g.P, g.Q, g.C);
   return int(std::clamp<size_t>(kGatherChunkBytes / per_image, 1, size_t(g.N)));
 }
 
 // fn(gc, n0) for each chunk of g's images: gc is g with the chunk's batch, n0 its first image.
 template <class Fn>
-void for_each_gather_chunk(DType t, const ConvGeometry& g, Fn fn) {
-  const int chunk = gather_chunk(t, g);
+void for_each_gather_chunk(DType t, const ConvGeometry& g, int chunk_images, Fn fn) {
+  const int chunk = gather_chunk(t, g, chunk_images);
   for (int n0 = 0; n0 < g.N; n0 += chunk) {
     ConvGeometry gc = g;
     gc.N = std::min(chunk, g.N - n0);
@@ -127,6 +100,20 @@ void for_each_gather_chunk(DType t, const ConvGeometry& g, Fn fn) {
 
 CudnnConvolutions::CudnnConvolutions(Backend& backend, cudaStream_t stream, WorkspaceFn workspace)
     : backend_(backend), stream_(stream), workspace_(std::move(workspace)) {
+  // TB_CUDNN_STRIDED_1X1=direct (the default) or gathered[:IMAGES] (chunks of that many).
+  if (const char* v = std::getenv("TB_CUDNN_STRIDED_1X1"); v && *v) {
+    const std::string setting = v;
+    const size_t colon = setting.find(':');
+    const std::string route = setting.substr(0, colon);
+    TB_INPUT_CHECK(route == "direct" || route == "gathered",
+                   "TB_CUDNN_STRIDED_1X1 must be direct or gathered[:IMAGES], got '{}'", setting);
+    strided_.gathered = route == "gathered";
+    if (colon != std::string::npos) {
+      strided_.chunk_images = std::atoi(setting.c_str() + colon + 1);
+      TB_INPUT_CHECK(strided_.chunk_images > 0, "TB_CUDNN_STRIDED_1X1: bad chunk size in '{}'",
+                     setting);
+    }
+  }
   TB_CUDNN_CHECK(cudnnCreate(&handle_));
   TB_CUDNN_CHECK(cudnnSetStream(handle_, stream_));
   int device = 0;
@@ -317,59 +304,12 @@ char* CudnnConvolutions::gathered_workspace(DType t, const ConvGeometry& g, cons
   return grown;
 }
 
-bool CudnnConvolutions::gather_pays(DType t, const ConvGeometry& g, int index,
-                                    const std::function<void(bool)>& trial) {
-  static const char* kPass[] = {"fprop", "dgrad", "wgrad"};
-  // The batch is left out: the last, partial batch of an epoch takes the full batch's route
-  // (it may come inside a captured step, where nothing can be measured).
-  if (const int fixed = strided_override().route; fixed >= 0) return fixed == 1;
-  const std::string key = fmt::format("{}|{}|{}|strided 1x1 route c{} h{} w{} k{} stride{}",
-                                      device_key_, dtype_name(t), kPass[index], g.C, g.H, g.W,
-                                      g.K, g.stride);
-  if (const auto it = routes_.find(key); it != routes_.end()) return it->second;
-  bool gathered = false;
-  const auto hit = cache_.find(key);
-  if (hit && hit->is_object() && hit->contains("gathered") && (*hit)["gathered"].is_boolean()) {
-    gathered = (*hit)["gathered"].get<bool>();
-  } else {
-    trial(false);  // first runs: each route's algorithm search and workspace
-    trial(true);
-    TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    Stopwatch clock;
-    constexpr int kRepeats = 5;
-    cudaEvent_t start = nullptr, stop = nullptr;
-    TB_CUDA_CHECK(cudaEventCreate(&start));
-    TB_CUDA_CHECK(cudaEventCreate(&stop));
-    float ms[2] = {0, 0};
-    for (int route = 0; route < 2; ++route) {
-      TB_CUDA_CHECK(cudaEventRecord(start, stream_));
-      for (int i = 0; i < kRepeats; ++i) trial(route == 1);
-      TB_CUDA_CHECK(cudaEventRecord(stop, stream_));
-      TB_CUDA_CHECK(cudaEventSynchronize(stop));
-      TB_CUDA_CHECK(cudaEventElapsedTime(&ms[route], start, stop));
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    gathered = ms[1] < ms[0];
-    cache_.store(key, {{"gathered", gathered},
-                       {"direct_ms", ms[0] / kRepeats},
-                       {"gathered_ms", ms[1] / kRepeats}});
-    ++searches_;
-    search_seconds_ += clock.seconds();
-  }
-  routes_.emplace(key, gathered);
-  return gathered;
-}
-
 void CudnnConvolutions::forward(DType t, const ConvGeometry& g, const void* x, const void* w,
                                 void* y) {
-  const auto run = [&](bool gathered) {
-    if (gathered)
-      forward_gathered(t, g, x, w, y);
-    else
-      forward_direct(t, g, x, w, y);
-  };
-  run(strided_pointwise(g) && gather_pays(t, g, 0, run));
+  if (strided_.gathered && strided_pointwise(g))
+    forward_gathered(t, g, x, w, y);
+  else
+    forward_direct(t, g, x, w, y);
 }
 
 void CudnnConvolutions::forward_direct(DType t, const ConvGeometry& g, const void* x,
@@ -388,8 +328,8 @@ void CudnnConvolutions::forward_gathered(DType t, const ConvGeometry& g, const v
   // Per chunk of images, workspace: [their strided pixels][cuDNN's scratch]. The search
   // (first use of a shape) measures on the gathered pixels; if the workspace then grows,
   // they are gathered again.
-  for_each_gather_chunk(t, g, [&](const ConvGeometry& gc, int n0) {
-    const ConvGeometry g1 = gathered(gc);
+  for_each_gather_chunk(t, g, strided_.chunk_images, [&](const ConvGeometry& gc, int n0) {
+    const ConvGeometry g1 = gathered_geometry(gc);
     const void* xc = static_cast<const char*>(x) + image_offset(t, n0, g.H, g.W, g.C);
     void* yc = static_cast<char*>(y) + image_offset(t, n0, g.P, g.Q, g.K);
     const size_t xs_bytes = activation_bytes(t, g1.N, g1.H, g1.W, g1.C);
@@ -406,20 +346,10 @@ void CudnnConvolutions::forward_gathered(DType t, const ConvGeometry& g, const v
 
 void CudnnConvolutions::backward_data(DType t, const ConvGeometry& g, const void* dy, const void* w,
                                       void* dx, bool accumulate) {
-  const auto run = [&](bool gathered, void* out) {
-    if (gathered)
-      backward_data_gathered(t, g, dy, w, out, accumulate);
-    else
-      backward_data_direct(t, g, dy, w, out, accumulate);
-  };
-  // The routes are timed into a scratch dx: adding into the real one would change it.
-  void* scratch = nullptr;
-  const bool gathered = strided_pointwise(g) && gather_pays(t, g, 1, [&](bool route) {
-                          if (!scratch) scratch = backend_.allocate(image_offset(t, g.N, g.H, g.W, g.C));
-                          run(route, scratch);
-                        });
-  if (scratch) backend_.release(scratch);
-  run(gathered, dx);
+  if (strided_.gathered && strided_pointwise(g))
+    backward_data_gathered(t, g, dy, w, dx, accumulate);
+  else
+    backward_data_direct(t, g, dy, w, dx, accumulate);
 }
 
 void CudnnConvolutions::backward_data_direct(DType t, const ConvGeometry& g, const void* dy,
@@ -437,8 +367,8 @@ void CudnnConvolutions::backward_data_gathered(DType t, const ConvGeometry& g, c
                                                const void* w, void* dx, bool accumulate) {
   // Per chunk of images: the stride-1 data gradient to the front of the workspace, then
   // scattered into dx.
-  for_each_gather_chunk(t, g, [&](const ConvGeometry& gc, int n0) {
-    const ConvGeometry g1 = gathered(gc);
+  for_each_gather_chunk(t, g, strided_.chunk_images, [&](const ConvGeometry& gc, int n0) {
+    const ConvGeometry g1 = gathered_geometry(gc);
     const void* dyc = static_cast<const char*>(dy) + image_offset(t, n0, g.P, g.Q, g.K);
     void* dxc = static_cast<char*>(dx) + image_offset(t, n0, g.H, g.W, g.C);
     const Plan& p = dgrad_plan(t, g1, dyc, w);
@@ -456,12 +386,10 @@ void CudnnConvolutions::backward_data_gathered(DType t, const ConvGeometry& g, c
 const void* CudnnConvolutions::backward_filter(DType t, const ConvGeometry& g, const void* x,
                                                const void* dy) {
   // Only unchunked: chunks would sum the filter gradient in the activation dtype.
-  const void* out = nullptr;
-  const auto run = [&](bool gathered) {
-    out = gathered ? backward_filter_gathered(t, g, x, dy) : backward_filter_direct(t, g, x, dy);
-  };
-  run(strided_pointwise(g) && gather_chunk(t, g) == g.N && gather_pays(t, g, 2, run));
-  return out;
+  if (strided_.gathered && strided_pointwise(g) &&
+      gather_chunk(t, g, strided_.chunk_images) == g.N)
+    return backward_filter_gathered(t, g, x, dy);
+  return backward_filter_direct(t, g, x, dy);
 }
 
 const void* CudnnConvolutions::backward_filter_direct(DType t, const ConvGeometry& g,
@@ -482,7 +410,7 @@ const void* CudnnConvolutions::backward_filter_direct(DType t, const ConvGeometr
 const void* CudnnConvolutions::backward_filter_gathered(DType t, const ConvGeometry& g,
                                                         const void* x, const void* dy) {
   // Workspace: [the filter gradient][x's strided pixels][cuDNN's scratch].
-  const ConvGeometry g1 = gathered(g);
+  const ConvGeometry g1 = gathered_geometry(g);
   const size_t w_bytes = filter_bytes(t, g);
   const size_t front = w_bytes + activation_bytes(t, g1.N, g1.H, g1.W, g1.C);
   char* base = gathered_workspace(t, g, x, w_bytes, front, nullptr);

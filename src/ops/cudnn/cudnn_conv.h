@@ -6,8 +6,8 @@
 // that differs from a measured one only in its batch (the last, partial batch of an epoch)
 // takes the measured shape's algorithms instead of a second search. Every run takes its
 // workspace from the backend's one shared buffer. A 1x1 convolution with stride > 1 can also
-// run as a pixel gather and a stride-1 1x1 (TB_CUDNN_STRIDED_1X1; cudnn_conv.cpp says why it
-// is not the default).
+// run as a pixel gather and a stride-1 1x1 (TB_CUDNN_STRIDED_1X1=gathered; cudnn_conv.cpp
+// says why it is not the default).
 #pragma once
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
@@ -93,11 +93,6 @@ class CudnnConvolutions {
   const void* backward_filter_direct(DType t, const ConvGeometry& g, const void* x, const void* dy);
   const void* backward_filter_gathered(DType t, const ConvGeometry& g, const void* x,
                                        const void* dy);
-  // Whether pass `index` of strided 1x1 shape g runs gathered: as TB_CUDNN_STRIDED_1X1 fixes
-  // it, or with `measure` recalled or measured once by timing trial(false) (direct) against
-  // trial(true) (gathered) on the stream.
-  bool gather_pays(DType t, const ConvGeometry& g, int index,
-                   const std::function<void(bool)>& trial);
   // The workspace of at least `total` bytes with x's strided pixels (g's images) at offset
   // `front`, gathered unless `base` is that workspace already (it did not grow).
   char* gathered_workspace(DType t, const ConvGeometry& g, const void* x, size_t front,
@@ -108,7 +103,11 @@ class CudnnConvolutions {
   WorkspaceFn workspace_;
   cudnnHandle_t handle_ = nullptr;
   std::map<std::array<int, 12>, Plan> plans_;
-  std::map<std::string, bool> routes_;  // gather_pays' answers
+  struct StridedRoute {  // TB_CUDNN_STRIDED_1X1, read once
+    bool gathered = false;
+    int chunk_images = 0;  // 0: chunks of at most 16 MiB
+  };
+  StridedRoute strided_;
   AlgorithmCache cache_;
   std::string device_key_;  // GPU name and cuDNN version, the cache keys' prefix
   double search_seconds_ = 0;
