@@ -11,6 +11,7 @@
 #include "gpu_test_util.h"
 #include "test_util.h"
 #include "ops/ref/ref_backend.h"
+#include "ops/ref/ref_kernels.h"
 #ifdef TB_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
@@ -552,6 +553,28 @@ TEST_P(GpuOps, OptimizerUpdatesMatchRef) {
       }
     }
     EXPECT_MATCH(dev->download(gw), w, "optimizer variant " + std::to_string(variant));
+  }
+}
+
+// Clipping by global norm over several tensors (one spanning many partial sums, a tail
+// of odd size), once clipping and once below the limit.
+TEST_P(GpuOps, ClipGradNormMatchesRef) {
+  if (t() != DType::f32) GTEST_SKIP() << "gradients are the fp32 master copies only";
+  for (const float max_norm : {1.0f, 1e4f}) {
+    std::vector<std::vector<float>> g;
+    std::vector<Tensor> on_gpu;
+    std::vector<float*> on_host;
+    std::vector<int64_t> sizes;
+    for (const int64_t n : {100003, 7, 4096}) {
+      g.push_back(uniform(n, rng));
+      on_gpu.push_back(dev->upload(g.back(), Shape{n}, DType::f32));
+      sizes.push_back(n);
+    }
+    for (auto& v : g) on_host.push_back(v.data());
+    ref::clip_grad_norm(max_norm, on_host.data(), sizes.data(), g.size());
+    gpu->clip_grad_norm(max_norm, on_gpu);
+    for (size_t i = 0; i < g.size(); ++i)
+      EXPECT_MATCH(dev->download(on_gpu[i]), g[i], "clipped gradient " + std::to_string(i));
   }
 }
 

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "ops/ref/ref_backend.h"
+#include "ops/ref/ref_kernels.h"
 #include "train/optimizer.h"
 
 namespace tb {
@@ -105,13 +106,23 @@ void check_against_reference(OptimizerConfig config, int steps = 5, int64_t firs
       opt.set_momentum(momentum_at[k]);
       for (Reference& r : ref) (config.kind == "sgd" ? r.c.momentum : r.c.beta1) = momentum_at[k];
     }
+    // Clipping (torch.nn.utils.clip_grad_norm_) on the gradients as drawn, in double.
+    std::vector<std::vector<float>> grads = host.grads;
+    if (config.max_grad_norm > 0) {
+      double sum = 0;
+      for (const auto& g : grads)
+        for (float v : g) sum += double(v) * v;
+      const double f = std::min(1.0, config.max_grad_norm / (std::sqrt(sum) + 1e-6));
+      for (auto& g : grads)
+        for (float& v : g) v = float(v * f);
+    }
     opt.step(lr);
     ASSERT_EQ(opt.steps_taken(), first_step + k + 1);
     for (size_t i = 0; i < ref.size(); ++i) {
       if (config.kind == "sgd")
-        ref[i].sgd(host.grads[i], lr);
+        ref[i].sgd(grads[i], lr);
       else
-        ref[i].adam(host.grads[i], lr, first_step + k + 1);
+        ref[i].adam(grads[i], lr, first_step + k + 1);
       const std::string where = host.names[i] + " after step " + std::to_string(k + 1);
       expect_close(ref[i].p, host.values[i].data(), where);
     }
@@ -156,6 +167,41 @@ TEST(Optimizer, AdamL2MatchesPyTorch) { check_against_reference(adam("adam", 0.0
 TEST(Optimizer, AdamWMatchesPyTorch) { check_against_reference(adam("adamw", 0.05f)); }
 TEST(Optimizer, AdamOtherBetasMatchPyTorch) {
   check_against_reference(adam("adam", 0, 0.8f, 0.99f, 1e-6f));
+}
+
+// Gradients drawn in [-2, 2] over 84 elements have a norm near 10: 1.5 clips every step,
+// 1e3 never does.
+TEST(Optimizer, ClippedSgdMatchesPyTorch) {
+  OptimizerConfig c = sgd(0.9f, 5e-4f, true);
+  c.max_grad_norm = 1.5f;
+  check_against_reference(c);
+  c.max_grad_norm = 1e3f;
+  check_against_reference(c);
+}
+TEST(Optimizer, ClippedAdamWMatchesPyTorch) {
+  OptimizerConfig c = adam("adamw", 0.05f);
+  c.max_grad_norm = 2.0f;
+  check_against_reference(c);
+}
+
+// The plain loop itself: a 3-4-5 triangle, a norm below the limit (untouched), and a NaN
+// gradient (NaN everywhere, as PyTorch without error_if_nonfinite).
+TEST(ClipGradNorm, RefScalesToTheLimit) {
+  std::vector<float> a{3.0f}, b{0.0f, 4.0f};
+  float* grads[] = {a.data(), b.data()};
+  const int64_t sizes[] = {1, 2};
+  EXPECT_DOUBLE_EQ(ref::clip_grad_norm(1.0f, grads, sizes, 2), 5.0);
+  EXPECT_NEAR(a[0], 0.6f, 1e-6f);
+  EXPECT_NEAR(b[1], 0.8f, 1e-6f);
+  EXPECT_EQ(b[0], 0.0f);
+  std::vector<float> small{0.1f, -0.2f};
+  float* one[] = {small.data()};
+  const int64_t two[] = {2};
+  ref::clip_grad_norm(1.0f, one, two, 1);
+  EXPECT_EQ(small, (std::vector<float>{0.1f, -0.2f}));
+  small[0] = NAN;
+  ref::clip_grad_norm(1.0f, one, two, 1);
+  EXPECT_TRUE(std::isnan(small[1]));
 }
 
 TEST(Optimizer, ResumedAdamUsesTheRestoredStepForBiasCorrection) {
@@ -373,6 +419,9 @@ TEST(Optimizer, ValidationNamesTheValue) {
   EXPECT_EQ(error_of(adam("adam", 0, 1.0f)), "--beta1 must be in [0, 1), got 1");
   EXPECT_EQ(error_of(adam("adam", 0, 0.9f, -0.5f)), "--beta2 must be in [0, 1), got -0.5");
   EXPECT_EQ(error_of(adam("adamw", 0, 0.9f, 0.999f, 0)), "--eps must be > 0, got 0");
+  OptimizerConfig clipped = sgd(0.9f, 0);
+  clipped.max_grad_norm = -1;
+  EXPECT_EQ(error_of(clipped), "--clip-grad-norm must be >= 0 (0 = off), got -1");
   // Values that only another optimizer reads are not checked.
   OptimizerConfig a = adam("adam", 0);
   a.momentum = 7;

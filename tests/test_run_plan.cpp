@@ -178,5 +178,22 @@ TEST(RunPlan, AugmentOptionIsChecked) {
   EXPECT_TRUE(augmentation_for(c, 3).enabled);
 }
 
+// --one-cycle-pct-start reaches the schedule: the peak learning rate comes at that share of
+// the run, and a share that leaves an empty phase is refused.
+TEST(RunLayout, OneCyclePeakFollowsPctStart) {
+  TrainConfig c;
+  c.schedule = "one-cycle";
+  c.lr = 0.2;
+  c.epochs = 1;
+  c.batch_size = 10;
+  c.one_cycle_pct_start = 0.5;
+  const RunLayout l = layout_run(c, 1000);  // 100 steps
+  EXPECT_DOUBLE_EQ(l.schedule.one_cycle_pct_start, 0.5);
+  EXPECT_NEAR(learning_rate_at(l.schedule, 49), 0.2, 1e-12);  // the peak: step pct * total - 1
+  EXPECT_LT(learning_rate_at(l.schedule, 29), 0.2 * 0.9);
+  c.one_cycle_pct_start = 0.001;
+  EXPECT_THROW(layout_run(c, 1000), InputError);
+}
+
 }  // namespace
 }  // namespace tb

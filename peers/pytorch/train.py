@@ -177,6 +177,7 @@ def main(argv):
     step_model = torch.compile(model) if args.compile else model
     autocast = peer_env.autocast_factory(device, precision)
     ls = plan["loss"]["label_smoothing"]
+    max_grad_norm = plan["optimizer"].get("max_grad_norm", 0.0)  # older plans: no clipping
     batch = plan["steps"]["batch_size"]
     classes = ds["classes"]
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
@@ -213,6 +214,8 @@ def main(argv):
             loss = F.cross_entropy(logits.float(), y, label_smoothing=ls)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             opt.step()
             n = hi - lo
             loss_sum += loss.detach().double() * n

@@ -53,6 +53,8 @@ const std::map<std::string, Setter>& setters() {
       {"weight_decay", [](TrainConfig& c, const nlohmann::json& v) { c.optimizer.weight_decay = as<float>(v, "weight_decay"); }},
       {"lr_schedule", [](TrainConfig& c, const nlohmann::json& v) { c.schedule = as<std::string>(v, "lr_schedule"); }},
       {"warmup_steps", [](TrainConfig& c, const nlohmann::json& v) { c.warmup_steps = as<int64_t>(v, "warmup_steps"); }},
+      {"one_cycle_pct_start", [](TrainConfig& c, const nlohmann::json& v) { c.one_cycle_pct_start = as<double>(v, "one_cycle_pct_start"); }},
+      {"max_grad_norm", [](TrainConfig& c, const nlohmann::json& v) { c.optimizer.max_grad_norm = as<float>(v, "max_grad_norm"); }},
       {"label_smoothing", [](TrainConfig& c, const nlohmann::json& v) { c.label_smoothing = as<float>(v, "label_smoothing"); }},
       {"data_dir", [](TrainConfig& c, const nlohmann::json& v) { c.data_dir = as<std::string>(v, "data_dir"); }},
   };

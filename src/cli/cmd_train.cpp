@@ -106,6 +106,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--nesterov", c.optimizer.nesterov, "Nesterov momentum (SGD)");
   cmd->add_option("--weight-decay", c.optimizer.weight_decay,
                   "L2 penalty (sgd, adam) or decoupled decay (adamw)")->capture_default_str();
+  cmd->add_option("--clip-grad-norm", c.optimizer.max_grad_norm,
+                  "Scale the gradients to a global L2 norm of at most this before each update "
+                  "(PyTorch's clip_grad_norm_; 0 = off)")
+      ->capture_default_str();
   cmd->add_option("--adam-beta1", c.optimizer.beta1, "Adam/AdamW beta1")->capture_default_str();
   cmd->add_option("--adam-beta2", c.optimizer.beta2, "Adam/AdamW beta2")->capture_default_str();
   cmd->add_option("--adam-eps", c.optimizer.eps, "Adam/AdamW epsilon")->capture_default_str();
@@ -114,6 +118,10 @@ void add_train_command(CLI::App& app) {
                   "one-cycle (PyTorch OneCycleLR)")->capture_default_str();
   cmd->add_option("--warmup-steps", c.warmup_steps,
                   "Linear warm-up steps before the schedule (not with one-cycle)")
+      ->capture_default_str();
+  cmd->add_option("--one-cycle-pct-start", c.one_cycle_pct_start,
+                  "One-cycle: the share of the run spent rising to the peak learning rate "
+                  "(PyTorch OneCycleLR's pct_start)")
       ->capture_default_str();
   cmd->add_option("--step-gamma", c.step_gamma, "Step schedule: factor per drop")
       ->capture_default_str();

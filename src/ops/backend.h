@@ -157,6 +157,12 @@ class Backend {
   virtual void cross_entropy_backward(const CrossEntropyParams& p, const Tensor& probs,
                                       const Tensor& labels, const Tensor& dlogits) = 0;
 
+  // Scales the fp32 gradients in `grads`, together, to a global L2 norm of at most max_norm
+  // (see kClipNormEpsilon for the rule). This default runs the plain loop on host memory
+  // (ref, cpu and onednn share it: one pass, negligible beside a CPU step); GPU backends
+  // override it with kernels that read the loss scale on the device.
+  virtual void clip_grad_norm(float max_norm, const std::vector<Tensor>& grads);
+
   // In-place updates of param[n] from grad[n] and the optimizer state.
   virtual void sgd_update(const SgdUpdateParams& p, const Tensor& param, const Tensor& grad,
                           const Tensor& momentum_buffer) = 0;

@@ -15,6 +15,12 @@ struct SgdUpdateParams {
   bool nesterov = false;
 };
 
+// Gradient clipping by global norm, torch.nn.utils.clip_grad_norm_'s rule: with
+// norm = sqrt(sum of every gradient element squared), all gradients are multiplied by
+// min(1, max_norm / (norm + 1e-6)). On a GPU with a loss scale, the norm is that of the
+// unscaled gradients (the scaled ones divided by the step's loss scale).
+constexpr float kClipNormEpsilon = 1e-6f;
+
 // Adam / AdamW at step t (t starts at 1). Adam adds wd * p to the gradient; AdamW
 // (decoupled) multiplies p by (1 - lr * wd) first.
 struct AdamUpdateParams {

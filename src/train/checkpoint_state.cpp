@@ -100,6 +100,8 @@ namespace {
 // What a run identity key meant in checkpoints written before the key existed.
 const nlohmann::json kIdentityBefore = {
     {"validation_fraction", 0.1},  // before --validation: 10% of the train file held out
+    {"one_cycle_pct_start", 0.3},
+    {"max_grad_norm", 0.0},        // before --clip-grad-norm: no clipping  // before --one-cycle-pct-start: PyTorch's default
 };
 
 }  // namespace

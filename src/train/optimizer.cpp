@@ -24,6 +24,8 @@ void validate(const OptimizerConfig& c) {
                  "--optimizer must be one of sgd, adam, adamw, got '{}'", c.kind);
   TB_INPUT_CHECK(std::isfinite(c.weight_decay) && c.weight_decay >= 0,
                  "--weight-decay must be >= 0, got {}", c.weight_decay);
+  TB_INPUT_CHECK(std::isfinite(c.max_grad_norm) && c.max_grad_norm >= 0,
+                 "--clip-grad-norm must be >= 0 (0 = off), got {}", c.max_grad_norm);
   if (is_sgd(c)) {
     TB_INPUT_CHECK(c.momentum >= 0 && c.momentum < 1, "--momentum must be in [0, 1), got {}",
                    c.momentum);
@@ -63,6 +65,7 @@ Optimizer::Optimizer(Backend& backend, std::vector<ParamRef> params,
 
   slot_a_.resize(params_.size());
   if (slots == 2) slot_b_.resize(params_.size());
+  plan_clip_targets();
   if (total == 0) return;
 
   // Over-allocate so the first slice can be aligned whatever alignment the backend gives.
@@ -98,13 +101,34 @@ Optimizer::Optimizer(Backend& backend, std::vector<ParamRef> params,
   }
 }
 
+// Gradients that lie at their parameters' offsets from the first (a planned graph's two
+// blocks, gaps zeroed) are clipped as one span: one norm pass and one scaling pass.
+void Optimizer::plan_clip_targets() {
+  auto at = [](const Tensor& t) { return static_cast<const char*>(t.data); };
+  clip_targets_.clear();
+  bool one_block = !params_.empty();
+  for (size_t i = 0; i < params_.size() && one_block; ++i) {
+    const ptrdiff_t offset = at(params_[i].value) - at(params_[0].value);
+    one_block = (i == 0 || at(params_[i].grad) > at(params_[i - 1].grad)) &&
+                at(params_[i].grad) - at(params_[0].grad) == offset &&
+                params_[i].grad.dtype == DType::f32;
+  }
+  if (one_block) {
+    const Tensor& last = params_.back().grad;
+    const int64_t n = (at(last) - at(params_[0].grad)) / int64_t(sizeof(float)) + last.numel();
+    clip_targets_.push_back(Tensor(params_[0].grad.data, DType::f32, Shape{n}, backend_.device()));
+  } else {
+    for (const ParamRef& p : params_) clip_targets_.push_back(p.grad);
+  }
+}
+
 // SGD with momentum on parameters planned into one block (with their gradients in another,
 // at the same offsets) has its state at those offsets too: then one update over the three
 // blocks, gaps included, replaces a launch per parameter. The gaps stay zero under it (zero
 // weights, gradients and momentum give zero).
 void Optimizer::plan_blocks() {
-  if (!is_sgd(config_) || config_.momentum <= 0 || params_.empty()) return;
   auto at = [](const Tensor& t) { return static_cast<const char*>(t.data); };
+  if (!is_sgd(config_) || config_.momentum <= 0 || params_.empty()) return;
   for (size_t i = 0; i < params_.size(); ++i) {
     const ptrdiff_t offset = at(params_[i].value) - at(params_[0].value);
     if (offset < 0 || at(params_[i].grad) - at(params_[0].grad) != offset ||
@@ -138,6 +162,7 @@ void Optimizer::set_momentum(float momentum) {
 void Optimizer::step(float lr) {
   TB_CHECK(std::isfinite(lr) && lr >= 0, "learning rate {} is not a finite value >= 0", lr);
   ++steps_;
+  if (config_.max_grad_norm > 0) backend_.clip_grad_norm(config_.max_grad_norm, clip_targets_);
   const bool sgd = is_sgd(config_);
   if (param_block_.defined()) {
     SgdUpdateParams u;

@@ -24,6 +24,9 @@ struct OptimizerConfig {
   bool nesterov = false;      // sgd
   float weight_decay = 0.0f;
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // adam, adamw
+  // Before each update, scale all gradients to a global L2 norm of at most this (PyTorch's
+  // clip_grad_norm_); 0 = no clipping.
+  float max_grad_norm = 0.0f;
 };
 
 // A named tensor of optimizer state, for checkpoints.
@@ -67,6 +70,10 @@ class Optimizer {
   // The three blocks of the one-call update, when they exist (see step).
   void plan_blocks();
   Tensor param_block_, grad_block_, momentum_block_;
+  // What clipping scales: the gradient block as one tensor when the gradients lie in one
+  // (planned, zero gaps), else each gradient.
+  std::vector<Tensor> clip_targets_;
+  void plan_clip_targets();
 };
 
 // Learning-rate schedules as a pure function of the step, so a resumed run needs no state.

@@ -22,6 +22,7 @@ RunLayout layout_run(const TrainConfig& config, int64_t train_items) {
   l.schedule.base_lr = effective_lr(config);
   l.schedule.total_steps = l.total_steps;
   l.schedule.warmup_steps = config.warmup_steps;
+  l.schedule.one_cycle_pct_start = config.one_cycle_pct_start;
   l.schedule.gamma = config.step_gamma;
   l.schedule.step_size = config.step_size_epochs > 0
                              ? config.step_size_epochs * l.steps_per_epoch

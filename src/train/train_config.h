@@ -43,6 +43,7 @@ struct TrainConfig {
   double lr = 0.0;  // 0 = the optimizer's default (sgd 0.05, adam/adamw 0.001)
   std::string schedule = "constant";
   int64_t warmup_steps = 0;
+  double one_cycle_pct_start = 0.3;  // one-cycle: the share of the run spent rising to the peak
   double step_gamma = 0.1;
   int64_t step_size_epochs = 0;  // step schedule: every N epochs (0 = a third of the run)
   float label_smoothing = 0.0f;

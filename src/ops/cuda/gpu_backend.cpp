@@ -6,13 +6,16 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "data/dataset.h"
 #include "ops/cuda/batchnorm_kernels.h"
 #include "ops/cuda/conv_kernels.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/dataset_kernels.h"
+#include "ops/cuda/grad_clip_kernels.h"
 #include "ops/cuda/elementwise_kernels.h"
 #include "ops/cuda/loss_optimizer_kernels.h"
 #include "ops/cuda/pool_kernels.h"
@@ -63,6 +66,14 @@ GpuBackend::GpuBackend(const std::string& impl) : impl_(impl) {
   TB_CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
   TB_CUDA_CHECK(cudaEventCreateWithFlags(&fork_event_, cudaEventDisableTiming));
   TB_CUDA_CHECK(cudaEventCreateWithFlags(&join_event_, cudaEventDisableTiming));
+  if (const char* v = std::getenv("TB_WEIGHT_COPIES"); v && *v) {
+    const std::string rule = v;
+    TB_INPUT_CHECK(rule == "auto" || rule == "on" || rule == "off",
+                   "TB_WEIGHT_COPIES must be auto, on or off, got '{}'", rule);
+    copies_rule_ = rule == "on"    ? CopiesRule::always
+                   : rule == "off" ? CopiesRule::never
+                                   : CopiesRule::automatic;
+  }
   state_ = static_cast<GpuStepState*>(allocate_internal(sizeof(GpuStepState)));
   const GpuStepState initial{};
   copy_from_host(state_, &initial, sizeof(initial));
@@ -81,7 +92,7 @@ GpuBackend::~GpuBackend() {
   for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
                   static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
                   static_cast<void*>(dataset_labels_), static_cast<void*>(epoch_order_),
-                  workspace_.ptr, side_workspace_.ptr})
+                  workspace_.ptr, side_workspace_.ptr, clip_scratch_.ptr})
     if (p) cudaFree(p);
   for (cudaEvent_t e : {fork_event_, join_event_})
     if (e) cudaEventDestroy(e);
@@ -215,7 +226,7 @@ void* GpuBackend::workspace(size_t bytes) {
 }
 
 void GpuBackend::adopt_persistent_copies() {
-  if (persistent_copies_) return;
+  if (persistent_copies_ || copies_rule_ == CopiesRule::never) return;
   // The copies serve the step about to be captured: the weights the last uncaptured step
   // converted. Older entries (weights no longer converted) go.
   std::erase_if(weight_copies_, [&](const auto& e) { return e.second.step != steps_begun_; });
@@ -230,7 +241,7 @@ void GpuBackend::adopt_persistent_copies() {
   // Against the memory in use now, between steps: the step's own (the first step's peak
   // may hold an algorithm search's scratch).
   bytes = size_t(elements) * dtype_size(t);
-  if (bytes * 16 < bytes_in_use_) return;
+  if (copies_rule_ == CopiesRule::automatic && bytes * 16 < bytes_in_use_) return;
   std::vector<KrscSegment> table;
   int64_t begin = 0;
   for (auto& [w, c] : weight_copies_) {
@@ -587,6 +598,28 @@ void GpuBackend::cross_entropy_backward(const CrossEntropyParams& p, const Tenso
   GPU_EXPECT_DTYPE(probs, DType::f32, "probs");
   gpu::cross_entropy_backward(dlogits.dtype, p, probs.ptr<float>(), labels.ptr<int32_t>(),
                               dlogits.data, kernel_state(), stream_);
+}
+
+void GpuBackend::clip_grad_norm(float max_norm, const std::vector<Tensor>& grads) {
+  TB_CHECK(max_norm > 0, "{} clip_grad_norm: max_norm must be > 0, got {}", impl_, max_norm);
+  int count = 0;
+  for (const Tensor& g : grads) {
+    GPU_EXPECT(g, g.numel(), "grad");
+    GPU_EXPECT_DTYPE(g, DType::f32, "grad");
+    count += gpu::clip_partial_count(g.numel());
+  }
+  if (count == 0) return;
+  const size_t factor_at = size_t(count) * sizeof(double);
+  char* scratch = static_cast<char*>(grow(clip_scratch_, factor_at + sizeof(float), "clip scratch"));
+  double* partials = reinterpret_cast<double*>(scratch);
+  float* factor = reinterpret_cast<float*>(scratch + factor_at);
+  int at = 0;
+  for (const Tensor& g : grads) {
+    gpu::clip_sum_squares(g.ptr<float>(), g.numel(), partials + at, stream_);
+    at += gpu::clip_partial_count(g.numel());
+  }
+  gpu::clip_factor(partials, count, max_norm, kernel_state(), factor, stream_);
+  for (const Tensor& g : grads) gpu::clip_scale(g.ptr<float>(), g.numel(), factor, stream_);
 }
 
 void GpuBackend::sgd_update(const SgdUpdateParams& p, const Tensor& param, const Tensor& grad,

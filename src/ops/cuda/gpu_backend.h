@@ -97,6 +97,7 @@ class GpuBackend : public Backend, public GpuStepControl {
                              const Tensor& losses) override;
   void cross_entropy_backward(const CrossEntropyParams& p, const Tensor& probs,
                               const Tensor& labels, const Tensor& dlogits) override;
+  void clip_grad_norm(float max_norm, const std::vector<Tensor>& grads) override;
   void sgd_update(const SgdUpdateParams& p, const Tensor& param, const Tensor& grad,
                   const Tensor& momentum_buffer) override;
   void adam_update(const AdamUpdateParams& p, const Tensor& param, const Tensor& grad,
@@ -202,6 +203,7 @@ class GpuBackend : public Backend, public GpuStepControl {
   cudaStream_t side_stream_ = nullptr;
   cudaEvent_t fork_event_ = nullptr, join_event_ = nullptr;
   Scratch side_workspace_;
+  Scratch clip_scratch_;  // clip_grad_norm's partial sums, then its factor
   struct Shadow {
     Scratch buffer;
     const void* source = nullptr;  // the fp32 weights it holds now
@@ -227,6 +229,8 @@ class GpuBackend : public Backend, public GpuStepControl {
   int64_t copy_elements_ = 0;
   DType copy_dtype_ = DType::f32;
   bool persistent_copies_ = false;
+  // TB_WEIGHT_COPIES=auto (the size rule in adopt_persistent_copies), on or off: read once.
+  enum class CopiesRule { automatic, always, never } copies_rule_ = CopiesRule::automatic;
   uint64_t copies_version_ = ~uint64_t(0);  // weights_version_ at the last refresh
   void adopt_persistent_copies();
   void drop_persistent_copies();

@@ -30,6 +30,20 @@ void sgd_update(const SgdUpdateParams& p, float* param, const float* grad, float
   }
 }
 
+double clip_grad_norm(float max_norm, float* const* grads, const int64_t* sizes, size_t count) {
+  double sum = 0.0;
+  for (size_t t = 0; t < count; ++t)
+    for (int64_t i = 0; i < sizes[t]; ++i) sum += double(grads[t][i]) * grads[t][i];
+  const double norm = std::sqrt(sum);
+  // As PyTorch: the factor in float, min(1, ...), applied even when it is 1. A NaN norm
+  // (a NaN gradient) gives a NaN factor, and the NaN reaches the update as it would unclipped.
+  const float factor = std::fmin(float(max_norm / (norm + kClipNormEpsilon)), 1.0f);
+  const float f = std::isnan(norm) ? std::nanf("") : factor;
+  for (size_t t = 0; t < count; ++t)
+    for (int64_t i = 0; i < sizes[t]; ++i) grads[t][i] *= f;
+  return norm;
+}
+
 void adam_update(const AdamUpdateParams& p, float* param, const float* grad, float* exp_avg,
                  float* exp_avg_sq) {
   const double t = double(p.step);

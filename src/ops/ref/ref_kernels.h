@@ -9,6 +9,7 @@
 //  - accumulate_dx false overwrites dx, true adds to it (one activation feeding two layers).
 //  - parameter gradients (dw, dbias, dgamma, dbeta) are always overwritten.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "ops/batchnorm.h"
@@ -114,6 +115,9 @@ void cross_entropy_backward(const CrossEntropyParams& p, const T* probs, const i
 // --- optimizer updates (optimizer_ref.cpp), in place, float only -------------------------
 // param[n], grad[n], momentum_buffer[n] (unused when p.momentum == 0)
 void sgd_update(const SgdUpdateParams& p, float* param, const float* grad, float* momentum_buffer);
+// Clip by global norm over grads[i][0..sizes[i]) (kClipNormEpsilon's rule); the sum of
+// squares is taken in double, in order. Returns the norm before clipping.
+double clip_grad_norm(float max_norm, float* const* grads, const int64_t* sizes, size_t count);
 // param[n], grad[n], exp_avg[n], exp_avg_sq[n]
 void adam_update(const AdamUpdateParams& p, float* param, const float* grad, float* exp_avg,
                  float* exp_avg_sq);
