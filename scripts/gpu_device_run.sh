@@ -129,6 +129,11 @@ PY
       WARM_ONLY=1 recipe "fashion b512 6ep lr0.12 pct0.4" $F --lr 0.12 --one-cycle-pct-start 0.4
     fi
     recipe "mnist b256 320 steps lr0.1" --dataset mnist --batch-size 256 --epochs 2 --max-steps 320 --lr 0.1
+    if [ "${TRAIN_RECIPES:-all}" = variants ]; then
+      # How much of the first step is lazy kernel loading: every module loaded up front.
+      CUDA_MODULE_LOADING=EAGER WARM_ONLY=1 recipe "mnist b256 320 steps EAGER loading" \
+        --dataset mnist --batch-size 256 --epochs 2 --max-steps 320 --lr 0.1
+    fi
   } > "$OUT/train.log" 2>&1
   unset TB_ALGO_CACHE
   cat "$OUT/train.log"
