@@ -94,5 +94,36 @@ TEST(PytorchPeer, TrainsTheSameRunAndSharesWeights) {
   EXPECT_EQ(there.confusion, ours.test.confusion);
 }
 
+// Gradient clipping means the same on both sides: a limit that clips every step (simple_cnn's
+// gradient norm is well above 0.05 here) and SGD with momentum give the same loss curve.
+TEST(PytorchPeer, ClippedRunMatches) {
+  if (!find_python_with_torch()) GTEST_SKIP() << pytorch_unavailable_message();
+  TempDir tmp;
+  testing::write_synthetic_mnist(tmp.str(), "mnist", 300, 80);
+  TrainConfig c;
+  c.data_dir = tmp.str();
+  c.model = "simple_cnn";
+  c.epochs = 2;
+  c.batch_size = 32;
+  c.seed = 4;
+  c.threads = 1;
+  c.lr = 0.05;
+  c.optimizer.max_grad_norm = 0.05f;
+  c.progress = false;
+  std::ostringstream log;
+  Trainer trainer(c, log);
+  const TrainResult ours = trainer.run();
+  PytorchPeerOptions o;
+  o.device = "cpu";
+  std::ostringstream peer_log;
+  const nlohmann::json rec = run_pytorch_peer(c, tmp.str() + "/plan.json", o, peer_log);
+  ASSERT_EQ(rec.value("status", ""), "completed") << peer_log.str();
+  ASSERT_EQ(rec["epochs"].size(), ours.epochs.size());
+  for (size_t e = 0; e < ours.epochs.size(); ++e) {
+    const double theirs = rec["epochs"][e]["train_loss"];
+    EXPECT_NEAR(theirs, ours.epochs[e].train_loss, 1e-4 * ours.epochs[e].train_loss) << e;
+  }
+}
+
 }  // namespace
 }  // namespace tb
