@@ -398,42 +398,6 @@ BatchNormParams bn_params(const Shape& s) {
   return p;
 }
 
-// The finish in the partial sums' last block (the default) and as a launch of its own
-// (TB_BN_FUSED_FINISH=0) store the same bits: the same sums in the same order. Shapes: the
-// vector path, the scalar path (100 channels), 1,024 chunks, and 24 channels, whose vector
-// blocks are not 256 threads (the finish is its own launch either way).
-TEST_P(GpuOps, BatchNormFinishInLastBlockEqualsItsOwnLaunch) {
-  setenv("TB_BN_FUSED_FINISH", "0", 1);
-  std::unique_ptr<Backend> separate = backend_or_null(GetParam().impl);
-  unsetenv("TB_BN_FUSED_FINISH");
-  ASSERT_TRUE(separate);
-  for (const Shape s : {Shape{2, 64, 8, 8}, Shape{4, 100, 32, 32}, Shape{9, 64, 128, 128},
-                        Shape{3, 24, 7, 5}}) {
-    const BatchNormParams p = bn_params(s);
-    const Shape cs{p.C};
-    const int64_t n = s.numel();
-    std::vector<float> x = in(n, -1.0f, 1.2f), dy = in(n);
-    std::vector<float> gamma = uniform(p.C, rng, 0.5f, 1.5f), beta = uniform(p.C, rng);
-    std::vector<float> rm = uniform(p.C, rng), rv = uniform(p.C, rng, 0.5f, 2.0f);
-    const Tensor gx = dev->upload(x, s, t()), gdy = dev->upload(dy, s, t());
-    const Tensor gg = dev->upload(gamma, cs, DType::f32), gb = dev->upload(beta, cs, DType::f32);
-    std::vector<std::vector<float>> results[2];
-    for (int k = 0; k < 2; ++k) {
-      Backend& b = k == 0 ? *gpu : *separate;
-      const Tensor y = dev->empty(s, t()), dx = dev->empty(s, t());
-      const Tensor grm = dev->upload(rm, cs, DType::f32), grv = dev->upload(rv, cs, DType::f32);
-      const Tensor sm = dev->empty(cs, DType::f32), si = dev->empty(cs, DType::f32);
-      const Tensor dg = dev->empty(cs, DType::f32), db = dev->empty(cs, DType::f32);
-      b.batch_norm_relu_forward_train(p, gx, gg, gb, Tensor{}, y, grm, grv, sm, si);
-      b.batch_norm_relu_backward(p, gx, gg, sm, si, y, gdy, dx, dg, db, Tensor{}, false, false);
-      b.synchronize();
-      for (const Tensor& r : {y, grm, grv, sm, si, dx, dg, db}) results[k].push_back(dev->download(r));
-    }
-    for (size_t i = 0; i < results[0].size(); ++i)
-      EXPECT_EQ(results[0][i], results[1][i]) << s.to_string() << " output " << i;
-  }
-}
-
 // The fused ops against ref's (which runs the separate ops): odd channel counts (scalar
 // path), a vectorised 2-D shape and a 1-D one, each plain and with a residual, with and
 // without accumulation into dx and the residual's gradient.

@@ -1,7 +1,5 @@
-// Batch norm in two launches per pass: per-block partial sums whose last block to finish
-// also runs the per-channel finish (in double, in a fixed order), and one elementwise pass
-// that applies per-channel coefficients. (Without a ticket counter the finish is a launch of
-// its own, with the same arithmetic in the same order: the results are identical.)
+// Batch norm in three launches per pass: per-block partial sums, a per-channel finish (in
+// double, in a fixed order), and one elementwise pass that applies per-channel coefficients.
 // The fused batch-norm + (residual add +) ReLU ops reuse the same three launches: the ReLU
 // and the add run inside the forward apply pass, and the backward reads the ReLU's mask from
 // y inside its reduction and its apply pass (which also writes the residual's gradient).
@@ -34,127 +32,13 @@ Grid grid_for(int64_t rows, int C) {
   return g;
 }
 
-// What the finish needs besides the partial sums: forward (kMode 0) writes the statistics,
-// running statistics and apply coefficients; backward (kModes 1, 3) the parameter gradients
-// and the data-gradient coefficients.
-struct FinishArgs {
-  unsigned* ticket = nullptr;  // null: the finish runs as its own launch
-  int chunks = 0;
-  int64_t rows = 0;
-  double eps = 0, momentum = 0;
-  const float* gamma = nullptr;
-  const float* beta = nullptr;
-  float* running_mean = nullptr;
-  float* running_var = nullptr;
-  float* save_mean = nullptr;  // forward: written; backward: read
-  float* save_invstd = nullptr;
-  float* dgamma = nullptr;
-  float* dbeta = nullptr;
-  float* coef = nullptr;
-};
-
-// coef[c] = scale, coef[C + c] = shift: y = x * scale + shift.
-template <class T>
-__device__ void finish_forward_channel(const T* x, int c, int C, double s1, double s2,
-                                       const FinishArgs& f) {
-  const double m = double(f.rows);
-  const double shifted_mean = s1 / m;
-  const double var = fmax(s2 / m - shifted_mean * shifted_mean, 0.0);
-  const double mean = double(to_float(x[c])) + shifted_mean;
-  const double invstd = 1.0 / sqrt(var + f.eps);
-  f.save_mean[c] = float(mean);
-  f.save_invstd[c] = float(invstd);
-  const double unbiased = f.rows > 1 ? var * m / (m - 1) : var;
-  f.running_mean[c] = float((1.0 - f.momentum) * double(f.running_mean[c]) + f.momentum * mean);
-  f.running_var[c] = float((1.0 - f.momentum) * double(f.running_var[c]) + f.momentum * unbiased);
-  const double scale = double(f.gamma[c]) * invstd;
-  f.coef[c] = float(scale);
-  f.coef[C + c] = float(double(f.beta[c]) - mean * scale);
-}
-
-// dx = a * dy + b * x + d, with a = gamma*invstd, b = -k*sum_dy_xhat*invstd,
-// d = -b*mean - k*sum_dy and k = gamma*invstd/m (the ref's formula, expanded).
-__device__ void finish_backward_channel(int c, int C, double sum_dy, double sum_dy_xmu,
-                                        const FinishArgs& f) {
-  const double invstd = f.save_invstd[c], mean = f.save_mean[c];
-  const double sum_dy_xhat = sum_dy_xmu * invstd;
-  f.dbeta[c] = float(sum_dy);
-  f.dgamma[c] = float(sum_dy_xhat);
-  const double m = double(f.rows);
-  const double k = double(f.gamma[c]) * invstd / m;
-  const double a = double(f.gamma[c]) * invstd;
-  const double b = -k * sum_dy_xhat * invstd;
-  f.coef[c] = float(a);
-  f.coef[C + c] = float(b);
-  f.coef[2 * C + c] = float(-b * mean - k * sum_dy);
-}
-
-// The finish's sums: for channels c0 .. c0 + kCols, thread row r (of kRows) adds chunks r,
-// r + kRows, ... in double, then row 0 adds the rows in order. Threads are numbered
-// flat: `lane` in [0, kCols * kRows). Partials written by other blocks of the same launch
-// are read past L1 (__ldcg), which is not coherent across SMs.
-__device__ __forceinline__ bool sum_chunk_tile(const float2* partials, int chunks, int C, int c0,
-                                               int lane, double& s1, double& s2) {
-  __shared__ double r1[kRows][kCols], r2[kRows][kCols];
-  const int col = lane % kCols, row = lane / kCols;
-  const int c = c0 + col;
-  double a = 0, b = 0;
-  if (c < C)
-    for (int k = row; k < chunks; k += kRows) {
-      const float2 v = __ldcg(&partials[int64_t(k) * C + c]);
-      a += v.x;
-      b += v.y;
-    }
-  r1[row][col] = a;
-  r2[row][col] = b;
-  __syncthreads();
-  const bool mine = row == 0 && c < C;
-  if (mine) {
-    s1 = r1[0][col];
-    s2 = r2[0][col];
-    for (int k = 1; k < kRows; ++k) {
-      s1 += r1[k][col];
-      s2 += r2[k][col];
-    }
-  }
-  __syncthreads();  // the tile's shared rows are reused by the next tile
-  return mine;
-}
-
-// Called by every thread of every block of a partial-sums launch after its partials are
-// written: the last block to arrive (a ticket counter, reset by that block for the next
-// launch) runs the finish for all channels, kCols at a time. Needs kCols * kRows threads.
-template <class T, int kMode>
-__device__ void finish_if_last(const T* x, const float2* partials, int C, const FinishArgs& f) {
-  if (!f.ticket) return;
-  __shared__ bool last;
-  const int lane = threadIdx.y * blockDim.x + threadIdx.x;
-  const unsigned blocks = gridDim.x * gridDim.y;
-  __threadfence();  // this thread's partials are visible before the block takes its ticket
-  __syncthreads();
-  if (lane == 0) last = atomicAdd(f.ticket, 1u) == blocks - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int c0 = 0; c0 < C; c0 += kCols) {
-    double s1 = 0, s2 = 0;
-    if (!sum_chunk_tile(partials, f.chunks, C, c0, lane, s1, s2)) continue;
-    const int c = c0 + lane;
-    if (kMode == 0)
-      finish_forward_channel(x, c, C, s1, s2, f);
-    else
-      finish_backward_channel(c, C, s1, s2, f);
-  }
-  if (lane == 0) *f.ticket = 0;
-}
-
 // kMode 0: sums of (x - x[0,c]) and its square. kMode 1: sums of dy and dy * (x - mean[c]).
 // kMode 2: sums of y only (column sums). kMode 3: kMode 1 with dy masked by a ReLU's output
 // (dy where mask > 0, else 0: the ReLU's backward, read as the separate kernel computes it).
 template <class T, int kMode>
 __global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, int64_t rows,
                                     int C, int64_t rows_per_chunk, float2* partials,
-                                    const T* mask, FinishArgs finish) {
+                                    const T* mask = nullptr) {
   __shared__ float2 red[kRows][kCols];
   const int c = blockIdx.x * kCols + threadIdx.x;
   const int64_t begin = blockIdx.y * rows_per_chunk;
@@ -187,7 +71,6 @@ __global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, 
     }
     partials[int64_t(blockIdx.y) * C + c] = sum;
   }
-  if (kMode != 2) finish_if_last<T, kMode>(x, partials, C, finish);
 }
 
 // The same sums with 16-byte loads: a thread owns V = 16 / sizeof(T) consecutive channels of
@@ -197,7 +80,7 @@ __global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, 
 template <class T, int kMode>
 __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float* mean,
                                            int64_t rows, int C, int64_t rows_per_chunk,
-                                           float2* partials, const T* mask, FinishArgs finish) {
+                                           float2* partials, const T* mask) {
   constexpr int V = Vec16<T>::kCount;
   extern __shared__ float2 lane_sums[];  // [lanes][C]
   const int groups = C / V;
@@ -251,7 +134,6 @@ __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float*
     }
     partials[int64_t(blockIdx.x) * C + c] = sum;
   }
-  if (kMode != 2) finish_if_last<T, kMode>(x, partials, C, finish);
 }
 
 // The finish kernels run on blocks of kCols channels x kRows thread rows: row r adds chunks
@@ -285,12 +167,28 @@ __device__ __forceinline__ bool sum_chunks(const float2* partials, int chunks, i
 dim3 finish_grid(int C) { return dim3((C + kCols - 1) / kCols); }
 dim3 finish_block() { return dim3(kCols, kRows); }
 
-// The finish as its own launch (no ticket counter): finish_grid(C) blocks of finish_block().
+// coef[c] = scale, coef[C + c] = shift: y = x * scale + shift.
 template <class T>
-__global__ void finish_forward_kernel(const T* x, const float2* partials, int C, FinishArgs f) {
+__global__ void finish_forward_kernel(const T* x, const float2* partials, int chunks, int64_t rows,
+                                      int C, double eps, double momentum, const float* gamma,
+                                      const float* beta, float* running_mean, float* running_var,
+                                      float* save_mean, float* save_invstd, float* coef) {
   double s1 = 0, s2 = 0;
-  if (!sum_chunks(partials, f.chunks, C, s1, s2)) return;
-  finish_forward_channel(x, blockIdx.x * kCols + threadIdx.x, C, s1, s2, f);
+  if (!sum_chunks(partials, chunks, C, s1, s2)) return;
+  const int c = blockIdx.x * kCols + threadIdx.x;
+  const double m = double(rows);
+  const double shifted_mean = s1 / m;
+  const double var = fmax(s2 / m - shifted_mean * shifted_mean, 0.0);
+  const double mean = double(to_float(x[c])) + shifted_mean;
+  const double invstd = 1.0 / sqrt(var + eps);
+  save_mean[c] = float(mean);
+  save_invstd[c] = float(invstd);
+  const double unbiased = rows > 1 ? var * m / (m - 1) : var;
+  running_mean[c] = float((1.0 - momentum) * double(running_mean[c]) + momentum * mean);
+  running_var[c] = float((1.0 - momentum) * double(running_var[c]) + momentum * unbiased);
+  const double scale = double(gamma[c]) * invstd;
+  coef[c] = float(scale);
+  coef[C + c] = float(double(beta[c]) - mean * scale);
 }
 
 __global__ void finish_eval_kernel(int C, double eps, const float* gamma, const float* beta,
@@ -303,10 +201,26 @@ __global__ void finish_eval_kernel(int C, double eps, const float* gamma, const 
   coef[C + c] = float(double(beta[c]) - double(running_mean[c]) * scale);
 }
 
-__global__ void finish_backward_kernel(const float2* partials, int C, FinishArgs f) {
+// dx = a * dy + b * x + d, with a = gamma*invstd, b = -k*sum_dy_xhat*invstd,
+// d = -b*mean - k*sum_dy and k = gamma*invstd/m (the ref's formula, expanded).
+__global__ void finish_backward_kernel(const float2* partials, int chunks, int64_t rows, int C,
+                                       const float* gamma, const float* save_mean,
+                                       const float* save_invstd, float* dgamma, float* dbeta,
+                                       float* coef) {
   double sum_dy = 0, sum_dy_xmu = 0;
-  if (!sum_chunks(partials, f.chunks, C, sum_dy, sum_dy_xmu)) return;
-  finish_backward_channel(blockIdx.x * kCols + threadIdx.x, C, sum_dy, sum_dy_xmu, f);
+  if (!sum_chunks(partials, chunks, C, sum_dy, sum_dy_xmu)) return;
+  const int c = blockIdx.x * kCols + threadIdx.x;
+  const double invstd = save_invstd[c], mean = save_mean[c];
+  const double sum_dy_xhat = sum_dy_xmu * invstd;
+  dbeta[c] = float(sum_dy);
+  dgamma[c] = float(sum_dy_xhat);
+  const double m = double(rows);
+  const double k = double(gamma[c]) * invstd / m;
+  const double a = double(gamma[c]) * invstd;
+  const double b = -k * sum_dy_xhat * invstd;
+  coef[c] = float(a);
+  coef[C + c] = float(b);
+  coef[2 * C + c] = float(-b * mean - k * sum_dy);
 }
 
 __global__ void finish_column_sum_kernel(const float2* partials, int chunks, int C, float* out) {
@@ -483,31 +397,21 @@ bool vector_ok(int C, std::initializer_list<const void*> pointers) {
 
 // Per-chunk, per-channel partial sums (kMode as partial_sums_kernel): 16-byte loads when the
 // channels split into whole vectors and a row fits one block, else one element per thread.
-// Returns whether the launch's last block also ran the finish (finish.ticket set and a block
-// of kCols * kRows threads, which the finish's tiles need); if not, the caller launches it.
 template <class T, int kMode>
-bool partial_sums(const void* x, const void* dy, const float* mean, int64_t rows, int C,
-                  const Grid& g, float2* partials, const void* mask, FinishArgs finish,
-                  cudaStream_t s) {
+void partial_sums(const void* x, const void* dy, const float* mean, int64_t rows, int C,
+                  const Grid& g, float2* partials, const void* mask, cudaStream_t s) {
   constexpr int V = Vec16<T>::kCount;
   const int groups = C / V;
-  bool finished = false;
   if (vector_ok<T>(C, {x, dy, mask}) && groups <= 256) {
     const int lanes = 256 / groups;
-    if (lanes * groups != kCols * kRows) finish.ticket = nullptr;
-    finished = finish.ticket != nullptr;
     const size_t shared = sizeof(float2) * size_t(lanes) * size_t(C);
     partial_sums_vector_kernel<T, kMode><<<g.chunks, lanes * groups, shared, s>>>(
-        (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials, (const T*)mask,
-        finish);
+        (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials, (const T*)mask);
   } else {
-    finished = finish.ticket != nullptr;
     partial_sums_kernel<T, kMode><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
-        (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials, (const T*)mask,
-        finish);
+        (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials, (const T*)mask);
   }
   TB_CUDA_LAUNCH_CHECK();
-  return finished;
 }
 
 template <class T, int kEpilogue>
@@ -543,31 +447,18 @@ Epilogue epilogue_for(bool relu, const void* residual) {
 void forward_train(DType t, const BatchNormParams& p, const void* x, const float* gamma,
                    const float* beta, const void* residual, Epilogue epilogue, void* y,
                    float* running_mean, float* running_var, float* save_mean, float* save_invstd,
-                   void* workspace, unsigned* ticket, cudaStream_t s) {
+                   void* workspace, cudaStream_t s) {
   const int64_t rows = int64_t(p.N) * p.spatial;
   const int C = p.C;
   const Grid g = grid_for(rows, C);
-  FinishArgs f;
-  f.ticket = ticket;
-  f.chunks = g.chunks;
-  f.rows = rows;
-  f.eps = p.eps;
-  f.momentum = p.momentum;
-  f.gamma = gamma;
-  f.beta = beta;
-  f.running_mean = running_mean;
-  f.running_var = running_var;
-  f.save_mean = save_mean;
-  f.save_invstd = save_invstd;
-  f.coef = coef_of(workspace, rows, C);
+  float* coef = coef_of(workspace, rows, C);
   TB_GPU_DISPATCH(t, T, {
-    if (!partial_sums<T, 0>(x, nullptr, nullptr, rows, C, g, partials_of(workspace), nullptr, f,
-                            s)) {
-      finish_forward_kernel<T><<<finish_grid(C), finish_block(), 0, s>>>(
-          (const T*)x, partials_of(workspace), C, f);
-      TB_CUDA_LAUNCH_CHECK();
-    }
-    apply_forward<T>(x, residual, y, rows * C, C, f.coef, epilogue, s);
+    partial_sums<T, 0>(x, nullptr, nullptr, rows, C, g, partials_of(workspace), nullptr, s);
+    finish_forward_kernel<T><<<finish_grid(C), finish_block(), 0, s>>>(
+        (const T*)x, partials_of(workspace), g.chunks, rows, C, p.eps, p.momentum, gamma, beta,
+        running_mean, running_var, save_mean, save_invstd, coef);
+    TB_CUDA_LAUNCH_CHECK();
+    apply_forward<T>(x, residual, y, rows * C, C, coef, epilogue, s);
   });
 }
 
@@ -589,31 +480,20 @@ void forward_eval(DType t, const BatchNormParams& p, const void* x, const float*
 void backward(DType t, const BatchNormParams& p, const void* x, const float* gamma,
               const float* save_mean, const float* save_invstd, const void* mask, const void* dy,
               void* dx, float* dgamma, float* dbeta, bool accumulate, void* dres,
-              bool accumulate_res, void* workspace, unsigned* ticket, cudaStream_t s) {
+              bool accumulate_res, void* workspace, cudaStream_t s) {
   const int64_t rows = int64_t(p.N) * p.spatial;
   const int C = p.C;
   const Grid g = grid_for(rows, C);
   float* coef = coef_of(workspace, rows, C);
-  FinishArgs f;
-  f.ticket = ticket;
-  f.chunks = g.chunks;
-  f.rows = rows;
-  f.gamma = gamma;
-  f.save_mean = const_cast<float*>(save_mean);  // read only by the backward finish
-  f.save_invstd = const_cast<float*>(save_invstd);
-  f.dgamma = dgamma;
-  f.dbeta = dbeta;
-  f.coef = coef;
   TB_GPU_DISPATCH(t, T, {
-    const bool finished =
-        mask ? partial_sums<T, 3>(x, dy, save_mean, rows, C, g, partials_of(workspace), mask, f, s)
-             : partial_sums<T, 1>(x, dy, save_mean, rows, C, g, partials_of(workspace), nullptr,
-                                  f, s);
-    if (!finished) {
-      finish_backward_kernel<<<finish_grid(C), finish_block(), 0, s>>>(partials_of(workspace), C,
-                                                                       f);
-      TB_CUDA_LAUNCH_CHECK();
-    }
+    if (mask)
+      partial_sums<T, 3>(x, dy, save_mean, rows, C, g, partials_of(workspace), mask, s);
+    else
+      partial_sums<T, 1>(x, dy, save_mean, rows, C, g, partials_of(workspace), nullptr, s);
+    finish_backward_kernel<<<finish_grid(C), finish_block(), 0, s>>>(partials_of(workspace), g.chunks, rows,
+                                                           C, gamma, save_mean, save_invstd,
+                                                           dgamma, dbeta, coef);
+    TB_CUDA_LAUNCH_CHECK();
     const int64_t n = rows * C;
     const bool vector = vector_ok<T>(C, {x, dy, dx, mask, dres});
     const bool fixed = vector && fixed_channels<T>(C);
@@ -660,9 +540,9 @@ size_t column_sum_workspace_bytes(int64_t rows, int K) { return batch_norm_works
 void batch_norm_forward_train(DType t, const BatchNormParams& p, const void* x, const float* gamma,
                               const float* beta, void* y, float* running_mean, float* running_var,
                               float* save_mean, float* save_invstd, void* workspace,
-                              unsigned* ticket, cudaStream_t s) {
+                              cudaStream_t s) {
   forward_train(t, p, x, gamma, beta, nullptr, kPlain, y, running_mean, running_var, save_mean,
-                save_invstd, workspace, ticket, s);
+                save_invstd, workspace, s);
 }
 
 void batch_norm_forward_eval(DType t, const BatchNormParams& p, const void* x, const float* gamma,
@@ -674,18 +554,18 @@ void batch_norm_forward_eval(DType t, const BatchNormParams& p, const void* x, c
 void batch_norm_backward(DType t, const BatchNormParams& p, const void* x, const float* gamma,
                          const float* save_mean, const float* save_invstd, const void* dy,
                          void* dx, float* dgamma, float* dbeta, bool accumulate, void* workspace,
-                         unsigned* ticket, cudaStream_t s) {
+                         cudaStream_t s) {
   backward(t, p, x, gamma, save_mean, save_invstd, nullptr, dy, dx, dgamma, dbeta, accumulate,
-           nullptr, false, workspace, ticket, s);
+           nullptr, false, workspace, s);
 }
 
 void batch_norm_relu_forward_train(DType t, const BatchNormParams& p, const void* x,
                                    const float* gamma, const float* beta, const void* residual,
                                    void* y, float* running_mean, float* running_var,
                                    float* save_mean, float* save_invstd, void* workspace,
-                                   unsigned* ticket, cudaStream_t s) {
+                                   cudaStream_t s) {
   forward_train(t, p, x, gamma, beta, residual, epilogue_for(true, residual), y, running_mean,
-                running_var, save_mean, save_invstd, workspace, ticket, s);
+                running_var, save_mean, save_invstd, workspace, s);
 }
 
 void batch_norm_relu_forward_eval(DType t, const BatchNormParams& p, const void* x,
@@ -700,18 +580,16 @@ void batch_norm_relu_backward(DType t, const BatchNormParams& p, const void* x,
                               const float* gamma, const float* save_mean,
                               const float* save_invstd, const void* y, const void* dy, void* dx,
                               float* dgamma, float* dbeta, bool accumulate_dx, void* dresidual,
-                              bool accumulate_dresidual, void* workspace, unsigned* ticket,
-                              cudaStream_t s) {
+                              bool accumulate_dresidual, void* workspace, cudaStream_t s) {
   backward(t, p, x, gamma, save_mean, save_invstd, y, dy, dx, dgamma, dbeta, accumulate_dx,
-           dresidual, accumulate_dresidual, workspace, ticket, s);
+           dresidual, accumulate_dresidual, workspace, s);
 }
 
 void column_sum(DType t, const void* y, int64_t rows, int K, float* out, void* workspace,
                 cudaStream_t s) {
   const Grid g = grid_for(rows, K);
   TB_GPU_DISPATCH(t, T, {
-    partial_sums<T, 2>(y, nullptr, nullptr, rows, K, g, partials_of(workspace), nullptr,
-                       FinishArgs{}, s);
+    partial_sums<T, 2>(y, nullptr, nullptr, rows, K, g, partials_of(workspace), nullptr, s);
   });
   finish_column_sum_kernel<<<finish_grid(K), finish_block(), 0, s>>>(partials_of(workspace), g.chunks, K, out);
   TB_CUDA_LAUNCH_CHECK();

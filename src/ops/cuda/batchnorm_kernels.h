@@ -20,15 +20,10 @@ namespace tb::gpu {
 // Scratch bytes the forward or backward pass needs for rows x C.
 size_t batch_norm_workspace_bytes(int64_t rows, int C);
 
-// `ticket` (training passes): a device counter, zero when the backend made it, that the
-// passes queued on one stream share; with it the partial-sums launch also runs the finish
-// (its last block), one launch fewer per pass. Null: the finish is its own launch, with the
-// same results.
-
 void batch_norm_forward_train(DType t, const BatchNormParams& p, const void* x, const float* gamma,
                               const float* beta, void* y, float* running_mean, float* running_var,
                               float* save_mean, float* save_invstd, void* workspace,
-                              unsigned* ticket, cudaStream_t s);
+                              cudaStream_t s);
 void batch_norm_forward_eval(DType t, const BatchNormParams& p, const void* x, const float* gamma,
                              const float* beta, const float* running_mean,
                              const float* running_var, void* y, void* workspace, cudaStream_t s);
@@ -36,17 +31,17 @@ void batch_norm_forward_eval(DType t, const BatchNormParams& p, const void* x, c
 void batch_norm_backward(DType t, const BatchNormParams& p, const void* x, const float* gamma,
                          const float* save_mean, const float* save_invstd, const void* dy,
                          void* dx, float* dgamma, float* dbeta, bool accumulate, void* workspace,
-                         unsigned* ticket, cudaStream_t s);
+                         cudaStream_t s);
 
 // Batch norm fused with the ReLU, and with a residual add before the ReLU when residual is
-// not null: y = relu(bn(x) + residual), in the plain op's launches (the ReLU and add run in
-// the apply pass). Intermediate values are rounded to the activation type as the
+// not null: y = relu(bn(x) + residual), in the plain op's three launches (the ReLU and add
+// run in the apply pass). Intermediate values are rounded to the activation type as the
 // separate kernels store them, so results equal the unfused ops bit for bit.
 void batch_norm_relu_forward_train(DType t, const BatchNormParams& p, const void* x,
                                    const float* gamma, const float* beta, const void* residual,
                                    void* y, float* running_mean, float* running_var,
                                    float* save_mean, float* save_invstd, void* workspace,
-                                   unsigned* ticket, cudaStream_t s);
+                                   cudaStream_t s);
 void batch_norm_relu_forward_eval(DType t, const BatchNormParams& p, const void* x,
                                   const float* gamma, const float* beta,
                                   const float* running_mean, const float* running_var,
@@ -57,8 +52,7 @@ void batch_norm_relu_backward(DType t, const BatchNormParams& p, const void* x,
                               const float* gamma, const float* save_mean,
                               const float* save_invstd, const void* y, const void* dy, void* dx,
                               float* dgamma, float* dbeta, bool accumulate_dx, void* dresidual,
-                              bool accumulate_dresidual, void* workspace, unsigned* ticket,
-                              cudaStream_t s);
+                              bool accumulate_dresidual, void* workspace, cudaStream_t s);
 
 // Deterministic column sums: out[k] = sum over rows of y[rows, K], for bias gradients.
 size_t column_sum_workspace_bytes(int64_t rows, int K);

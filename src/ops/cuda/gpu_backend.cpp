@@ -77,12 +77,6 @@ GpuBackend::GpuBackend(const std::string& impl) : impl_(impl) {
   state_ = static_cast<GpuStepState*>(allocate_internal(sizeof(GpuStepState)));
   const GpuStepState initial{};
   copy_from_host(state_, &initial, sizeof(initial));
-  // TB_BN_FUSED_FINISH=0: batch norm's finish as a launch of its own (same results).
-  if (const char* v = std::getenv("TB_BN_FUSED_FINISH"); !v || std::string(v) != "0") {
-    bn_ticket_ = static_cast<unsigned*>(allocate_internal(sizeof(unsigned)));
-    const unsigned zero = 0;
-    copy_from_host(bn_ticket_, &zero, sizeof(zero));
-  }
 }
 
 GpuBackend::~GpuBackend() {
@@ -95,8 +89,7 @@ GpuBackend::~GpuBackend() {
   for (auto& [w, c] : weight_copies_)
     if (c.copy) cudaFree(c.copy);
   if (copy_table_) cudaFree(copy_table_);
-  for (void* p : {static_cast<void*>(state_), static_cast<void*>(bn_ticket_),
-                  static_cast<void*>(lr_schedule_),
+  for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
                   static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
                   static_cast<void*>(dataset_labels_), static_cast<void*>(epoch_order_),
                   workspace_.ptr, side_workspace_.ptr, clip_scratch_.ptr})
@@ -468,7 +461,7 @@ void GpuBackend::batch_norm_forward_train(const BatchNormParams& p, const Tensor
   void* ws = workspace(batch_norm_workspace_bytes(rows, p.C));
   gpu::batch_norm_forward_train(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(), y.data,
                                 running_mean.ptr<float>(), running_var.ptr<float>(),
-                                save_mean.ptr<float>(), save_invstd.ptr<float>(), ws, bn_ticket(), stream_);
+                                save_mean.ptr<float>(), save_invstd.ptr<float>(), ws, stream_);
 }
 
 void GpuBackend::batch_norm_forward_eval(const BatchNormParams& p, const Tensor& x,
@@ -501,8 +494,7 @@ void GpuBackend::batch_norm_backward(const BatchNormParams& p, const Tensor& x, 
   void* ws = workspace(batch_norm_workspace_bytes(int64_t(p.N) * p.spatial, p.C));
   gpu::batch_norm_backward(x.dtype, p, x.data, gamma.ptr<float>(), save_mean.ptr<float>(),
                            save_invstd.ptr<float>(), dy.data, dx.defined() ? dx.data : nullptr,
-                           dgamma.ptr<float>(), dbeta.ptr<float>(), accumulate_dx, ws, bn_ticket(),
-                           stream_);
+                           dgamma.ptr<float>(), dbeta.ptr<float>(), accumulate_dx, ws, stream_);
 }
 
 // ---- batch norm fused with ReLU (and residual add) --------------------------------------
@@ -532,7 +524,7 @@ void GpuBackend::batch_norm_relu_forward_train(const BatchNormParams& p, const T
   gpu::batch_norm_relu_forward_train(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(),
                                      residual.defined() ? residual.data : nullptr, y.data,
                                      running_mean.ptr<float>(), running_var.ptr<float>(),
-                                     save_mean.ptr<float>(), save_invstd.ptr<float>(), ws, bn_ticket(), stream_);
+                                     save_mean.ptr<float>(), save_invstd.ptr<float>(), ws, stream_);
 }
 
 void GpuBackend::batch_norm_relu_forward_eval(const BatchNormParams& p, const Tensor& x,
@@ -580,7 +572,7 @@ void GpuBackend::batch_norm_relu_backward(const BatchNormParams& p, const Tensor
                                 dx.defined() ? dx.data : nullptr, dgamma.ptr<float>(),
                                 dbeta.ptr<float>(), accumulate_dx,
                                 dresidual.defined() ? dresidual.data : nullptr,
-                                accumulate_dresidual, ws, bn_ticket(), stream_);
+                                accumulate_dresidual, ws, stream_);
 }
 
 // ---- loss and optimizers ----------------------------------------------------------------

@@ -174,8 +174,6 @@ class GpuBackend : public Backend, public GpuStepControl {
                            bool reuse = false);
   // The device's GpuStepState when kernels should read it, else null.
   const GpuStepState* kernel_state() const { return device_schedule_ ? state_ : nullptr; }
-  // Batch norm's ticket counter (see batchnorm_kernels.h): every pass runs on stream_.
-  unsigned* bn_ticket() const { return bn_ticket_; }
   // Memory the backend needs for its own state (counted like any allocation).
   void* allocate_internal(size_t bytes) { return allocate(bytes); }
 
@@ -205,8 +203,7 @@ class GpuBackend : public Backend, public GpuStepControl {
   cudaStream_t side_stream_ = nullptr;
   cudaEvent_t fork_event_ = nullptr, join_event_ = nullptr;
   Scratch side_workspace_;
-  Scratch clip_scratch_;
-  unsigned* bn_ticket_ = nullptr;  // clip_grad_norm's partial sums, then its factor
+  Scratch clip_scratch_;  // clip_grad_norm's partial sums, then its factor
   struct Shadow {
     Scratch buffer;
     const void* source = nullptr;  // the fp32 weights it holds now
