@@ -200,31 +200,45 @@ void CpuBackend::conv_forward_chunks(const Conv2dParams& p, const float* xd, con
   options.epilogue = &epilogue;
   options.pool = pool_.get();
 
-  // One-image chunks of a stride-1 "same" conv read B in place from padded planes
-  // (conv_packer.h), computing the output on the padded grid, which is then copied out.
-  const bool padded = plan.images == 1 && cpu::PaddedPlanes::usable(p);
-  const int grid = padded ? cpu::PaddedPlanes::grid_columns(p) : 0;
-  const int64_t planes_size = padded ? per_thread_stride(cpu::PaddedPlanes::floats(p)) : 0;
-  const int64_t grid_size = per_thread_stride(int64_t(p.K) * grid);
-  float* planes_buf = padded ? scratch(kChannelsLast, size_t(planes_size * slots)) : nullptr;
-  float* grid_buf = padded ? scratch(kColumnGrads, size_t(grid_size * slots)) : nullptr;
+  // A stride-1 "same" conv reads B in place from padded planes (conv_in_place.h): any chunk
+  // whose output rows are whole vectors (exact), or one-image chunks computed on the padded
+  // grid, which is then copied out. An exact output goes straight into y where it is one
+  // image and y is not added to (an accumulating output is added from a buffer, as before).
+  const bool in_place = cpu::PaddedPlanes::usable(p) &&
+                        (plan.images == 1 || cpu::PaddedPlanes::exact(p));
+  const bool exact = in_place && cpu::PaddedPlanes::exact(p);
+  const bool grid = in_place && !exact;
+  const int64_t planes_size =
+      in_place ? per_thread_stride(cpu::PaddedPlanes::floats(p, plan.images)) : 0;
+  const int64_t grid_size =
+      grid ? per_thread_stride(int64_t(p.K) * cpu::PaddedPlanes::columns(p, 1)) : 0;
+  float* planes_buf = in_place ? scratch(kChannelsLast, size_t(planes_size * slots)) : nullptr;
+  float* grid_buf = grid ? scratch(kColumnGrads, size_t(grid_size * slots)) : nullptr;
+  if (exact && accumulate && !out_buf) out_buf = scratch(kGathered, size_t(out_size * slots));
 
   for_each_chunk(*pool_, plan.chunks, [&](int chunk, int slot) {
     const int n0 = chunk * plan.images, ni = plan.images_in(chunk, p.N);
     const int64_t cols = int64_t(ni) * plan.pq;
-    if (padded) {
+    if (in_place) {
       float* planes = planes_buf + slot * planes_size;
-      cpu::PaddedPlanes::fill(p, xd + int64_t(n0) * p.C * plan.hw, planes);
+      cpu::PaddedPlanes::fill(p, xd + int64_t(n0) * p.C * plan.hw, ni, planes);
       const cpu::PaddedPlanes source{p, planes};
       cpu::SgemmOptions chunk_options = options;
       chunk_options.b_rows = source.rows();
-      float* out = grid_buf + slot * grid_size;
-      cpu::sgemm(false, false, p.K, grid, int(plan.ckk), 1.0f, wd, int(plan.ckk), nullptr, 0,
-                 0.0f, out, grid, chunk_options);
+      const int columns = cpu::PaddedPlanes::columns(p, ni);
+      float* out = grid ? grid_buf + slot * grid_size
+                   : ni == 1 && !accumulate ? yd + int64_t(n0) * p.K * plan.pq
+                                            : out_buf + slot * out_size;
+      cpu::sgemm(false, false, p.K, columns, int(plan.ckk), 1.0f, wd, int(plan.ckk), nullptr, 0,
+                 0.0f, out, columns, chunk_options);
+      if (exact) {
+        if (ni > 1 || accumulate) scatter_chunk(out, p.K, plan, n0, ni, yd, accumulate);
+        return;
+      }
       const int padded_w = p.W + 2 * p.pad;
       for (int o = 0; o < p.K; ++o)
         for (int h = 0; h < p.H; ++h) {
-          const float* src = out + int64_t(o) * grid + h * padded_w;
+          const float* src = out + int64_t(o) * columns + h * padded_w;
           float* dst = yd + (int64_t(n0) * p.K + o) * plan.pq + h * p.W;
           if (accumulate) {
             for (int w = 0; w < p.W; ++w) dst[w] += src[w];
