@@ -474,8 +474,9 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
     const Plan plan = make_plan(kern, o.blocking, M, N, K, pool.size(), true);
     return gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue, o.a_packed);
   }
-  // Split-K cuts K differently: it packs A itself from the matrix.
-  if (const int chunks = split_k_chunks(kern, M, N, K); chunks > 1 && !o.a_packed)
+  // Split-K cuts K differently: it packs A itself from the matrix, even where A comes packed
+  // (a conv packs its weights only when it has several chunks, which can depend on threads).
+  if (const int chunks = split_k_chunks(kern, M, N, K); chunks > 1)
     return gemm_split_k(kern, o.blocking, chunks, pool, a, b, M, N, K, alpha, beta, C, ldc,
                         o.epilogue);
   const Plan plan = make_plan(kern, o.blocking, M, N, K, pool.size());
@@ -492,8 +493,13 @@ void sgemm_pack_a(bool trans_a, int M, int K, const float* A, int lda, const Sge
   const int kc = plan_kc(o.blocking, K);
   const int64_t m_pad = round_up(M, kern.mr);
   const Operand a{A, lda, trans_a};
-  for (int p0 = 0; p0 < K; p0 += kc)
+  // K blocks over the pool, so that packing a large A once (layer4's 2.4M-float weights)
+  // does not leave the other threads waiting.
+  ThreadPool& pool = o.pool ? *o.pool : cpu_pool();
+  pool.parallel_for(0, ceil_div(K, kc), [&](int64_t block) {
+    const int p0 = int(block) * kc;
     pack_a(kern, a, 0, M, p0, std::min(kc, K - p0), out + p0 * m_pad);
+  });
 }
 
 const char* gemm_kernel_name(Isa isa) {
