@@ -346,11 +346,16 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
     const int k = p.kernel, kk = k * k;
     float* flipped = scratch(kFlippedWeights, size_t(w_numel));
     // Over the pool: alone it took ~2 ms for a 512x512x3x3 layer, serial at any thread count.
-    pool_->parallel_for_range(0, p.K, [&](int64_t o0, int64_t o1) {
-      for (int64_t o = o0; o < o1; ++o)
-        for (int c = 0; c < p.C; ++c)
-          for (int t = 0; t < kk; ++t)
-            flipped[(int64_t(c) * p.K + o) * kk + t] = wd[(o * p.C + c) * kk + (kk - 1 - t)];
+    // In 16 x 16 tiles of (o, c): with o outer and c inner every write went to another
+    // cache line (and page), 3% of layer4's backward.
+    constexpr int kTile = 16;
+    pool_->parallel_for_range(0, (p.K + kTile - 1) / kTile, [&](int64_t b0, int64_t b1) {
+      for (int64_t o0 = b0 * kTile; o0 < std::min<int64_t>(b1 * kTile, p.K); o0 += kTile)
+        for (int c0 = 0; c0 < p.C; c0 += kTile)
+          for (int64_t o = o0; o < std::min<int64_t>(o0 + kTile, p.K); ++o)
+            for (int c = c0; c < std::min(c0 + kTile, p.C); ++c)
+              for (int t = 0; t < kk; ++t)
+                flipped[(int64_t(c) * p.K + o) * kk + t] = wd[(o * p.C + c) * kk + (kk - 1 - t)];
     });
     Conv2dParams t;
     t.N = p.N;
