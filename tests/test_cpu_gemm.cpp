@@ -285,9 +285,10 @@ TEST(CpuGemm, BRowsMatchPackedB) {
 // ISA, for both layouts of A, one or several row blocks and K blocks, 1 or 4 threads.
 TEST(CpuGemm, PrePackedAMatchesPackingInTheCall) {
   ThreadPool pool1(1), pool4(4);
-  const Shape shapes[] = {{37, 530, 700}, {512, 400, 1000}};
+  // The last shape takes split-K, which packs A from the matrix whether or not it comes packed.
+  const Shape shapes[] = {{37, 530, 700}, {512, 400, 1000}, {64, 64, 8192}};
   for (Isa isa : supported_isas())
-    for (int variant = 0; variant < 4; ++variant) {
+    for (int variant = 0; variant < 6; ++variant) {
       const Shape s = shapes[variant / 2];
       const bool ta = variant % 2;
       Problem p(s.M, s.N, s.K, ta, false, 2, 1.0f, 0.5f);
@@ -302,7 +303,7 @@ TEST(CpuGemm, PrePackedAMatchesPackingInTheCall) {
       for (ThreadPool* pool : {&pool1, &pool4}) {
         o.pool = pool;
         std::vector<float> got = p.c0;
-        sgemm(ta, false, p.M, p.N, p.K, p.alpha, nullptr, p.lda(), p.b.data(), p.ldb(), p.beta,
+        sgemm(ta, false, p.M, p.N, p.K, p.alpha, p.a.data(), p.lda(), p.b.data(), p.ldb(), p.beta,
               got.data(), p.ldc(), o);
         EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0) << describe(p, isa);
       }

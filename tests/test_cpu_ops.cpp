@@ -149,7 +149,12 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuConv,
                                            ConvCase{2, 16, 8, 8, 8, 5, 1, 2, false},
                                            // 3 forward chunks of 6 images at up to 3
                                            // threads, 8 chunks of 2 at 8 threads
-                                           ConvCase{16, 8, 14, 14, 16, 3, 1, 1, true}));
+                                           ConvCase{16, 8, 14, 14, 16, 3, 1, 1, true},
+                                           // one-image chunks read in place with no padded
+                                           // grid (W a multiple of 16)
+                                           ConvCase{2, 16, 32, 32, 16, 3, 1, 1, true},
+                                           // stride-2 col2im over rows of 16 and more
+                                           ConvCase{2, 16, 40, 40, 16, 3, 2, 1, false}));
 
 // --- linear ------------------------------------------------------------------------------
 

@@ -48,8 +48,19 @@ void padded_rows(const void* ctx, int k0, int kc, const float** out) {
   }
 }
 
-void padded_offsets(const void*, int j0, int n, int64_t* out) {
-  for (int v = 0; 16 * v < n; ++v) out[v] = j0 + 16 * v;
+void padded_offsets(const void* ctx, int j0, int n, int64_t* out) {
+  const Conv2dParams& p = static_cast<const PaddedPlanes*>(ctx)->params;
+  if (!PaddedPlanes::exact(p)) {
+    for (int v = 0; 16 * v < n; ++v) out[v] = j0 + 16 * v;
+    return;
+  }
+  // Column j = pixel (h, w) of image i; 16 columns never straddle an output row.
+  const int64_t pq = int64_t(p.H) * p.W, image = p.C * PaddedPlanes::plane(p);
+  const int64_t padded_w = p.W + 2 * p.pad;
+  for (int v = 0; 16 * v < n; ++v) {
+    const int64_t j = j0 + 16 * v, i = j / pq, h = j % pq / p.W, w = j % p.W;
+    out[v] = i * image + h * padded_w + w;
+  }
 }
 
 }  // namespace
@@ -68,11 +79,11 @@ int64_t PaddedPlanes::plane(const Conv2dParams& p) {
   return (padded + 15) / 16 * 16;
 }
 
-void PaddedPlanes::fill(const Conv2dParams& p, const float* image, float* xpad) {
+void PaddedPlanes::fill(const Conv2dParams& p, const float* first, int images, float* xpad) {
   const int64_t plane_floats = plane(p), padded_w = p.W + 2 * p.pad, hw = int64_t(p.H) * p.W;
-  for (int c = 0; c < p.C; ++c) {
+  for (int64_t c = 0; c < int64_t(images) * p.C; ++c) {  // image-major planes, as in x
     float* out = xpad + c * plane_floats;
-    const float* in = image + c * hw;
+    const float* in = first + c * hw;
     // top rows and the left pad of row 0
     std::fill(out, out + p.pad * padded_w + p.pad, 0.0f);
     for (int h = 0; h < p.H; ++h) {

@@ -28,22 +28,30 @@ struct ChannelsLastColumns {
   SgemmBRows rows() const;  // `this` must outlive the sgemm call
 };
 
-// The forward GEMM's op(B) = col read in place (SgemmBRows), for a chunk of one image of a
-// stride-1 "same" conv: the image is copied into zero-padded planes, [C][plane()], and the
-// GEMM computes the output on the padded grid, column g = p * (W + 2 pad) + q for q in
-// [0, W + 2 pad), of which the last 2 pad of each row are junk (6% for 32x32, dropped when
-// the output is copied out). Row k = (c, r, s) of col is then plane c shifted by
-// r * (W + 2 pad) + s: plain loads, no masks, nothing packed (the masked loads of a direct
-// kernel on x itself ran at 83% of the packed kernel's speed).
+// The forward GEMM's op(B) = col read in place (SgemmBRows), for a stride-1 "same" conv:
+// the chunk's images are copied into zero-padded planes, [images][C][plane()], and row
+// k = (c, r, s) of col is plane c shifted by r * (W + 2 pad) + s: plain loads, no masks,
+// nothing packed (the masked loads of a direct kernel on x itself ran at 83% of the packed
+// kernel's speed). The micro-kernel reads each 16 columns at an offset of their own, so:
+//  - exact (W a multiple of 16): the columns are the output pixels of the chunk's images,
+//    each 16 of them a piece of one output row; the output is the conv's, image after image.
+//  - otherwise (one image): the columns are the padded grid, g = p * (W + 2 pad) + q for q in
+//    [0, W + 2 pad), of which the last 2 pad of each row are junk, dropped when the output
+//    is copied out. At 32x32 the junk was 6% of the FMAs, plus a copy of the output.
 struct PaddedPlanes {
   Conv2dParams params;
   const float* xpad = nullptr;
 
   static bool usable(const Conv2dParams& p);        // stride-1 "same", k > 1, AVX-512
+  static bool exact(const Conv2dParams& p) { return p.W % 16 == 0; }
   static int64_t plane(const Conv2dParams& p);      // floats per channel, with slack
-  static int64_t floats(const Conv2dParams& p) { return p.C * plane(p); }
-  static int grid_columns(const Conv2dParams& p) { return p.H * (p.W + 2 * p.pad); }
-  static void fill(const Conv2dParams& p, const float* image, float* xpad);
+  static int64_t floats(const Conv2dParams& p, int images) { return images * p.C * plane(p); }
+  // GEMM columns of a chunk of `images` (exact) or of one image (the padded grid).
+  static int columns(const Conv2dParams& p, int images) {
+    return exact(p) ? images * p.H * p.W : p.H * (p.W + 2 * p.pad);
+  }
+  // Copies `images` images of x, starting at `first`, into the planes.
+  static void fill(const Conv2dParams& p, const float* first, int images, float* xpad);
   SgemmBRows rows() const;  // `this` must outlive the sgemm call
 };
 

@@ -60,8 +60,13 @@ TB_INLINE void add_run(const float* x, int64_t n, cpu::LaneSums& s, Term term) {
     for (int b = 0; b < kSets; ++b)
 #pragma GCC unroll 8
       for (int l = 0; l < 8; ++l) acc[b][l] += term(x[i + 8 * b + l]);
-  for (int b = 0; i < n; ++b, i += 8)
-    for (int l = 0; l < 8 && i + l < n; ++l) acc[b][l] += term(x[i + l]);
+  // The rest, whole vectors first: a 4x4 layer's runs are 16 long, all of them rest, and
+  // the lane loop with its bound check per element stayed scalar.
+  int b = 0;
+  for (; i + 8 <= n; ++b, i += 8)
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) acc[b][l] += term(x[i + l]);
+  for (int l = 0; i + l < n; ++l) acc[b][l] += term(x[i + l]);
   for (int l = 0; l < 8; ++l) s.lane[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
 }
 

@@ -177,9 +177,15 @@ struct Plan {
   Grid grid;
 };
 
-// kc depends only on K (and a forced block size), never on threads: see Plan.
-int plan_kc(const GemmBlocking& blocking, int K) {
-  const int kc_max = std::max(8, blocking.kc > 0 ? blocking.kc : 384);
+// kc depends only on K, the micro-kernel's ISA (and a forced block size), never on threads:
+// see Plan. AVX-512: 768. Every K block ends each tile with a load and store of C and the
+// kernel's call overhead, and an 8x48 B sliver outgrows L1 from kc = 256 on anyway (the
+// micro-kernel streams it from L2). On the 2-vCPU Xeon (2 MiB L2), 768 against 384 took 1-3%
+// off resnet18's 3x3 convs at batch 64 (layer2's 1152-long K is 2 x 576 either way).
+// Elsewhere 384, which a sweep from 128 to 768 put best or tied on Zen 4 and a 16-vCPU Xeon.
+int plan_kc(const GemmKernel& kern, const GemmBlocking& blocking, int K) {
+  const int by_isa = kern.isa == Isa::avx512 ? 768 : 384;
+  const int kc_max = std::max(8, blocking.kc > 0 ? blocking.kc : by_isa);
   return ceil_div(K, ceil_div(K, kc_max));
 }
 
@@ -191,7 +197,7 @@ Plan make_plan(const GemmKernel& kern, const GemmBlocking& blocking, int M, int 
   Plan p{&kern, 0, 0, 0, 1, Grid{}};
   // kc: the C tile is loaded and stored once per K block, so longer is better while the
   // packed slivers stay near the core.
-  p.kc = plan_kc(blocking, K);
+  p.kc = plan_kc(kern, blocking, K);
   // mc: the packed A block (mc x kc) takes about half of L2.
   const int mc = blocking.mc > 0 ? blocking.mc : int(f.l2_bytes / 2 / 4 / size_t(p.kc));
   p.mc = std::max(mr, mc / mr * mr);
@@ -474,8 +480,9 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
     const Plan plan = make_plan(kern, o.blocking, M, N, K, pool.size(), true);
     return gemm_blocked(plan, pool, a, b, M, N, K, alpha, beta, C, ldc, o.epilogue, o.a_packed);
   }
-  // Split-K cuts K differently: it packs A itself from the matrix.
-  if (const int chunks = split_k_chunks(kern, M, N, K); chunks > 1 && !o.a_packed)
+  // Split-K cuts K differently: it packs A itself from the matrix, even where A comes packed
+  // (a conv packs its weights only when it has several chunks, which can depend on threads).
+  if (const int chunks = split_k_chunks(kern, M, N, K); chunks > 1)
     return gemm_split_k(kern, o.blocking, chunks, pool, a, b, M, N, K, alpha, beta, C, ldc,
                         o.epilogue);
   const Plan plan = make_plan(kern, o.blocking, M, N, K, pool.size());
@@ -489,11 +496,16 @@ size_t sgemm_packed_a_floats(int M, int K, const SgemmOptions& o) {
 void sgemm_pack_a(bool trans_a, int M, int K, const float* A, int lda, const SgemmOptions& o,
                   float* out) {
   const GemmKernel& kern = select_kernel(o);
-  const int kc = plan_kc(o.blocking, K);
+  const int kc = plan_kc(kern, o.blocking, K);
   const int64_t m_pad = round_up(M, kern.mr);
   const Operand a{A, lda, trans_a};
-  for (int p0 = 0; p0 < K; p0 += kc)
+  // K blocks over the pool, so that packing a large A once (layer4's 2.4M-float weights)
+  // does not leave the other threads waiting.
+  ThreadPool& pool = o.pool ? *o.pool : cpu_pool();
+  pool.parallel_for(0, ceil_div(K, kc), [&](int64_t block) {
+    const int p0 = int(block) * kc;
     pack_a(kern, a, 0, M, p0, std::min(kc, K - p0), out + p0 * m_pad);
+  });
 }
 
 const char* gemm_kernel_name(Isa isa) {

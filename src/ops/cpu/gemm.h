@@ -63,7 +63,9 @@ struct SgemmBRows {
 
 struct SgemmOptions {
   const SgemmEpilogue* epilogue = nullptr;
-  const float* a_packed = nullptr;  // A already packed by sgemm_pack_a (A itself then unused)
+  // A already packed by sgemm_pack_a. A itself must still be passed: a split-K GEMM packs its
+  // K chunks from it, so whether A comes packed never changes the summation order.
+  const float* a_packed = nullptr;
   SgemmBPacker b_packer{};         // pack == nullptr: B is a matrix
   SgemmBRows b_rows{};             // rows != nullptr: B is read through row pointers
   ThreadPool* pool = nullptr;      // nullptr: cpu_pool()
