@@ -7,6 +7,7 @@
 
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/cpu_op_checks.h"
+#include "ops/cpu/sgd_step.h"
 
 namespace tb {
 namespace {
@@ -91,16 +92,9 @@ void CpuBackend::sgd_update(const SgdUpdateParams& p, const Tensor& param, const
                                   : nullptr;
   float* w = fptr(param);
   const float* gd = fptr(grad);
+  const cpu::SgdStep step{p.lr, p.weight_decay, p.momentum, p.nesterov};
   cpu_ops::parallel_elements(*pool_, p.n, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      float g = gd[i];
-      if (p.weight_decay != 0.0f) g += p.weight_decay * w[i];
-      if (buf) {
-        buf[i] = p.momentum * buf[i] + g;
-        g = p.nesterov ? g + p.momentum * buf[i] : buf[i];
-      }
-      w[i] -= p.lr * g;
-    }
+    cpu::sgd_step(step, w + lo, gd + lo, buf ? buf + lo : nullptr, hi - lo);
   });
 }
 

@@ -70,17 +70,26 @@ TB_INLINE void add_run(const float* x, int64_t n, cpu::LaneSums& s, Term term) {
   for (int l = 0; l < 8; ++l) s.lane[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
 }
 
-// s += x[i] for i in [0, n), in the lanes of add_run.
-TB_CLONES void add_values(const float* x, int64_t n, cpu::LaneSums& s) {
-  add_run(x, n, s, [](float v) { return double(v); });
+// The functions below take one image's span of a channel group (see ChannelGroups): nc
+// runs of n values, run c for channel c of the group, each with its own sums and
+// coefficients. One call per run cost as much as the run itself where runs are short
+// (layer4's are 16 values: a clone's indirect call and the flag dispatch per run).
+
+// s[c] += x[c * n + i] for i in [0, n), in the lanes of add_run.
+TB_CLONES void add_values(const float* x, int nc, int64_t n, cpu::LaneSums* s) {
+  for (int c = 0; c < nc; ++c) add_run(x + c * n, n, s[c], [](float v) { return double(v); });
 }
 
-// s += (x[i] - mean)^2 for i in [0, n), in the lanes of add_run.
-TB_CLONES void add_squared_deviations(const float* x, int64_t n, double mean, cpu::LaneSums& s) {
-  add_run(x, n, s, [mean](float v) {
-    const double d = double(v) - mean;
-    return d * d;
-  });
+// s[c] += (x[c * n + i] - mean[c])^2 for i in [0, n), in the lanes of add_run.
+TB_CLONES void add_squared_deviations(const float* x, int nc, int64_t n, const double* mean,
+                                      cpu::LaneSums* s) {
+  for (int c = 0; c < nc; ++c) {
+    const double mc = mean[c];
+    add_run(x + c * n, n, s[c], [mc](float v) {
+      const double d = double(v) - mc;
+      return d * d;
+    });
+  }
 }
 
 // y = float((x - mean) * scale + shift), then (+ residual), then relu, as the separate ops.
@@ -95,10 +104,14 @@ TB_INLINE void apply_loop(const float* x, const float* res, int64_t n, double me
   }
 }
 
-TB_CLONES void apply_run(const float* x, const float* res, int64_t n, double mean, double scale,
-                         double shift, bool relu, float* y) {
+TB_CLONES void apply_runs(const float* x, const float* res, int nc, int64_t n, const double* mean,
+                          const double* scale, const double* shift, bool relu, float* y) {
   with_flag(res != nullptr, [&](auto r) {
-    with_flag(relu, [&](auto u) { apply_loop<r(), u()>(x, res, n, mean, scale, shift, y); });
+    with_flag(relu, [&](auto u) {
+      for (int c = 0; c < nc; ++c)
+        apply_loop<r(), u()>(x + c * n, r() ? res + c * n : nullptr, n, mean[c], scale[c],
+                             shift[c], y + c * n);
+    });
   });
 }
 
@@ -231,27 +244,33 @@ TB_AVX512 void dx_avx512(const float* x, const float* dy, const float* y, int64_
 
 bool use_avx512() { return cpu::active_isa() == cpu::Isa::avx512; }
 
-void grad_sums_run(const float* x, const float* dy, const float* y, int64_t n, double mean,
-                   double invstd, cpu::LaneSums& sum_g, cpu::LaneSums& sum_gx, float* dres,
-                   bool accumulate_dres) {
+// The backward's two passes over an image's span of a channel group, as add_values.
+void grad_sums_runs(const float* x, const float* dy, const float* y, int nc, int64_t n,
+                    const GradCoefficients* k, cpu::LaneSums* sum_g, cpu::LaneSums* sum_gx,
+                    float* dres, bool accumulate_dres) {
   const bool vector = use_avx512();
   with_flag(y != nullptr, [&](auto u) {
     with_flag(dres != nullptr, [&](auto r) {
       with_flag(accumulate_dres, [&](auto a) {
         const auto f = vector ? grad_sums_avx512<u(), r(), a()> : grad_sums_generic<u(), r(), a()>;
-        f(x, dy, y, n, mean, invstd, sum_g, sum_gx, dres);
+        for (int c = 0; c < nc; ++c)
+          f(x + c * n, dy + c * n, u() ? y + c * n : nullptr, n, k[c].mean, k[c].invstd,
+            sum_g[c], sum_gx[c], r() ? dres + c * n : nullptr);
       });
     });
   });
 }
 
-void dx_run(const float* x, const float* dy, const float* y, int64_t n, const GradCoefficients& c,
-            bool accumulate, float* dx) {
+void dx_runs(const float* x, const float* dy, const float* y, int nc, int64_t n,
+             const GradCoefficients* k, bool accumulate, float* dx) {
   const bool vector = use_avx512();
   with_flag(y != nullptr, [&](auto u) {
     with_flag(accumulate, [&](auto a) {
-      if (vector) dx_avx512<u(), a()>(x, dy, y, n, c, dx);
-      else dx_loop<u(), a()>(x, dy, y, n, c, dx);
+      for (int c = 0; c < nc; ++c) {
+        const float* yc = u() ? y + c * n : nullptr;
+        if (vector) dx_avx512<u(), a()>(x + c * n, dy + c * n, yc, n, k[c], dx + c * n);
+        else dx_loop<u(), a()>(x + c * n, dy + c * n, yc, n, k[c], dx + c * n);
+      }
     });
   });
 }
@@ -323,12 +342,10 @@ void CpuBackend::batch_norm_relu_train(const BatchNormParams& p, const Tensor& x
     const int c0 = int(group) * groups.size, nc = std::min(groups.size, p.C - c0);
     const auto run = [&](int n, int i) { return (int64_t(n) * p.C + c0 + i) * p.spatial; };
     cpu::LaneSums sum[ChannelGroups::kMax], sq[ChannelGroups::kMax];
-    double mean[ChannelGroups::kMax], scale[ChannelGroups::kMax];
-    for (int n = 0; n < p.N; ++n)
-      for (int i = 0; i < nc; ++i) add_values(xd + run(n, i), p.spatial, sum[i]);
+    double mean[ChannelGroups::kMax], scale[ChannelGroups::kMax], shift[ChannelGroups::kMax];
+    for (int n = 0; n < p.N; ++n) add_values(xd + run(n, 0), nc, p.spatial, sum);
     for (int i = 0; i < nc; ++i) mean[i] = sum[i].total() / double(m);
-    for (int n = 0; n < p.N; ++n)
-      for (int i = 0; i < nc; ++i) add_squared_deviations(xd + run(n, i), p.spatial, mean[i], sq[i]);
+    for (int n = 0; n < p.N; ++n) add_squared_deviations(xd + run(n, 0), nc, p.spatial, mean, sq);
     for (int i = 0; i < nc; ++i) {
       const int c = c0 + i;
       const double var = sq[i].total() / double(m);
@@ -339,11 +356,11 @@ void CpuBackend::batch_norm_relu_train(const BatchNormParams& p, const Tensor& x
       rm[c] = float((1.0 - p.momentum) * double(rm[c]) + p.momentum * mean[i]);
       rv[c] = float((1.0 - p.momentum) * double(rv[c]) + p.momentum * unbiased);
       scale[i] = double(g[c]) * invstd;
+      shift[i] = double(b[c]);
     }
     for (int n = 0; n < p.N; ++n)
-      for (int i = 0; i < nc; ++i)
-        apply_run(xd + run(n, i), res ? res + run(n, i) : nullptr, p.spatial, mean[i], scale[i],
-                  double(b[c0 + i]), relu, yd + run(n, i));
+      apply_runs(xd + run(n, 0), res ? res + run(n, 0) : nullptr, nc, p.spatial, mean, scale,
+                 shift, relu, yd + run(n, 0));
   });
 }
 
@@ -364,7 +381,7 @@ void CpuBackend::batch_norm_forward_eval(const BatchNormParams& p, const Tensor&
     const double shift = double(b[c]);
     for (int n = 0; n < p.N; ++n) {
       const int64_t base = (int64_t(n) * p.C + c) * p.spatial;
-      apply_run(xd + base, nullptr, p.spatial, mean, scale, shift, false, yd + base);
+      apply_runs(xd + base, nullptr, 1, p.spatial, &mean, &scale, &shift, false, yd + base);
     }
   });
 }
@@ -418,10 +435,9 @@ void CpuBackend::batch_norm_relu_grad(const BatchNormParams& p, const Tensor& x,
     cpu::LaneSums sum_g[ChannelGroups::kMax], sum_gx[ChannelGroups::kMax];
     for (int i = 0; i < nc; ++i) k[i] = {double(sm[c0 + i]), double(si[c0 + i]), 0, m, 0, 0};
     for (int n = 0; n < p.N; ++n)
-      for (int i = 0; i < nc; ++i)
-        grad_sums_run(xd + run(n, i), dyd + run(n, i), yd ? yd + run(n, i) : nullptr, p.spatial,
-                      k[i].mean, k[i].invstd, sum_g[i], sum_gx[i],
-                      dres ? dres + run(n, i) : nullptr, accumulate_dresidual);
+      grad_sums_runs(xd + run(n, 0), dyd + run(n, 0), yd ? yd + run(n, 0) : nullptr, nc,
+                     p.spatial, k, sum_g, sum_gx, dres ? dres + run(n, 0) : nullptr,
+                     accumulate_dresidual);
     for (int i = 0; i < nc; ++i) {
       const int c = c0 + i;
       k[i].sum_g = sum_g[i].total();
@@ -432,9 +448,8 @@ void CpuBackend::batch_norm_relu_grad(const BatchNormParams& p, const Tensor& x,
     }
     if (!dxd) return;
     for (int n = 0; n < p.N; ++n)
-      for (int i = 0; i < nc; ++i)
-        dx_run(xd + run(n, i), dyd + run(n, i), yd ? yd + run(n, i) : nullptr, p.spatial, k[i],
-               accumulate_dx, dxd + run(n, i));
+      dx_runs(xd + run(n, 0), dyd + run(n, 0), yd ? yd + run(n, 0) : nullptr, nc, p.spatial, k,
+              accumulate_dx, dxd + run(n, 0));
   });
 }
 
