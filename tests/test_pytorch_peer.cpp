@@ -30,17 +30,23 @@ TEST(PytorchPeer, IsFoundOrTheMessageSaysWhatToInstall) {
   EXPECT_NE(find_peer_script("train.py").find("peers/pytorch/train.py"), std::string::npos);
 }
 
+// simple_cnn on synthetic MNIST, 2 epochs of batch 32 on one thread: the runs both sides train.
+TrainConfig small_run(const std::string& data_dir, uint64_t seed) {
+  TrainConfig c;
+  c.data_dir = data_dir;
+  c.model = "simple_cnn";
+  c.epochs = 2;
+  c.batch_size = 32;
+  c.seed = seed;
+  c.threads = 1;
+  return c;
+}
+
 TEST(PytorchPeer, TrainsTheSameRunAndSharesWeights) {
   if (!find_python_with_torch()) GTEST_SKIP() << pytorch_unavailable_message();
   TempDir tmp;
   testing::write_synthetic_mnist(tmp.str(), "mnist", 300, 80);
-  TrainConfig c;
-  c.data_dir = tmp.str();
-  c.model = "simple_cnn";
-  c.epochs = 2;
-  c.batch_size = 32;
-  c.seed = 3;
-  c.threads = 1;
+  TrainConfig c = small_run(tmp.str(), 3);
   c.schedule = "cosine";
   c.lr = 0.002;  // slow enough that the losses stay far from 0, where relative errors mean little
   c.checkpoint = tmp.str() + "/tb.ckpt";
@@ -100,13 +106,7 @@ TEST(PytorchPeer, ClippedRunMatches) {
   if (!find_python_with_torch()) GTEST_SKIP() << pytorch_unavailable_message();
   TempDir tmp;
   testing::write_synthetic_mnist(tmp.str(), "mnist", 300, 80);
-  TrainConfig c;
-  c.data_dir = tmp.str();
-  c.model = "simple_cnn";
-  c.epochs = 2;
-  c.batch_size = 32;
-  c.seed = 4;
-  c.threads = 1;
+  TrainConfig c = small_run(tmp.str(), 4);
   c.lr = 0.05;
   c.optimizer.max_grad_norm = 0.05f;
   c.progress = false;

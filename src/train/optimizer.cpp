@@ -2,6 +2,7 @@
 // that a training step allocates nothing and the state can be checkpointed by name.
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -36,6 +37,30 @@ void validate(const OptimizerConfig& c) {
     TB_INPUT_CHECK(c.beta2 >= 0 && c.beta2 < 1, "--beta2 must be in [0, 1), got {}", c.beta2);
     TB_INPUT_CHECK(std::isfinite(c.eps) && c.eps > 0, "--eps must be > 0, got {}", c.eps);
   }
+}
+
+const char* address(const Tensor& t) { return static_cast<const char*>(t.data); }
+
+// Whether tensor_of(i) is fp32 and lies at parameter i's offset (>= 0) from parameter 0 for
+// every i: a planned graph's blocks, gaps zeroed. Then tensor_of(0) starts one span of
+// block_floats(params) floats that covers them all.
+template <class TensorOf>
+bool at_parameter_offsets(const std::vector<ParamRef>& params, TensorOf tensor_of) {
+  if (params.empty()) return false;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const ptrdiff_t offset = address(params[i].value) - address(params[0].value);
+    if (offset < 0 || address(tensor_of(i)) - address(tensor_of(0)) != offset ||
+        tensor_of(i).dtype != DType::f32)
+      return false;
+  }
+  return true;
+}
+int64_t block_floats(const std::vector<ParamRef>& params) {
+  int64_t end = 0;
+  for (const ParamRef& p : params)
+    end = std::max(end, (address(p.value) - address(params[0].value)) / int64_t(sizeof(float)) +
+                            p.value.numel());
+  return end;
 }
 
 }  // namespace
@@ -101,22 +126,13 @@ Optimizer::Optimizer(Backend& backend, std::vector<ParamRef> params,
   }
 }
 
-// Gradients that lie at their parameters' offsets from the first (a planned graph's two
-// blocks, gaps zeroed) are clipped as one span: one norm pass and one scaling pass.
+// Gradients at their parameters' offsets are clipped as one span: one norm pass and one
+// scaling pass.
 void Optimizer::plan_clip_targets() {
-  auto at = [](const Tensor& t) { return static_cast<const char*>(t.data); };
   clip_targets_.clear();
-  bool one_block = !params_.empty();
-  for (size_t i = 0; i < params_.size() && one_block; ++i) {
-    const ptrdiff_t offset = at(params_[i].value) - at(params_[0].value);
-    one_block = (i == 0 || at(params_[i].grad) > at(params_[i - 1].grad)) &&
-                at(params_[i].grad) - at(params_[0].grad) == offset &&
-                params_[i].grad.dtype == DType::f32;
-  }
-  if (one_block) {
-    const Tensor& last = params_.back().grad;
-    const int64_t n = (at(last) - at(params_[0].grad)) / int64_t(sizeof(float)) + last.numel();
-    clip_targets_.push_back(Tensor(params_[0].grad.data, DType::f32, Shape{n}, backend_.device()));
+  if (at_parameter_offsets(params_, [&](size_t i) -> const Tensor& { return params_[i].grad; })) {
+    clip_targets_.push_back(
+        Tensor(params_[0].grad.data, DType::f32, Shape{block_floats(params_)}, backend_.device()));
   } else {
     for (const ParamRef& p : params_) clip_targets_.push_back(p.grad);
   }
@@ -127,16 +143,12 @@ void Optimizer::plan_clip_targets() {
 // blocks, gaps included, replaces a launch per parameter. The gaps stay zero under it (zero
 // weights, gradients and momentum give zero).
 void Optimizer::plan_blocks() {
-  auto at = [](const Tensor& t) { return static_cast<const char*>(t.data); };
-  if (!is_sgd(config_) || config_.momentum <= 0 || params_.empty()) return;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const ptrdiff_t offset = at(params_[i].value) - at(params_[0].value);
-    if (offset < 0 || at(params_[i].grad) - at(params_[0].grad) != offset ||
-        at(slot_a_[i]) - at(slot_a_[0]) != offset || params_[i].value.dtype != DType::f32)
-      return;
-  }
-  const Tensor& last = params_.back().value;
-  const int64_t n = (at(last) - at(params_[0].value)) / int64_t(sizeof(float)) + last.numel();
+  if (!is_sgd(config_) || config_.momentum <= 0) return;
+  if (!at_parameter_offsets(params_, [&](size_t i) -> const Tensor& { return params_[i].value; }) ||
+      !at_parameter_offsets(params_, [&](size_t i) -> const Tensor& { return params_[i].grad; }) ||
+      !at_parameter_offsets(params_, [&](size_t i) -> const Tensor& { return slot_a_[i]; }))
+    return;
+  const int64_t n = block_floats(params_);
   const Device d = backend_.device();
   param_block_ = Tensor(params_[0].value.data, DType::f32, Shape{n}, d);
   grad_block_ = Tensor(params_[0].grad.data, DType::f32, Shape{n}, d);
