@@ -5,8 +5,9 @@
 // The per-run loops are x86-64-v4 clones (AVX-512) where the CPU has it: sums keep 8 double
 // lanes (element i of a run goes to lane i % 8, lanes combined in a fixed order), which GCC
 // turns into vector adds, and the apply passes vectorise as they stand. The scalar clones do
-// the same arithmetic in the same order (no FMA contraction in ISO C++ mode), so the bits do
-// not depend on the clone either.
+// the same arithmetic in the same order, so the bits do not depend on the clone either: FMA
+// contraction is off for this file (GCC's GNU C++ mode would otherwise fuse a * b + c in the
+// x86-64-v4 clone only).
 //
 // The fused batch norm + (residual add +) ReLU ops run in the passes of batch norm itself:
 // the forward adds the residual and applies the ReLU as y is written (bn(x) is rounded to
@@ -14,6 +15,7 @@
 // writes dresidual and both gradient sums in one pass, and dx in a second. They give the
 // bits of the separate ops (the same per-element arithmetic and the same lanes) with 4
 // passes over memory instead of 9 forward, and 2 instead of 5 backward.
+#pragma GCC optimize("fp-contract=off")
 #include <immintrin.h>
 
 #include <algorithm>
