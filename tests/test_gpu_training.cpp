@@ -105,6 +105,9 @@ struct GpuCase {
 
 class GpuTraining : public ::testing::TestWithParam<GpuCase> {};
 
+void captured_steps_match_host_steps(Backend& backend, const GpuCase& param,
+                                     const OptimizerConfig& oc);
+
 // Even two correct fp32 implementations drift apart over a training run: batch norm on small
 // batches amplifies rounding differences. Measured here, the `cpu` backend against `ref`:
 // resnet18 0.4% apart at step 5 and 5% at step 8, cifar_cnn 2% at step 19. So the first 3
@@ -146,10 +149,25 @@ TEST_P(GpuTraining, TwentyStepLossCurvesFollowRef) {
   }
 }
 
-// The same steps, host-driven and as one replayed CUDA graph, on one fixed batch.
+// The same steps, host-driven and as one replayed CUDA graph, on one fixed batch; once
+// plain and once clipped by global norm (the captured step computes the clip factor on the
+// device at every replay, the host-driven one per step).
 TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
-  TB_GPU_BACKEND_OR_SKIP(gpu, GetParam().impl);
-  const DType t = GetParam().dtype;
+  for (const float max_grad_norm : {0.0f, 0.25f}) {
+    SCOPED_TRACE(max_grad_norm > 0 ? "clipped at 0.25" : "not clipped");
+    // A fresh backend each time: one that has run device-driven steps keeps its device
+    // schedule (and the dropout seeds it gives), which host-driven steps would then follow.
+    TB_GPU_BACKEND_OR_SKIP(gpu, GetParam().impl);
+    OptimizerConfig oc = sgd();
+    oc.max_grad_norm = max_grad_norm;
+    captured_steps_match_host_steps(*gpu, GetParam(), oc);
+  }
+}
+
+void captured_steps_match_host_steps(Backend& backend, const GpuCase& param,
+                                     const OptimizerConfig& oc) {
+  Backend* gpu = &backend;
+  const DType t = param.dtype;
   const CurveSpec c{"cifar_cnn", {3, 8, 8, 10}, 8};
   const Batches b = make_batches(c, 1, 7);
   const int steps = 6;
@@ -157,7 +175,7 @@ TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
   {
     Classifier model(build_model(c.model, c.input), *gpu, c.batch, true, 0.0f, t);
     model.graph().init_parameters(5);
-    Optimizer opt(*gpu, model.graph().parameters(), sgd());
+    Optimizer opt(*gpu, model.graph().parameters(), oc);
     TrainStep step(model, opt, 11);
     model.set_batch(c.batch, b.images[0].data(), b.labels[0].data());
     for (int s = 0; s < steps; ++s) host_losses.push_back(step.host_step(c.batch, s, 0.01f, nullptr));
@@ -165,26 +183,26 @@ TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
   }
   Classifier model(build_model(c.model, c.input), *gpu, c.batch, true, 0.0f, t);
   model.graph().init_parameters(5);
-  Optimizer opt(*gpu, model.graph().parameters(), sgd());
+  Optimizer opt(*gpu, model.graph().parameters(), oc);
   TrainStep step(model, opt, 11);
   model.set_batch(c.batch, b.images[0].data(), b.labels[0].data());
   step.start_device(std::vector<float>(steps, 0.01f), std::vector<float>(steps, 0.9f), 0, steps, {});
   for (int s = 0; s < steps; ++s) step.device_step(c.batch, c.batch);
   // Our kernels are deterministic; cuDNN may pick algorithms that add with atomics (when a
   // deterministic one is over 10% slower), so its runs differ slightly from each other.
-  const double rtol = std::string(GetParam().impl) == "cuda" ? 1e-4 : 1e-3;
+  const double rtol = std::string(param.impl) == "cuda" ? 1e-4 : 1e-3;
   const std::vector<StepStats> stats = step.read_stats(0, steps);
   for (int s = 0; s < steps; ++s)
     EXPECT_NEAR(stats[size_t(s)].loss_sum / c.batch, host_losses[size_t(s)],
                 rtol * std::abs(host_losses[size_t(s)]) + 1e-5)
-        << "step " << s << " (" << GetParam().impl << ", " << dtype_name(t) << ")";
+        << "step " << s << " (" << param.impl << ", " << dtype_name(t) << ")";
   step.sync_optimizer();
   EXPECT_EQ(opt.steps_taken(), steps);
   // An evaluation pass after the replays sees the weights they left (at small batches the
   // 16-bit weight copies persist between steps: GpuBackend::krsc_weights).
   const double eval_loss = model.forward_loss(c.batch, false, 11, 0);
   EXPECT_NEAR(eval_loss, host_losses.back(), rtol * std::abs(host_losses.back()) + 1e-5)
-      << "evaluation after the steps (" << GetParam().impl << ", " << dtype_name(t) << ")";
+      << "evaluation after the steps (" << param.impl << ", " << dtype_name(t) << ")";
 }
 
 TEST_P(GpuTraining, StepsAfterTheFirstTwoAllocateNothing) {
