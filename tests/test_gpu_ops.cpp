@@ -4,6 +4,7 @@
 // same values. Skipped where no GPU is present.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -460,9 +461,14 @@ TEST_P(GpuOps, BatchNormReluMatchesRef) {
     }
 }
 
-// The fused kernels store what the separate GPU kernels store, bit for bit: the same
-// reductions, and intermediate values rounded to the activation type between steps.
+// Our fused kernels store what our separate kernels store, bit for bit: the same
+// reductions, and intermediate values rounded to the activation type between steps. The
+// cudnn backend runs cuDNN's batch norm (unless TB_CUDNN_BATCH_NORM=ours), whose fused
+// kernels add the residual before rounding: there the two agree within the dtype's tolerance.
 TEST_P(GpuOps, BatchNormReluEqualsTheSeparateGpuOpsBitForBit) {
+  const char* library_bn = std::getenv("TB_CUDNN_BATCH_NORM");
+  const bool exact = std::string(GetParam().impl) == "cuda" ||
+                     (library_bn && std::string(library_bn) == "ours");
   for (const Shape s : {Shape{4, 12, 5, 3}, Shape{2, 64, 8, 8}, Shape{16, 40}})
     for (bool residual : {false, true}) {
       const BatchNormParams p = bn_params(s);
@@ -492,7 +498,9 @@ TEST_P(GpuOps, BatchNormReluEqualsTheSeparateGpuOpsBitForBit) {
       gpu->batch_norm_forward_train(p, gx, gg, gb, bn_out, plain.rm, plain.rv, plain.sm, plain.si);
       if (residual) gpu->add_forward(bn_out, gr, sum);
       gpu->relu_forward(residual ? sum : bn_out, plain.y);
-      gpu->relu_backward(plain.y, gdy, g, false);
+      // With cuDNN's batch norm the two ys may differ in the last bit, and an output near zero
+      // may land on either side of it: both backward passes take the fused op's mask then.
+      gpu->relu_backward(exact ? plain.y : fused.y, gdy, g, false);
       if (residual) gpu->copy(g, plain.dr, true);
       gpu->batch_norm_backward(p, gx, gg, plain.sm, plain.si, g, plain.dx, plain.dg, plain.db, false);
       const std::string what = s.to_string() + (residual ? " + residual" : "");
@@ -502,8 +510,12 @@ TEST_P(GpuOps, BatchNormReluEqualsTheSeparateGpuOpsBitForBit) {
                             {fused.si, plain.si, "invstd"},      {fused.dx, plain.dx, "dx"},
                             {fused.dg, plain.dg, "dgamma"},      {fused.db, plain.db, "dbeta"},
                             {fused.dr, plain.dr, "dresidual"}};
-      for (const auto& [a, b, name] : pairs)
-        EXPECT_EQ(dev->download(a), dev->download(b)) << what << " " << name;
+      for (const auto& [a, b, name] : pairs) {
+        if (exact)
+          EXPECT_EQ(dev->download(a), dev->download(b)) << what << " " << name;
+        else
+          EXPECT_MATCH(dev->download(a), dev->download(b), what + " " + name);
+      }
     }
 }
 

@@ -126,6 +126,8 @@ void GpuBackend::release(void* ptr) {
   if (!ptr) return;
   auto it = allocations_.find(ptr);
   TB_CHECK(it != allocations_.end(), "{}: release of memory it did not allocate", impl_);
+  releasing(ptr, it->second);
+  it = allocations_.find(ptr);
   // Weights that lived in this memory: their copies (which would read freed memory) and
   // records go.
   const char* begin = static_cast<const char*>(ptr);
@@ -447,6 +449,11 @@ void GpuBackend::batch_norm_forward_train(const BatchNormParams& p, const Tensor
     GPU_EXPECT(*t, p.C, "a per-channel tensor");
     GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
   }
+  if (library_batch_norm_forward_train(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(),
+                                       nullptr, false, y.data, running_mean.ptr<float>(),
+                                       running_var.ptr<float>(), save_mean.ptr<float>(),
+                                       save_invstd.ptr<float>()))
+    return;
   void* ws = workspace(batch_norm_workspace_bytes(rows, p.C));
   gpu::batch_norm_forward_train(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(), y.data,
                                 running_mean.ptr<float>(), running_var.ptr<float>(),
@@ -480,6 +487,11 @@ void GpuBackend::batch_norm_backward(const BatchNormParams& p, const Tensor& x, 
     GPU_EXPECT(*t, p.C, "a per-channel tensor");
     GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
   }
+  if (library_batch_norm_backward(x.dtype, p, x.data, gamma.ptr<float>(), save_mean.ptr<float>(),
+                                  save_invstd.ptr<float>(), nullptr, dy.data,
+                                  dx.defined() ? dx.data : nullptr, dgamma.ptr<float>(),
+                                  dbeta.ptr<float>(), accumulate_dx, nullptr, false, false))
+    return;
   void* ws = workspace(batch_norm_workspace_bytes(int64_t(p.N) * p.spatial, p.C));
   gpu::batch_norm_backward(x.dtype, p, x.data, gamma.ptr<float>(), save_mean.ptr<float>(),
                            save_invstd.ptr<float>(), dy.data, dx.defined() ? dx.data : nullptr,
@@ -509,6 +521,12 @@ void GpuBackend::batch_norm_relu_forward_train(const BatchNormParams& p, const T
     GPU_EXPECT(*t, p.C, "a per-channel tensor");
     GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
   }
+  if (library_batch_norm_forward_train(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(),
+                                       residual.defined() ? residual.data : nullptr, true,
+                                       y.data, running_mean.ptr<float>(),
+                                       running_var.ptr<float>(), save_mean.ptr<float>(),
+                                       save_invstd.ptr<float>()))
+    return;
   void* ws = workspace(batch_norm_workspace_bytes(rows, p.C));
   gpu::batch_norm_relu_forward_train(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(),
                                      residual.defined() ? residual.data : nullptr, y.data,
@@ -555,6 +573,13 @@ void GpuBackend::batch_norm_relu_backward(const BatchNormParams& p, const Tensor
     GPU_EXPECT(*t, p.C, "a per-channel tensor");
     GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
   }
+  if (library_batch_norm_backward(x.dtype, p, x.data, gamma.ptr<float>(), save_mean.ptr<float>(),
+                                  save_invstd.ptr<float>(), y.data, dy.data,
+                                  dx.defined() ? dx.data : nullptr, dgamma.ptr<float>(),
+                                  dbeta.ptr<float>(), accumulate_dx,
+                                  dresidual.defined() ? dresidual.data : nullptr,
+                                  accumulate_dresidual, true))
+    return;
   void* ws = workspace(batch_norm_workspace_bytes(int64_t(p.N) * p.spatial, p.C));
   gpu::batch_norm_relu_backward(x.dtype, p, x.data, gamma.ptr<float>(), save_mean.ptr<float>(),
                                 save_invstd.ptr<float>(), y.data, dy.data,

@@ -176,6 +176,28 @@ class GpuBackend : public Backend, public GpuStepControl {
   const GpuStepState* kernel_state() const { return device_schedule_ ? state_ : nullptr; }
   // Memory the backend needs for its own state (counted like any allocation).
   void* allocate_internal(size_t bytes) { return allocate(bytes); }
+  // Called by release() before [base, base + bytes) is freed: a subclass drops what it kept
+  // about memory there.
+  virtual void releasing(const void* base, size_t bytes) {}
+  // A library's training-mode batch norm in place of our kernels (the cudnn backend runs
+  // cuDNN's): called after the arguments are checked; false runs our kernels. relu fuses the
+  // ReLU, residual (with relu only) the add before it; the backward's y is the forward's
+  // output and dres the residual's gradient.
+  virtual bool library_batch_norm_forward_train(DType t, const BatchNormParams& p, const void* x,
+                                                const float* gamma, const float* beta,
+                                                const void* residual, bool relu, void* y,
+                                                float* running_mean, float* running_var,
+                                                float* save_mean, float* save_invstd) {
+    return false;
+  }
+  virtual bool library_batch_norm_backward(DType t, const BatchNormParams& p, const void* x,
+                                           const float* gamma, const float* save_mean,
+                                           const float* save_invstd, const void* y,
+                                           const void* dy, void* dx, float* dgamma,
+                                           float* dbeta, bool accumulate_dx, void* dres,
+                                           bool accumulate_dres, bool relu) {
+    return false;
+  }
 
   std::string impl_;
 

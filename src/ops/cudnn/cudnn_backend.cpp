@@ -1,4 +1,6 @@
-// CudnnBackend: GpuBackend with convolutions from cuDNN and linear layers from cuBLASLt.
+// CudnnBackend: GpuBackend with convolutions and training-mode batch norm from cuDNN and
+// linear layers from cuBLASLt (batch norm in evaluation mode, and any case cuDNN refuses,
+// runs the shared kernels).
 // Weights reach both libraries as K,R,S,C copies in the activation dtype, refreshed at every
 // use; weight gradients come back in that layout and dtype and are converted to the graph's
 // fp32 K,C,R,S.
@@ -9,6 +11,7 @@
 #include "ops/cuda/elementwise_kernels.h"
 #include "ops/cuda/gpu_backend.h"
 #include "ops/cudnn/cublaslt_linear.h"
+#include "ops/cudnn/cudnn_batch_norm.h"
 #include "ops/cudnn/cudnn_conv.h"
 
 namespace tb {
@@ -24,7 +27,10 @@ class CudnnBackend final : public GpuBackend {
   CudnnBackend()
       : GpuBackend("cudnn"),
         convs_(*this, stream(), [this](size_t b) { return workspace(b); }),
-        linear_(stream(), [this](size_t b) { return workspace(b); }) {}
+        linear_(stream(), [this](size_t b) { return workspace(b); }),
+        batch_norm_(
+            convs_.handle(), [this](size_t b) { return allocate_internal(b); },
+            [this](void* p) { release(p); }, [this](size_t b) { return workspace(b); }) {}
   std::string name() const override { return "cudnn"; }
   AlgorithmSearch algorithm_search() const override {
     return {convs_.search_seconds(), convs_.searches(), convs_.cache().hits(),
@@ -95,6 +101,25 @@ class CudnnBackend final : public GpuBackend {
     if (p.has_bias) bias_gradient(t, dy.data, p.N, p.out, dbias);
   }
 
+ protected:
+  bool library_batch_norm_forward_train(DType t, const BatchNormParams& p, const void* x,
+                                        const float* gamma, const float* beta,
+                                        const void* residual, bool relu, void* y,
+                                        float* running_mean, float* running_var,
+                                        float* save_mean, float* save_invstd) override {
+    return batch_norm_.forward_train(t, p, x, gamma, beta, residual, relu, y, running_mean,
+                                     running_var, save_mean, save_invstd);
+  }
+  bool library_batch_norm_backward(DType t, const BatchNormParams& p, const void* x,
+                                   const float* gamma, const float* save_mean,
+                                   const float* save_invstd, const void* y, const void* dy,
+                                   void* dx, float* dgamma, float* dbeta, bool accumulate_dx,
+                                   void* dres, bool accumulate_dres, bool relu) override {
+    return batch_norm_.backward(t, p, x, gamma, save_mean, save_invstd, y, dy, dx, dgamma, dbeta,
+                                accumulate_dx, dres, accumulate_dres, relu);
+  }
+  void releasing(const void* base, size_t bytes) override { batch_norm_.forget(base, bytes); }
+
  private:
   void check_conv(const Conv2dParams& p) const {
     TB_CHECK(p.N > 0 && p.C > 0 && p.K > 0 && p.kernel > 0 && p.stride > 0 && p.pad >= 0,
@@ -125,6 +150,7 @@ class CudnnBackend final : public GpuBackend {
 
   CudnnConvolutions convs_;
   CublasLtLinear linear_;
+  CudnnBatchNorm batch_norm_;
 };
 
 }  // namespace
