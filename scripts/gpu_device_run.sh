@@ -63,22 +63,25 @@ fi
 BENCH="$B/trainbench throughput --warmup 3 --repeats 20 --impl cudnn,cuda --baseline cudnn --results $OUT/throughput.jsonl"
 if has bench; then
   echo "== throughput"
-  {
+  # BENCH_MAIN=0: only the AB rows below (a shorter call).
+  [ "${BENCH_MAIN:-1}" = 1 ] && {
     tb timeout 200 $BENCH --model resnet18 --batch-size 64,512 --precision bf16
     # BENCH_QUICK=1: the bf16 rows only (a shorter call).
     [ "${BENCH_QUICK:-0}" = 1 ] || tb timeout 200 $BENCH --model resnet18 --batch-size 64,512 --precision fp32
     tb timeout 200 $BENCH --model alexnet_lite,cifar_cnn,resnet34,resnet50 --batch-size 512 --precision bf16
     [ "${BENCH_QUICK:-0}" = 1 ] || tb timeout 100 $BENCH --model resnet18 --batch-size 64,512 --precision bf16 --no-graph
   } > "$OUT/throughput.log" 2>&1
-  grep -E "^(resnet|alexnet|cifar)" "$OUT/throughput.log"
+  [ "${BENCH_MAIN:-1}" = 1 ] && grep -E "^(resnet|alexnet|cifar)" "$OUT/throughput.log"
   # AB="VAR=value ...": resnet18 bf16 with the default build, then with each setting, twice
   # over, interleaved (not in the JSON: the table above stays the default build's). E.g.
-  # AB="TB_WEIGHT_COPIES=off TB_BN_FUSED_FINISH=0".
+  # AB="TB_WEIGHT_COPIES=off TB_CUDNN_BATCH_NORM=ours"; AB_MODELS, AB_BATCHES and AB_IMPLS
+  # change the rows (default resnet18, 64,512, cudnn,cuda).
   for round in 1 2; do
     for setting in ${AB:+default} ${AB:-}; do
       env $([ "$setting" = default ] || echo "$setting") LD_LIBRARY_PATH=$TBLIB timeout 100 \
-        $B/trainbench throughput --warmup 3 --repeats 20 --impl cudnn,cuda --model resnet18 \
-        --batch-size 64,512 --precision bf16 2>&1 | grep -E "^resnet" | sed "s/^/$setting  /"
+        $B/trainbench throughput --warmup 3 --repeats 20 --impl ${AB_IMPLS:-cudnn,cuda} \
+        --model ${AB_MODELS:-resnet18} --batch-size ${AB_BATCHES:-64,512} --precision bf16 2>&1 |
+        grep -E "^resnet" | sed "s/^/$setting  /"
     done
   done
 fi
@@ -133,7 +136,7 @@ PY
     FT="--dataset fashion-mnist --batch-size 512 --epochs 6 --lr 0.15 --validation 0 --clip-grad-norm 2 --label-smoothing 0.1"
     recipe "fashion-mnist b512 6ep lr0.15 clip2 ls0.1" $FT
     if [ "${TRAIN_RECIPES:-all}" = variants ]; then
-      SEEDS="4 5 6" WARM_ONLY=1 recipe "fashion-mnist b512 6ep lr0.15 clip2 ls0.1" $FT
+      SEEDS="${VARIANT_SEEDS:-4 5 6}" WARM_ONLY=1 recipe "fashion-mnist b512 6ep lr0.15 clip2 ls0.1" $FT
     fi
     recipe "mnist b256 320 steps lr0.1" --dataset mnist --batch-size 256 --epochs 2 --max-steps 320 --lr 0.1
   } > "$OUT/train.log" 2>&1
@@ -169,10 +172,10 @@ if has cpu; then
 fi
 
 if has sanitizer; then
-  echo "== compute-sanitizer (memcheck), training steps on both backends"
+  echo "== compute-sanitizer (memcheck), training steps (plain and clipped) on both backends, the clip kernels"
   CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
   TB_CONV_AUTOTUNE=0 tb timeout 240 $CS --tool memcheck --error-exitcode 9 $B/trainbench_tests \
-    --gtest_filter='Backends/GpuTraining.CapturedStepsMatchHostSteps/cuda_bf16:Backends/GpuTraining.CapturedStepsMatchHostSteps/cudnn_bf16' \
+    --gtest_filter='Backends/GpuTraining.CapturedStepsMatchHostSteps/cuda_bf16:Backends/GpuTraining.CapturedStepsMatchHostSteps/cudnn_bf16:Backends/GpuOps.ClipGradNormMatchesRef/cuda_fp32:Backends/GpuOps.BatchNorm*/cudnn_bf16' \
     > "$OUT/sanitizer.log" 2>&1
   echo "exit $?"
   grep -E "ERROR SUMMARY|PASSED|FAILED|Invalid" "$OUT/sanitizer.log" | head -10
