@@ -2,7 +2,8 @@
 // stream, one growing workspace, converted copies of weights, every op that is not a
 // convolution or a matrix product (as our own kernels), and the GpuStepControl side (device
 // scalars, step statistics, the resident dataset, CUDA graph capture). `cuda` adds our
-// convolution kernels, `cudnn` adds cuDNN and cuBLASLt.
+// convolution kernels, `cudnn` adds cuDNN and cuBLASLt, and takes training-mode batch norm
+// through the library_batch_norm_* hooks.
 //
 // Layout: 4-D activations are channels-last (N,H,W,C) in memory while their shape reads
 // [N,C,H,W]; flat activations ([N,F]) keep the graph's C,H,W feature order. copy() between a
