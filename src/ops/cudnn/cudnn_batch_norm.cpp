@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "ops/cudnn/cudnn_check.h"
+#include "ops/cudnn/cudnn_types.h"
 
 // cuDNN 9 marks its batch-norm entry points deprecated in favour of the graph API, whose
 // batch-norm patterns are not offered on every GPU and version this runs on; the legacy
@@ -14,15 +15,6 @@
 
 namespace tb::gpu {
 namespace {
-
-cudnnDataType_t data_type(DType t) {
-  switch (t) {
-    case DType::f32: return CUDNN_DATA_FLOAT;
-    case DType::bf16: return CUDNN_DATA_BFLOAT16;
-    case DType::f16: return CUDNN_DATA_HALF;
-    default: TB_FAIL("cudnn batch norm: no {} tensors", dtype_name(t));
-  }
-}
 
 cudnnBatchNormOps_t ops_for(bool relu, bool residual) {
   if (!relu) return CUDNN_BATCHNORM_OPS_BN;
@@ -70,7 +62,7 @@ CudnnBatchNorm::Shape& CudnnBatchNorm::shape(DType t, const BatchNormParams& p) 
   if (it != shapes_.end()) return it->second;
   Shape s;
   TB_CUDNN_CHECK(cudnnCreateTensorDescriptor(&s.x));
-  TB_CUDNN_CHECK(cudnnSetTensor4dDescriptor(s.x, CUDNN_TENSOR_NHWC, data_type(t), p.N, p.C,
+  TB_CUDNN_CHECK(cudnnSetTensor4dDescriptor(s.x, CUDNN_TENSOR_NHWC, cudnn_type(t), p.N, p.C,
                                             p.spatial, 1));
   TB_CUDNN_CHECK(cudnnCreateTensorDescriptor(&s.channel));
   TB_CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(s.channel, s.x, cudnnBatchNormMode_t(mode_)));

@@ -11,18 +11,10 @@
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/strided_pixels_kernels.h"
 #include "ops/cudnn/cudnn_check.h"
+#include "ops/cudnn/cudnn_types.h"
 
 namespace tb::gpu {
 namespace {
-
-cudnnDataType_t cudnn_type(DType t) {
-  switch (t) {
-    case DType::f32: return CUDNN_DATA_FLOAT;
-    case DType::bf16: return CUDNN_DATA_BFLOAT16;
-    case DType::f16: return CUDNN_DATA_HALF;
-    default: TB_FAIL("cudnn: no convolution for {} tensors", dtype_name(t));
-  }
-}
 
 // fp32 stays on FMA math; the 16-bit types may use anything (tensor cores).
 bool math_allowed(DType t, cudnnMathType_t m) { return t != DType::f32 || m == CUDNN_FMA_MATH; }
