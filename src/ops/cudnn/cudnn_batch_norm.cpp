@@ -99,33 +99,34 @@ bool CudnnBatchNorm::forward_train(DType t, const BatchNormParams& p, const void
                                    float* save_mean, float* save_invstd) {
   if (setting_ == "ours" || p.eps < CUDNN_BN_MIN_EPSILON) return false;
   const cudnnBatchNormOps_t ops = ops_for(relu, residual != nullptr);
-  const auto refused_key = std::make_tuple(int(t), p.N, p.C, p.spatial, int(ops));
-  if (refused_.count(refused_key)) return false;
-  const Shape& s = shape(t, p);
+  Shape& s = shape(t, p);
+  Sizes& sizes = s.sizes[ops];
+  if (sizes.refused) return false;
   const cudnnBatchNormMode_t mode = cudnnBatchNormMode_t(mode_);
   cudnnActivationDescriptor_t act = relu ? relu_ : nullptr;
   cudnnTensorDescriptor_t z = residual ? s.x : nullptr;
-  size_t ws_bytes = 0, reserve_bytes = 0;
-  cudnnStatus_t st = cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(
-      handle_, mode, ops, s.x, z, s.x, s.channel, act, &ws_bytes);
-  if (st == CUDNN_STATUS_SUCCESS)
-    st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(handle_, mode, ops, act, s.x,
-                                                              &reserve_bytes);
-  if (refusal(st)) {
-    refused_[refused_key] = true;
-    return false;
+  if (!sizes.forward_known) {
+    cudnnStatus_t st = cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(
+        handle_, mode, ops, s.x, z, s.x, s.channel, act, &sizes.forward_workspace);
+    if (st == CUDNN_STATUS_SUCCESS)
+      st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(handle_, mode, ops, act, s.x,
+                                                                &sizes.reserve);
+    sizes.refused = refusal(st);
+    if (sizes.refused) return false;
+    TB_CUDNN_CHECK(st);
+    sizes.forward_known = true;
   }
-  TB_CUDNN_CHECK(st);
   Layer& layer = layers_[save_mean];
-  void* reserve = reserve_for(layer, reserve_bytes);
-  void* ws = ws_bytes ? workspace_(ws_bytes) : nullptr;
+  void* reserve = reserve_for(layer, sizes.reserve);
+  void* ws = sizes.forward_workspace ? workspace_(sizes.forward_workspace) : nullptr;
   const float one = 1.0f, zero = 0.0f;
-  st = cudnnBatchNormalizationForwardTrainingEx(
+  const cudnnStatus_t st = cudnnBatchNormalizationForwardTrainingEx(
       handle_, mode, ops, &one, &zero, s.x, x, z, residual, s.x, y, s.channel, gamma, beta,
-      p.momentum, running_mean, running_var, p.eps, save_mean, save_invstd, act, ws, ws_bytes,
-      reserve, reserve_bytes);
-  if (refusal(st)) {
-    refused_[refused_key] = true;
+      p.momentum, running_mean, running_var, p.eps, save_mean, save_invstd, act, ws,
+      sizes.forward_workspace, reserve, sizes.reserve);
+  sizes.refused = refusal(st);
+  if (sizes.refused) {
+    forget(save_mean, 1);  // our kernels run this layer from now on
     return false;
   }
   TB_CUDNN_CHECK(st);
@@ -145,19 +146,23 @@ bool CudnnBatchNorm::backward(DType t, const BatchNormParams& p, const void* x,
   const cudnnBatchNormOps_t ops = ops_for(relu, dres != nullptr);
   // The residual's gradient can only be written, and the forward must have run these ops.
   if (int(ops) != layer.ops || (dres && accumulate_dres)) return false;
-  const Shape& s = shape(t, p);
+  Shape& s = shape(t, p);
+  Sizes& sizes = s.sizes[ops];
   const cudnnBatchNormMode_t mode = cudnnBatchNormMode_t(mode_);
   cudnnActivationDescriptor_t act = relu ? relu_ : nullptr;
   cudnnTensorDescriptor_t ydesc = relu ? s.x : nullptr, dz = dres ? s.x : nullptr;
-  size_t ws_bytes = 0;
-  cudnnStatus_t st = cudnnGetBatchNormalizationBackwardExWorkspaceSize(
-      handle_, mode, ops, s.x, ydesc, s.x, dz, s.x, s.channel, act, &ws_bytes);
-  if (refusal(st)) return false;
-  TB_CUDNN_CHECK(st);
+  if (!sizes.backward_known) {
+    const cudnnStatus_t st = cudnnGetBatchNormalizationBackwardExWorkspaceSize(
+        handle_, mode, ops, s.x, ydesc, s.x, dz, s.x, s.channel, act, &sizes.backward_workspace);
+    if (refusal(st)) return false;
+    TB_CUDNN_CHECK(st);
+    sizes.backward_known = true;
+  }
+  const size_t ws_bytes = sizes.backward_workspace;
   void* ws = ws_bytes ? workspace_(ws_bytes) : nullptr;
   const float one = 1.0f, zero = 0.0f;
   const float* data_beta = accumulate_dx ? &one : &zero;
-  st = cudnnBatchNormalizationBackwardEx(
+  const cudnnStatus_t st = cudnnBatchNormalizationBackwardEx(
       handle_, mode, ops, &one, data_beta, &one, &zero, s.x, x, ydesc, relu ? y : nullptr, s.x, dy,
       dz, dres, s.x, dx, s.channel, gamma, layer.beta, dgamma, dbeta, p.eps, save_mean,
       save_invstd, act, ws, ws_bytes, layer.reserve, layer.reserve_bytes);

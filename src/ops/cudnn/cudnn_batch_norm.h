@@ -63,8 +63,15 @@ class CudnnBatchNorm {
 
  private:
   // Descriptors of one activation shape (NHWC, H = spatial, W = 1) and its per-channel tensors.
+  // What cuDNN said for one shape and ops value, asked once: a step that is not captured
+  // (--no-graph) runs this code every time.
+  struct Sizes {
+    bool forward_known = false, backward_known = false, refused = false;
+    size_t forward_workspace = 0, reserve = 0, backward_workspace = 0;
+  };
   struct Shape {
     cudnnTensorDescriptor_t x = nullptr, channel = nullptr;
+    Sizes sizes[3];  // by cudnnBatchNormOps_t
   };
   using ShapeKey = std::tuple<int, int, int, int>;  // dtype, N, C, spatial
   Shape& shape(DType t, const BatchNormParams& p);
@@ -87,7 +94,6 @@ class CudnnBatchNorm {
   cudnnActivationDescriptor_t relu_ = nullptr;
   std::map<ShapeKey, Shape> shapes_;
   std::map<const void*, Layer> layers_;  // by save_mean
-  std::map<std::tuple<int, int, int, int, int>, bool> refused_;  // shape + ops cuDNN refused
 };
 
 }  // namespace tb::gpu
