@@ -106,9 +106,6 @@ struct GpuCase {
 
 class GpuTraining : public ::testing::TestWithParam<GpuCase> {};
 
-void captured_steps_match_host_steps(Backend& backend, const GpuCase& param,
-                                     const OptimizerConfig& oc);
-
 // Even two correct fp32 implementations drift apart over a training run: batch norm on small
 // batches amplifies rounding differences. Measured here, the `cpu` backend against `ref`:
 // resnet18 0.4% apart at step 5 and 5% at step 8, cifar_cnn 2% at step 19. So the first 3
@@ -150,41 +147,26 @@ TEST_P(GpuTraining, TwentyStepLossCurvesFollowRef) {
   }
 }
 
-// The same steps, host-driven and as one replayed CUDA graph, on one fixed batch; once
-// plain and once clipped by global norm (the captured step computes the clip factor on the
-// device at every replay, the host-driven one per step).
-TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
-  for (const float max_grad_norm : {0.0f, 0.25f}) {
-    SCOPED_TRACE(max_grad_norm > 0 ? "clipped at 0.25" : "not clipped");
-    // A fresh backend each time: one that has run device-driven steps keeps its device
-    // schedule (and the dropout seeds it gives), which host-driven steps would then follow.
-    TB_GPU_BACKEND_OR_SKIP(gpu, GetParam().impl);
-    OptimizerConfig oc = sgd();
-    oc.max_grad_norm = max_grad_norm;
-    captured_steps_match_host_steps(*gpu, GetParam(), oc);
-  }
-}
-
+// One run of CapturedStepsMatchHostSteps (below) with optimizer settings oc.
 void captured_steps_match_host_steps(Backend& backend, const GpuCase& param,
                                      const OptimizerConfig& oc) {
-  Backend* gpu = &backend;
   const DType t = param.dtype;
   const CurveSpec c{"cifar_cnn", {3, 8, 8, 10}, 8};
   const Batches b = make_batches(c, 1, 7);
   const int steps = 6;
   std::vector<double> host_losses;
   {
-    Classifier model(build_model(c.model, c.input), *gpu, c.batch, true, 0.0f, t);
+    Classifier model(build_model(c.model, c.input), backend, c.batch, true, 0.0f, t);
     model.graph().init_parameters(5);
-    Optimizer opt(*gpu, model.graph().parameters(), oc);
+    Optimizer opt(backend, model.graph().parameters(), oc);
     TrainStep step(model, opt, 11);
     model.set_batch(c.batch, b.images[0].data(), b.labels[0].data());
     for (int s = 0; s < steps; ++s) host_losses.push_back(step.host_step(c.batch, s, 0.01f, nullptr));
     host_losses.push_back(model.forward_loss(c.batch, false, 11, 0));  // evaluation after
   }
-  Classifier model(build_model(c.model, c.input), *gpu, c.batch, true, 0.0f, t);
+  Classifier model(build_model(c.model, c.input), backend, c.batch, true, 0.0f, t);
   model.graph().init_parameters(5);
-  Optimizer opt(*gpu, model.graph().parameters(), oc);
+  Optimizer opt(backend, model.graph().parameters(), oc);
   TrainStep step(model, opt, 11);
   model.set_batch(c.batch, b.images[0].data(), b.labels[0].data());
   step.start_device(std::vector<float>(steps, 0.01f), std::vector<float>(steps, 0.9f), 0, steps, {});
@@ -206,6 +188,21 @@ void captured_steps_match_host_steps(Backend& backend, const GpuCase& param,
   const double eval_loss = model.forward_loss(c.batch, false, 11, 0);
   EXPECT_NEAR(eval_loss, host_losses.back(), rtol * std::abs(host_losses.back()) + 1e-5)
       << "evaluation after the steps (" << param.impl << ", " << dtype_name(t) << ")";
+}
+
+// The same steps, host-driven and as one replayed CUDA graph, on one fixed batch; once
+// plain and once clipped by global norm (the captured step computes the clip factor on the
+// device at every replay, the host-driven one per step).
+TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
+  for (const float max_grad_norm : {0.0f, 0.25f}) {
+    SCOPED_TRACE(max_grad_norm > 0 ? "clipped at 0.25" : "not clipped");
+    // A fresh backend each time: one that has run device-driven steps keeps its device
+    // schedule (and the dropout seeds it gives), which host-driven steps would then follow.
+    TB_GPU_BACKEND_OR_SKIP(gpu, GetParam().impl);
+    OptimizerConfig oc = sgd();
+    oc.max_grad_norm = max_grad_norm;
+    captured_steps_match_host_steps(*gpu, GetParam(), oc);
+  }
 }
 
 TEST_P(GpuTraining, StepsAfterTheFirstTwoAllocateNothing) {
