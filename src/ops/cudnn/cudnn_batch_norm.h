@@ -58,8 +58,6 @@ class CudnnBatchNorm {
 
   // Drops the records (and reserve spaces) of layers whose statistics lay in [base, base + bytes).
   void forget(const void* base, size_t bytes);
-  // What TB_CUDNN_BATCH_NORM asked for: "persistent", "spatial" or "ours".
-  const std::string& setting() const { return setting_; }
 
  private:
   // Descriptors of one activation shape (NHWC, H = spatial, W = 1) and its per-channel tensors.
