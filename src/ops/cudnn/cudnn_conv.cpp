@@ -19,20 +19,52 @@ namespace {
 // fp32 stays on FMA math; the 16-bit types may use anything (tensor cores).
 bool math_allowed(DType t, cudnnMathType_t m) { return t != DType::f32 || m == CUDNN_FMA_MATH; }
 
-// The fastest successful result the rules allow, or a deterministic one (no atomics, the
-// same result every run) that is at most 10% slower; throws if none. Results come sorted
-// by time.
+// Which measured algorithm a pass takes (TB_CUDNN_ALGOS, read once per backend):
+// - deterministic (the default): the fastest, or a deterministic one (no atomics, the same
+//   result every run) that is at most 10% slower;
+// - fastest: the fastest, deterministic or not (what PyTorch's cudnn.benchmark takes);
+// - lean: of the deterministic ones at most 10% slower than the fastest, the one with the
+//   smallest workspace (for peak memory).
+// Throws if none is usable. Results come sorted by time.
 template <class Perf>
-const Perf& pick(const Perf* results, int count, DType t, const char* pass) {
+const Perf& pick(const Perf* results, int count, DType t, const char* pass, AlgoPolicy policy) {
   const Perf* fastest = nullptr;
+  const Perf* chosen = nullptr;
   for (int i = 0; i < count; ++i) {
     const Perf& r = results[i];
     if (r.status != CUDNN_STATUS_SUCCESS || !math_allowed(t, r.mathType)) continue;
     if (!fastest) fastest = &r;
-    if (r.determinism == CUDNN_DETERMINISTIC && r.time <= 1.1f * fastest->time) return r;
+    if (policy == AlgoPolicy::fastest) return r;
+    if (r.determinism != CUDNN_DETERMINISTIC || r.time > 1.1f * fastest->time) continue;
+    if (policy == AlgoPolicy::deterministic) return r;
+    if (!chosen || r.memory < chosen->memory) chosen = &r;
   }
   TB_CHECK(fastest, "cudnn: no usable {} algorithm for {} ({} tried)", pass, dtype_name(t), count);
-  return *fastest;
+  return chosen ? *chosen : *fastest;
+}
+
+// TB_CUDNN_SEARCH_LOG=1: every search's candidates to stderr (time, workspace, determinism).
+template <class Perf>
+void log_search(const Perf* results, int count, const Perf& chosen, DType t, const char* pass,
+                const ConvGeometry& g) {
+  fmt::print(stderr, "cudnn search {} {} n{} c{} h{} w{} k{} r{} s{} stride{}:", dtype_name(t),
+             pass, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.stride);
+  for (int i = 0; i < count; ++i) {
+    const Perf& r = results[i];
+    if (r.status != CUDNN_STATUS_SUCCESS) continue;
+    fmt::print(stderr, " {}algo{}/m{} {:.3f}ms {}MiB{}", &r == &chosen ? "*" : "", int(r.algo),
+               int(r.mathType), r.time, (r.memory + (1 << 20) - 1) >> 20,
+               r.determinism == CUDNN_DETERMINISTIC ? "" : " nondet");
+  }
+  fmt::print(stderr, "\n");
+}
+
+AlgoPolicy algo_policy_from_env() {
+  const char* v = std::getenv("TB_CUDNN_ALGOS");
+  if (!v || !*v || std::strcmp(v, "deterministic") == 0) return AlgoPolicy::deterministic;
+  if (std::strcmp(v, "fastest") == 0) return AlgoPolicy::fastest;
+  if (std::strcmp(v, "lean") == 0) return AlgoPolicy::lean;
+  throw InputError(fmt::format("TB_CUDNN_ALGOS must be deterministic, fastest or lean, got '{}'", v));
 }
 
 // fp32 stays on FMA math (no TF32); 16-bit types may use tensor cores.
@@ -91,7 +123,10 @@ void for_each_gather_chunk(DType t, const ConvGeometry& g, int chunk_images, Fn 
 }  // namespace
 
 CudnnConvolutions::CudnnConvolutions(Backend& backend, cudaStream_t stream, WorkspaceFn workspace)
-    : backend_(backend), stream_(stream), workspace_(std::move(workspace)) {
+    : backend_(backend), stream_(stream), workspace_(std::move(workspace)),
+      policy_(algo_policy_from_env()) {
+  if (const char* v = std::getenv("TB_CUDNN_SEARCH_LOG"); v && std::strcmp(v, "1") == 0)
+    log_searches_ = true;
   // TB_CUDNN_STRIDED_1X1=direct (the default) or gathered[:IMAGES] (chunks of that many).
   if (const char* v = std::getenv("TB_CUDNN_STRIDED_1X1"); v && *v) {
     const std::string setting = v;
@@ -194,9 +229,11 @@ bool CudnnConvolutions::adopt_sibling(DType t, const ConvGeometry& g, Plan& p, i
 
 std::string CudnnConvolutions::cache_key(DType t, const ConvGeometry& g, int index) const {
   static const char* kPass[] = {"fprop", "dgrad", "wgrad"};
-  return fmt::format("{}|{}|{}|n{} c{} h{} w{} k{} r{} s{} stride{} pad{}", device_key_,
+  // The default policy's keys carry no policy name, as before there were others.
+  static const char* kPolicy[] = {"", "|fastest", "|lean"};
+  return fmt::format("{}|{}|{}|n{} c{} h{} w{} k{} r{} s{} stride{} pad{}{}", device_key_,
                      dtype_name(t), kPass[index], g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.stride,
-                     g.pad);
+                     g.pad, kPolicy[int(policy_)]);
 }
 
 bool CudnnConvolutions::adopt_cached(DType t, const ConvGeometry& g, Plan& p, int index) {
@@ -231,7 +268,8 @@ void CudnnConvolutions::search(Plan& p, int index, DType t, const ConvGeometry& 
   TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
   backend_.release(scratch);
   backend_.release(ws);
-  const Perf& best = pick(results, count, t, kWhat[index]);
+  const Perf& best = pick(results, count, t, kWhat[index], policy_);
+  if (log_searches_) log_search(results, count, best, t, kWhat[index], g);
   Pass& pass = p.pass[index];
   pass.algo = int(best.algo);
   pass.workspace = best.memory;

@@ -7,7 +7,8 @@
 // takes the measured shape's algorithms instead of a second search. Every run takes its
 // workspace from the backend's one shared buffer. A 1x1 convolution with stride > 1 can also
 // run as a pixel gather and a stride-1 1x1 (TB_CUDNN_STRIDED_1X1=gathered; cudnn_conv.cpp
-// says why it is not the default).
+// says why it is not the default). TB_CUDNN_ALGOS picks among the measured algorithms
+// (deterministic by default; fastest; lean), TB_CUDNN_SEARCH_LOG=1 prints every search.
 #pragma once
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
@@ -23,6 +24,9 @@
 #include "ops/cuda/conv_kernels.h"
 
 namespace tb::gpu {
+
+// How a measured algorithm is chosen (TB_CUDNN_ALGOS; cudnn_conv.cpp's pick()).
+enum class AlgoPolicy { deterministic, fastest, lean };
 
 class CudnnConvolutions {
  public:
@@ -108,6 +112,8 @@ class CudnnConvolutions {
     int chunk_images = 0;  // 0: chunks of at most 16 MiB
   };
   StridedRoute strided_;
+  AlgoPolicy policy_;
+  bool log_searches_ = false;  // TB_CUDNN_SEARCH_LOG=1
   AlgorithmCache cache_;
   std::string device_key_;  // GPU name and cuDNN version, the cache keys' prefix
   double search_seconds_ = 0;
