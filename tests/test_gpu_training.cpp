@@ -205,6 +205,40 @@ TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
   }
 }
 
+// Programmatic dependent launch (ops/cuda/pdl.cuh) lets each of our kernels be scheduled
+// before the one ahead of it has finished; a kernel that touched memory before its wait
+// would race. The same captured steps with it off and on must give the same losses: exactly
+// on `cuda`, whose kernels are deterministic, and within cuDNN's run-to-run spread on cudnn.
+TEST_P(GpuTraining, ProgrammaticLaunchChangesNoResult) {
+  const CurveSpec c{"resnet18", {3, 16, 16, 10}, 8};
+  const Batches b = make_batches(c, 1, 9);
+  const int steps = 6;
+  std::vector<std::vector<double>> runs;
+  for (const char* pdl : {"0", "1"}) {
+    testing::ScopedEnv env("TB_PDL", pdl);
+    TB_GPU_BACKEND_OR_SKIP(gpu, GetParam().impl);
+    Classifier model(build_model(c.model, c.input), *gpu, c.batch, true, 0.0f, GetParam().dtype);
+    model.graph().init_parameters(5);
+    Optimizer opt(*gpu, model.graph().parameters(), sgd());
+    TrainStep step(model, opt, 11);
+    model.set_batch(c.batch, b.images[0].data(), b.labels[0].data());
+    step.start_device(std::vector<float>(steps, 0.01f), std::vector<float>(steps, 0.9f), 0, steps, {});
+    for (int s = 0; s < steps; ++s) step.device_step(c.batch, c.batch);
+    std::vector<double> losses;
+    for (const StepStats& st : step.read_stats(0, steps)) losses.push_back(st.loss_sum / c.batch);
+    step.sync_optimizer();
+    losses.push_back(model.forward_loss(c.batch, false, 11, 0));
+    runs.push_back(losses);
+  }
+  const bool exact = std::string(GetParam().impl) == "cuda";
+  for (size_t s = 0; s < runs[0].size(); ++s) {
+    if (exact)
+      EXPECT_EQ(runs[1][s], runs[0][s]) << "step " << s;
+    else
+      EXPECT_NEAR(runs[1][s], runs[0][s], 3e-3 * std::abs(runs[0][s]) + 1e-5) << "step " << s;
+  }
+}
+
 TEST_P(GpuTraining, StepsAfterTheFirstTwoAllocateNothing) {
   TB_GPU_BACKEND_OR_SKIP(gpu, GetParam().impl);
   const CurveSpec c{"resnet18", {3, 16, 16, 10}, 4};

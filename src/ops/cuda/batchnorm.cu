@@ -8,6 +8,7 @@
 
 #include "ops/cuda/batchnorm_kernels.h"
 #include "ops/cuda/gpu_types.cuh"
+#include "ops/cuda/pdl.cuh"
 
 namespace tb::gpu {
 namespace {
@@ -36,9 +37,9 @@ Grid grid_for(int64_t rows, int C) {
 // kMode 2: sums of y only (column sums). kMode 3: kMode 1 with dy masked by a ReLU's output
 // (dy where mask > 0, else 0: the ReLU's backward, read as the separate kernel computes it).
 template <class T, int kMode>
-__global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, int64_t rows,
-                                    int C, int64_t rows_per_chunk, float2* partials,
-                                    const T* mask = nullptr) {
+__global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, int64_t rows, int C,
+                                    int64_t rows_per_chunk, float2* partials, const T* mask) {
+  pdl_begin();
   __shared__ float2 red[kRows][kCols];
   const int c = blockIdx.x * kCols + threadIdx.x;
   const int64_t begin = blockIdx.y * rows_per_chunk;
@@ -81,6 +82,7 @@ template <class T, int kMode>
 __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float* mean,
                                            int64_t rows, int C, int64_t rows_per_chunk,
                                            float2* partials, const T* mask) {
+  pdl_begin();
   constexpr int V = Vec16<T>::kCount;
   extern __shared__ float2 lane_sums[];  // [lanes][C]
   const int groups = C / V;
@@ -173,6 +175,7 @@ __global__ void finish_forward_kernel(const T* x, const float2* partials, int ch
                                       int C, double eps, double momentum, const float* gamma,
                                       const float* beta, float* running_mean, float* running_var,
                                       float* save_mean, float* save_invstd, float* coef) {
+  pdl_begin();
   double s1 = 0, s2 = 0;
   if (!sum_chunks(partials, chunks, C, s1, s2)) return;
   const int c = blockIdx.x * kCols + threadIdx.x;
@@ -194,6 +197,7 @@ __global__ void finish_forward_kernel(const T* x, const float2* partials, int ch
 __global__ void finish_eval_kernel(int C, double eps, const float* gamma, const float* beta,
                                    const float* running_mean, const float* running_var,
                                    float* coef) {
+  pdl_begin();
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
   const double scale = double(gamma[c]) / sqrt(double(running_var[c]) + eps);
@@ -207,6 +211,7 @@ __global__ void finish_backward_kernel(const float2* partials, int chunks, int64
                                        const float* gamma, const float* save_mean,
                                        const float* save_invstd, float* dgamma, float* dbeta,
                                        float* coef) {
+  pdl_begin();
   double sum_dy = 0, sum_dy_xmu = 0;
   if (!sum_chunks(partials, chunks, C, sum_dy, sum_dy_xmu)) return;
   const int c = blockIdx.x * kCols + threadIdx.x;
@@ -224,6 +229,7 @@ __global__ void finish_backward_kernel(const float2* partials, int chunks, int64
 }
 
 __global__ void finish_column_sum_kernel(const float2* partials, int chunks, int C, float* out) {
+  pdl_begin();
   double s = 0, unused = 0;
   if (!sum_chunks(partials, chunks, C, s, unused)) return;
   out[blockIdx.x * kCols + threadIdx.x] = float(s);
@@ -258,6 +264,7 @@ bool fixed_channels(int C) {
 template <class T, bool kVector, int kEpilogue, bool kFixed = false>
 __global__ void apply_forward_kernel(const T* x, const T* residual, T* y, int64_t n, int C,
                                      const float* coef) {
+  pdl_begin();
   constexpr int V = Vec16<T>::kCount;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -305,8 +312,9 @@ __global__ void apply_forward_kernel(const T* x, const T* residual, T* y, int64_
 // mask > 0 (else 0) and dres = g (or += g). dx may be null when only dres is wanted.
 template <class T, bool kVector, bool kMasked, bool kFixed = false>
 __global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n, int C,
-                                      const float* coef, bool accumulate, const T* mask = nullptr,
-                                      T* dres = nullptr, bool accumulate_res = false) {
+                                      const float* coef, bool accumulate, const T* mask, T* dres,
+                                      bool accumulate_res) {
+  pdl_begin();
   constexpr int V = Vec16<T>::kCount;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -405,11 +413,13 @@ void partial_sums(const void* x, const void* dy, const float* mean, int64_t rows
   if (vector_ok<T>(C, {x, dy, mask}) && groups <= 256) {
     const int lanes = 256 / groups;
     const size_t shared = sizeof(float2) * size_t(lanes) * size_t(C);
-    partial_sums_vector_kernel<T, kMode><<<g.chunks, lanes * groups, shared, s>>>(
-        (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials, (const T*)mask);
+    launch_kernel(partial_sums_vector_kernel<T, kMode>, g.chunks, lanes * groups, shared, s,
+                  (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials,
+                  (const T*)mask);
   } else {
-    partial_sums_kernel<T, kMode><<<dim3(g.col_blocks, g.chunks), dim3(kCols, kRows), 0, s>>>(
-        (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials, (const T*)mask);
+    launch_kernel(partial_sums_kernel<T, kMode>, dim3(g.col_blocks, g.chunks), dim3(kCols, kRows),
+                  0, s, (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials,
+                  (const T*)mask);
   }
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -419,14 +429,14 @@ void apply_forward(const void* x, const void* residual, void* y, int64_t n, int 
                    const float* coef, cudaStream_t s) {
   const unsigned vector_blocks = blocks_for(n / Vec16<T>::kCount, kApplyThreads);
   if (vector_ok<T>(C, {x, residual, y}) && fixed_channels<T>(C))
-    apply_forward_kernel<T, true, kEpilogue, true><<<vector_blocks, kApplyThreads, 0, s>>>(
-        (const T*)x, (const T*)residual, (T*)y, n, C, coef);
+    launch_kernel(apply_forward_kernel<T, true, kEpilogue, true>, vector_blocks, kApplyThreads, 0,
+                  s, (const T*)x, (const T*)residual, (T*)y, n, C, coef);
   else if (vector_ok<T>(C, {x, residual, y}))
-    apply_forward_kernel<T, true, kEpilogue><<<vector_blocks, kApplyThreads, 0, s>>>(
-        (const T*)x, (const T*)residual, (T*)y, n, C, coef);
+    launch_kernel(apply_forward_kernel<T, true, kEpilogue>, vector_blocks, kApplyThreads, 0, s,
+                  (const T*)x, (const T*)residual, (T*)y, n, C, coef);
   else
-    apply_forward_kernel<T, false, kEpilogue><<<blocks_for(n, 256), 256, 0, s>>>(
-        (const T*)x, (const T*)residual, (T*)y, n, C, coef);
+    launch_kernel(apply_forward_kernel<T, false, kEpilogue>, blocks_for(n, 256), 256, 0, s,
+                  (const T*)x, (const T*)residual, (T*)y, n, C, coef);
   TB_CUDA_LAUNCH_CHECK();
 }
 
@@ -454,9 +464,9 @@ void forward_train(DType t, const BatchNormParams& p, const void* x, const float
   float* coef = coef_of(workspace, rows, C);
   TB_GPU_DISPATCH(t, T, {
     partial_sums<T, 0>(x, nullptr, nullptr, rows, C, g, partials_of(workspace), nullptr, s);
-    finish_forward_kernel<T><<<finish_grid(C), finish_block(), 0, s>>>(
-        (const T*)x, partials_of(workspace), g.chunks, rows, C, p.eps, p.momentum, gamma, beta,
-        running_mean, running_var, save_mean, save_invstd, coef);
+    launch_kernel(finish_forward_kernel<T>, finish_grid(C), finish_block(), 0, s, (const T*)x,
+                  partials_of(workspace), g.chunks, rows, C, p.eps, p.momentum, gamma, beta,
+                  running_mean, running_var, save_mean, save_invstd, coef);
     TB_CUDA_LAUNCH_CHECK();
     apply_forward<T>(x, residual, y, rows * C, C, coef, epilogue, s);
   });
@@ -469,8 +479,8 @@ void forward_eval(DType t, const BatchNormParams& p, const void* x, const float*
   const int64_t rows = int64_t(p.N) * p.spatial;
   const int C = p.C;
   float* coef = coef_of(workspace, rows, C);
-  finish_eval_kernel<<<(C + 127) / 128, 128, 0, s>>>(C, p.eps, gamma, beta, running_mean,
-                                                     running_var, coef);
+  launch_kernel(finish_eval_kernel, (C + 127) / 128, 128, 0, s, C, p.eps, gamma, beta, running_mean,
+                running_var, coef);
   TB_CUDA_LAUNCH_CHECK();
   TB_GPU_DISPATCH(t, T, { apply_forward<T>(x, residual, y, rows * C, C, coef, epilogue, s); });
 }
@@ -490,9 +500,9 @@ void backward(DType t, const BatchNormParams& p, const void* x, const float* gam
       partial_sums<T, 3>(x, dy, save_mean, rows, C, g, partials_of(workspace), mask, s);
     else
       partial_sums<T, 1>(x, dy, save_mean, rows, C, g, partials_of(workspace), nullptr, s);
-    finish_backward_kernel<<<finish_grid(C), finish_block(), 0, s>>>(partials_of(workspace), g.chunks, rows,
-                                                           C, gamma, save_mean, save_invstd,
-                                                           dgamma, dbeta, coef);
+    launch_kernel(finish_backward_kernel, finish_grid(C), finish_block(), 0, s,
+                  partials_of(workspace), g.chunks, rows, C, gamma, save_mean, save_invstd, dgamma,
+                  dbeta, coef);
     TB_CUDA_LAUNCH_CHECK();
     const int64_t n = rows * C;
     const bool vector = vector_ok<T>(C, {x, dy, dx, mask, dres});
@@ -501,28 +511,29 @@ void backward(DType t, const BatchNormParams& p, const void* x, const float* gam
         vector ? blocks_for(n / Vec16<T>::kCount, kApplyThreads) : blocks_for(n, kApplyThreads);
     if (mask && (dx || dres)) {
       if (fixed)
-        apply_backward_kernel<T, true, true, true><<<blocks, kApplyThreads, 0, s>>>(
-            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
-            accumulate_res);
+        launch_kernel(apply_backward_kernel<T, true, true, true>, blocks, kApplyThreads, 0, s,
+                      (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask,
+                      (T*)dres, accumulate_res);
       else if (vector)
-        apply_backward_kernel<T, true, true><<<blocks, 256, 0, s>>>(
-            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
-            accumulate_res);
+        launch_kernel(apply_backward_kernel<T, true, true>, blocks, 256, 0, s, (const T*)x,
+                      (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
+                      accumulate_res);
       else
-        apply_backward_kernel<T, false, true><<<blocks, 256, 0, s>>>(
-            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
-            accumulate_res);
+        launch_kernel(apply_backward_kernel<T, false, true>, blocks, 256, 0, s, (const T*)x,
+                      (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
+                      accumulate_res);
       TB_CUDA_LAUNCH_CHECK();
     } else if (!mask && dx) {
       if (fixed)
-        apply_backward_kernel<T, true, false, true><<<blocks, kApplyThreads, 0, s>>>(
-            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
+        launch_kernel(apply_backward_kernel<T, true, false, true>, blocks, kApplyThreads, 0, s,
+                      (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, nullptr, nullptr,
+                      false);
       else if (vector)
-        apply_backward_kernel<T, true, false><<<blocks, 256, 0, s>>>(
-            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
+        launch_kernel(apply_backward_kernel<T, true, false>, blocks, 256, 0, s, (const T*)x,
+                      (const T*)dy, (T*)dx, n, C, coef, accumulate, nullptr, nullptr, false);
       else
-        apply_backward_kernel<T, false, false><<<blocks, 256, 0, s>>>(
-            (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate);
+        launch_kernel(apply_backward_kernel<T, false, false>, blocks, 256, 0, s, (const T*)x,
+                      (const T*)dy, (T*)dx, n, C, coef, accumulate, nullptr, nullptr, false);
       TB_CUDA_LAUNCH_CHECK();
     }
   });
@@ -591,7 +602,8 @@ void column_sum(DType t, const void* y, int64_t rows, int K, float* out, void* w
   TB_GPU_DISPATCH(t, T, {
     partial_sums<T, 2>(y, nullptr, nullptr, rows, K, g, partials_of(workspace), nullptr, s);
   });
-  finish_column_sum_kernel<<<finish_grid(K), finish_block(), 0, s>>>(partials_of(workspace), g.chunks, K, out);
+  launch_kernel(finish_column_sum_kernel, finish_grid(K), finish_block(), 0, s,
+                partials_of(workspace), g.chunks, K, out);
   TB_CUDA_LAUNCH_CHECK();
 }
 

@@ -1,5 +1,6 @@
 #include "ops/cuda/channel_pad_kernels.h"
 #include "ops/cuda/gpu_types.cuh"
+#include "ops/cuda/pdl.cuh"
 
 namespace tb::gpu {
 namespace {
@@ -7,6 +8,7 @@ namespace {
 template <class T>
 __global__ void pad_channels_kernel(const T* __restrict__ x, T* __restrict__ xp, int64_t pixels,
                                     int C, int Cp) {
+  pdl_begin();
   const int64_t total = pixels * Cp;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -17,6 +19,7 @@ __global__ void pad_channels_kernel(const T* __restrict__ x, T* __restrict__ xp,
 
 __global__ void unpad_kernel(const float* __restrict__ dwp, float* __restrict__ dw, int K, int C,
                              int Cp, int RS) {
+  pdl_begin();
   const int64_t total = int64_t(K) * C * RS;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -32,16 +35,16 @@ __global__ void unpad_kernel(const float* __restrict__ dwp, float* __restrict__ 
 void pad_channels(DType t, const void* x, void* xp, int64_t pixels, int C, int Cp,
                   cudaStream_t s) {
   TB_GPU_DISPATCH(t, T, {
-    pad_channels_kernel<T><<<blocks_for(pixels * Cp, 256), 256, 0, s>>>(
-        static_cast<const T*>(x), static_cast<T*>(xp), pixels, C, Cp);
+    launch_kernel(pad_channels_kernel<T>, blocks_for(pixels * Cp, 256), 256, 0, s,
+                  static_cast<const T*>(x), static_cast<T*>(xp), pixels, C, Cp);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
 
 void unpad_weight_gradient(const float* dw_padded, float* dw, int K, int C, int Cp, int R, int S,
                            cudaStream_t s) {
-  unpad_kernel<<<blocks_for(int64_t(K) * C * R * S, 256), 256, 0, s>>>(dw_padded, dw, K, C, Cp,
-                                                                       R * S);
+  launch_kernel(unpad_kernel, blocks_for(int64_t(K) * C * R * S, 256), 256, 0, s, dw_padded, dw, K,
+                C, Cp, R * S);
   TB_CUDA_LAUNCH_CHECK();
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "ops/cuda/conv_common.cuh"
+#include "ops/cuda/pdl.cuh"
 
 namespace tb::gpu {
 
@@ -37,6 +38,7 @@ namespace {
 template <class T, ConvPass kPass>
 __global__ void reduce_kernel(ConvGeometry g, int splits, const float* __restrict__ partials,
                               T* out, float* dw, const float* bias, bool accumulate) {
+  pdl_begin();
   const GemmSize gs = gemm_size(kPass, g);
   const int64_t total = gs.M * gs.N;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
@@ -70,6 +72,7 @@ __device__ __forceinline__ void krsc_element(const float* __restrict__ w, T* out
 
 template <class T>
 __global__ void krsc_kernel(const float* __restrict__ w, T* out, int K, int C, int R, int S) {
+  pdl_begin();
   const int64_t total = int64_t(K) * C * R * S;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x)
@@ -79,6 +82,7 @@ __global__ void krsc_kernel(const float* __restrict__ w, T* out, int K, int C, i
 // Element i of the concatenated segments: a binary search for its segment (a few dozen).
 template <class T>
 __global__ void krsc_segments_kernel(const KrscSegment* segments, int count, int64_t total) {
+  pdl_begin();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
     int lo = 0, hi = count - 1;
@@ -93,6 +97,7 @@ __global__ void krsc_segments_kernel(const KrscSegment* segments, int count, int
 
 template <class T>
 __global__ void kcrs_kernel(const T* __restrict__ w, float* out, int K, int C, int R, int S) {
+  pdl_begin();
   const int64_t total = int64_t(K) * C * R * S;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -160,19 +165,16 @@ void reduce_partials(ConvPass pass, DType t, const ConvGeometry& g, int splits,
   const GemmSize gs = gemm_size(pass, g);
   const unsigned blocks = blocks_for(gs.M * gs.N, 256);
   if (pass == ConvPass::wgrad) {
-    reduce_kernel<float, ConvPass::wgrad><<<blocks, 256, 0, s>>>(g, splits, partials, nullptr,
-                                                                 static_cast<float*>(out),
-                                                                 nullptr, false);
+    launch_kernel(reduce_kernel<float, ConvPass::wgrad>, blocks, 256, 0, s, g, splits, partials,
+                  nullptr, static_cast<float*>(out), nullptr, false);
   } else {
     TB_GPU_DISPATCH(t, T, {
       if (pass == ConvPass::fprop)
-        reduce_kernel<T, ConvPass::fprop><<<blocks, 256, 0, s>>>(g, splits, partials,
-                                                                 static_cast<T*>(out), nullptr,
-                                                                 bias, false);
+        launch_kernel(reduce_kernel<T, ConvPass::fprop>, blocks, 256, 0, s, g, splits, partials,
+                      static_cast<T*>(out), nullptr, bias, false);
       else
-        reduce_kernel<T, ConvPass::dgrad><<<blocks, 256, 0, s>>>(g, splits, partials,
-                                                                 static_cast<T*>(out), nullptr,
-                                                                 nullptr, accumulate);
+        launch_kernel(reduce_kernel<T, ConvPass::dgrad>, blocks, 256, 0, s, g, splits, partials,
+                      static_cast<T*>(out), nullptr, nullptr, accumulate);
     });
   }
   TB_CUDA_LAUNCH_CHECK();
@@ -262,7 +264,8 @@ void weights_to_krsc(DType t, const float* w_kcrs, void* w_krsc, int K, int C, i
                      cudaStream_t s) {
   const int64_t n = int64_t(K) * C * R * S;
   TB_GPU_DISPATCH(t, T, {
-    krsc_kernel<T><<<blocks_for(n, 256), 256, 0, s>>>(w_kcrs, static_cast<T*>(w_krsc), K, C, R, S);
+    launch_kernel(krsc_kernel<T>, blocks_for(n, 256), 256, 0, s, w_kcrs, static_cast<T*>(w_krsc), K,
+                  C, R, S);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -271,7 +274,8 @@ void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t to
                      cudaStream_t s) {
   if (count == 0 || total == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    krsc_segments_kernel<T><<<blocks_for(total, 256), 256, 0, s>>>(segments, count, total);
+    launch_kernel(krsc_segments_kernel<T>, blocks_for(total, 256), 256, 0, s, segments, count,
+                  total);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -280,8 +284,8 @@ void weights_from_krsc(DType t, const void* w_krsc, float* w_kcrs, int K, int C,
                        cudaStream_t s) {
   const int64_t n = int64_t(K) * C * R * S;
   TB_GPU_DISPATCH(t, T, {
-    kcrs_kernel<T><<<blocks_for(n, 256), 256, 0, s>>>(static_cast<const T*>(w_krsc), w_kcrs, K, C,
-                                                      R, S);
+    launch_kernel(kcrs_kernel<T>, blocks_for(n, 256), 256, 0, s, static_cast<const T*>(w_krsc),
+                  w_kcrs, K, C, R, S);
   });
   TB_CUDA_LAUNCH_CHECK();
 }

@@ -5,6 +5,7 @@
 // through double-buffered shared memory with the next slice's loads already in registers.
 // Elements are gathered one by one (any alignment), converted to float, and reduced in fp32.
 #include "ops/cuda/conv_common.cuh"
+#include "ops/cuda/pdl.cuh"
 
 namespace tb::gpu {
 namespace {
@@ -27,6 +28,7 @@ template <class T, ConvPass kPass, int TM, int TN>
 __global__ void __launch_bounds__(kThreads)
     conv_fma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
                     Epilogue<T> ep, int tiles_per_split) {
+  pdl_begin();
   constexpr int BM = 16 * TM, BN = 16 * TN;
   constexpr int A_ITERS = BM * kBK / kThreads, B_ITERS = BN * kBK / kThreads;
   constexpr bool kAKMajor = kPass != ConvPass::wgrad;
@@ -213,9 +215,9 @@ void launch(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilo
   const int bm = tile == 0 ? 128 : 64, bn = bm;
   const dim3 grid(unsigned((gs.M + bm - 1) / bm), unsigned((gs.N + bn - 1) / bn), unsigned(splits));
   if (tile == 0)
-    conv_fma_kernel<T, kPass, 8, 8><<<grid, kThreads, 0, s>>>(g, a, b, ep, per_split);
+    launch_kernel(conv_fma_kernel<T, kPass, 8, 8>, grid, kThreads, 0, s, g, a, b, ep, per_split);
   else
-    conv_fma_kernel<T, kPass, 4, 4><<<grid, kThreads, 0, s>>>(g, a, b, ep, per_split);
+    launch_kernel(conv_fma_kernel<T, kPass, 4, 4>, grid, kThreads, 0, s, g, a, b, ep, per_split);
   TB_CUDA_LAUNCH_CHECK();
 }
 

@@ -12,6 +12,7 @@
 
 #include "ops/cuda/conv_tile_loader.cuh"
 #include "ops/cuda/conv_wgmma.h"
+#include "ops/cuda/pdl.cuh"
 
 namespace tb::gpu {
 namespace {
@@ -70,6 +71,7 @@ template <class T, ConvPass kPass, int BM, int BN, int BK, int WARPS_M, int WARP
 __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, MIN_BLOCKS)
     conv_mma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
                     Epilogue<T> ep) {
+  pdl_begin();
   using Cfg = MmaConv<T, kPass, BM, BN, BK, WARPS_M, WARPS_N, STAGES>;
   constexpr int kStages = STAGES, kBK = BK;
   extern __shared__ __align__(128) unsigned char smem[];

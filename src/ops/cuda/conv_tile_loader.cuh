@@ -12,6 +12,7 @@
 //   wgrad: A = dy^T (output channels contiguous: M-major), B = x gathered (N-major)
 #pragma once
 #include "ops/cuda/conv_common.cuh"
+#include "ops/cuda/pdl.cuh"
 
 namespace tb::gpu {
 
@@ -453,7 +454,7 @@ void launch_tiles(Kernel kernel, bool& configured, int bm, int bn, int threads, 
   const GemmSize gs = mma_work_size(kPass, g);
   const dim3 grid(unsigned((gs.M + bm - 1) / bm), unsigned((gs.N + bn - 1) / bn),
                   unsigned(splits * mma_classes(kPass, g)));
-  kernel<<<grid, threads, smem, s>>>(g, a, b, ep);
+  launch_kernel(kernel, grid, threads, smem, s, g, a, b, ep);
   TB_CUDA_LAUNCH_CHECK();
 }
 

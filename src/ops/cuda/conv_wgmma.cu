@@ -21,6 +21,7 @@
 
 #include "ops/cuda/conv_tile_loader.cuh"
 #include "ops/cuda/conv_wgmma.h"
+#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/wgmma_ops.cuh"
 
 namespace tb::gpu {
@@ -110,6 +111,7 @@ template <class T, ConvPass kPass, int BM, int BN, int WG, int STAGES, bool kSwa
 __global__ void __launch_bounds__(WG * 128, MIN_BLOCKS)
     conv_wgmma_kernel(ConvGeometry g, const T* __restrict__ opA, const T* __restrict__ opB,
                       Epilogue<T> ep) {
+  pdl_begin();
 #ifdef TB_WGMMA_DEVICE
   using Cfg = WgmmaConv<T, kPass, BM, BN, WG, STAGES, kSwap>;
   constexpr int MI = Cfg::MI, NW = Cfg::NW;

@@ -2,6 +2,7 @@
 // its item's three augmentation draws (three hashes, far cheaper than a round trip).
 #include "ops/cuda/dataset_kernels.h"
 #include "ops/cuda/gpu_types.cuh"
+#include "ops/cuda/pdl.cuh"
 
 namespace tb::gpu {
 namespace {
@@ -11,6 +12,7 @@ __global__ void gather_kernel(GatherSpec sp, const uint8_t* __restrict__ images,
                               const int32_t* __restrict__ labels,
                               const int32_t* __restrict__ order, const GpuStepState* st, T* out,
                               int32_t* out_labels) {
+  pdl_begin();
   const int64_t item_size = int64_t(sp.C) * sp.H * sp.W;
   const int64_t total = int64_t(sp.n) * item_size;
   const int64_t first = (st->step - st->epoch_first_step) * int64_t(sp.batch);
@@ -58,8 +60,8 @@ void gather_batch(DType t, const GatherSpec& spec, const uint8_t* images, const 
   const int64_t total = int64_t(spec.n) * spec.C * spec.H * spec.W;
   if (total == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    gather_kernel<T><<<blocks_for(total, 256), 256, 0, s>>>(spec, images, labels, order, state,
-                                                            static_cast<T*>(out), out_labels);
+    launch_kernel(gather_kernel<T>, blocks_for(total, 256), 256, 0, s, spec, images, labels, order,
+                  state, static_cast<T*>(out), out_labels);
   });
   TB_CUDA_LAUNCH_CHECK();
 }

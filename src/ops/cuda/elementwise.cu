@@ -3,6 +3,7 @@
 // scalar loop for the tail.
 #include "ops/cuda/elementwise_kernels.h"
 #include "ops/cuda/gpu_types.cuh"
+#include "ops/cuda/pdl.cuh"
 
 namespace tb::gpu {
 namespace {
@@ -16,6 +17,7 @@ __device__ __forceinline__ int64_t thread_stride() { return int64_t(gridDim.x) *
 
 template <class T, bool kVector>
 __global__ void relu_fwd_kernel(const T* x, T* y, int64_t n) {
+  pdl_begin();
   constexpr int V = Vec16<T>::kCount;
   const int64_t nvec = kVector ? n / V : 0;
   for (int64_t i = thread_index(); i < nvec; i += thread_stride()) {
@@ -30,6 +32,7 @@ __global__ void relu_fwd_kernel(const T* x, T* y, int64_t n) {
 
 template <class T, bool kVector>
 __global__ void relu_bwd_kernel(const T* y, const T* dy, T* dx, int64_t n, bool accumulate) {
+  pdl_begin();
   constexpr int V = Vec16<T>::kCount;
   const int64_t nvec = kVector ? n / V : 0;
   for (int64_t i = thread_index(); i < nvec; i += thread_stride()) {
@@ -52,6 +55,7 @@ __global__ void relu_bwd_kernel(const T* y, const T* dy, T* dx, int64_t n, bool 
 
 template <class T, bool kVector>
 __global__ void add_kernel(const T* a, const T* b, T* y, int64_t n) {
+  pdl_begin();
   constexpr int V = Vec16<T>::kCount;
   const int64_t nvec = kVector ? n / V : 0;
   for (int64_t i = thread_index(); i < nvec; i += thread_stride()) {
@@ -68,6 +72,7 @@ __global__ void add_kernel(const T* a, const T* b, T* y, int64_t n) {
 
 template <class T, bool kVector>
 __global__ void copy_same_kernel(const T* src, T* dst, int64_t n, bool accumulate) {
+  pdl_begin();
   constexpr int V = Vec16<T>::kCount;
   const int64_t nvec = kVector ? n / V : 0;
   for (int64_t i = thread_index(); i < nvec; i += thread_stride()) {
@@ -87,6 +92,7 @@ __global__ void copy_same_kernel(const T* src, T* dst, int64_t n, bool accumulat
 
 template <class S, class D>
 __global__ void convert_kernel(const S* src, D* dst, int64_t n, bool accumulate) {
+  pdl_begin();
   for (int64_t i = thread_index(); i < n; i += thread_stride()) {
     const float v = to_float(src[i]);
     dst[i] = from_float<D>(accumulate ? to_float(dst[i]) + v : v);
@@ -96,6 +102,7 @@ __global__ void convert_kernel(const S* src, D* dst, int64_t n, bool accumulate)
 // One thread per destination element; the other side is read with a stride of C or H*W.
 template <class S, class D, bool kToFlat>
 __global__ void flatten_kernel(const S* src, D* dst, int N, int C, int H, int W, bool accumulate) {
+  pdl_begin();
   const int64_t hw = int64_t(H) * W, n_total = int64_t(N) * C * hw;
   for (int64_t i = thread_index(); i < n_total; i += thread_stride()) {
     int64_t from;
@@ -116,6 +123,7 @@ __device__ __forceinline__ float keep_scale(float p) { return p < 1.0f ? 1.0f / 
 template <class T>
 __global__ void dropout_fwd_kernel(DropoutParams p, int channels, int64_t hw, const T* x, T* y,
                                    uint8_t* mask, const GpuStepState* state) {
+  pdl_begin();
   const uint64_t stream = state ? ((uint64_t(state->step) << 16) ^ (p.stream & 0xFFFFu)) : p.stream;
   const float scale = keep_scale(p.p);
   const int64_t item = int64_t(channels) * hw;
@@ -134,6 +142,7 @@ __global__ void dropout_fwd_kernel(DropoutParams p, int channels, int64_t hw, co
 template <class T>
 __global__ void dropout_bwd_kernel(DropoutParams p, const T* dy, const uint8_t* mask, T* dx,
                                    bool accumulate) {
+  pdl_begin();
   const float scale = keep_scale(p.p);
   for (int64_t j = thread_index(); j < p.numel; j += thread_stride()) {
     const float g = mask[j] ? to_float(dy[j]) * scale : 0.0f;
@@ -143,6 +152,7 @@ __global__ void dropout_bwd_kernel(DropoutParams p, const T* dy, const uint8_t* 
 
 template <class T>
 __global__ void add_bias_kernel(T* y, const float* bias, int64_t rows, int K) {
+  pdl_begin();
   const int64_t n = rows * K;
   for (int64_t i = thread_index(); i < n; i += thread_stride())
     y[i] = from_float<T>(to_float(y[i]) + bias[i % K]);
@@ -164,9 +174,11 @@ void relu_forward(DType t, const void* x, void* y, int64_t n, cudaStream_t s) {
   if (n == 0) return;
   TB_GPU_DISPATCH(t, T, {
     if (vectorizable<T>(x, y))
-      relu_fwd_kernel<T, true><<<vector_blocks<T>(n), kThreads, 0, s>>>((const T*)x, (T*)y, n);
+      launch_kernel(relu_fwd_kernel<T, true>, vector_blocks<T>(n), kThreads, 0, s, (const T*)x,
+                    (T*)y, n);
     else
-      relu_fwd_kernel<T, false><<<blocks_for(n, kThreads), kThreads, 0, s>>>((const T*)x, (T*)y, n);
+      launch_kernel(relu_fwd_kernel<T, false>, blocks_for(n, kThreads), kThreads, 0, s, (const T*)x,
+                    (T*)y, n);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -176,11 +188,11 @@ void relu_backward(DType t, const void* y, const void* dy, void* dx, int64_t n, 
   if (n == 0) return;
   TB_GPU_DISPATCH(t, T, {
     if (vectorizable<T>(y, dy, dx))
-      relu_bwd_kernel<T, true><<<vector_blocks<T>(n), kThreads, 0, s>>>(
-          (const T*)y, (const T*)dy, (T*)dx, n, accumulate);
+      launch_kernel(relu_bwd_kernel<T, true>, vector_blocks<T>(n), kThreads, 0, s, (const T*)y,
+                    (const T*)dy, (T*)dx, n, accumulate);
     else
-      relu_bwd_kernel<T, false><<<blocks_for(n, kThreads), kThreads, 0, s>>>(
-          (const T*)y, (const T*)dy, (T*)dx, n, accumulate);
+      launch_kernel(relu_bwd_kernel<T, false>, blocks_for(n, kThreads), kThreads, 0, s, (const T*)y,
+                    (const T*)dy, (T*)dx, n, accumulate);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -189,10 +201,11 @@ void add_forward(DType t, const void* a, const void* b, void* y, int64_t n, cuda
   if (n == 0) return;
   TB_GPU_DISPATCH(t, T, {
     if (vectorizable<T>(a, b, y))
-      add_kernel<T, true><<<vector_blocks<T>(n), kThreads, 0, s>>>((const T*)a, (const T*)b, (T*)y, n);
+      launch_kernel(add_kernel<T, true>, vector_blocks<T>(n), kThreads, 0, s, (const T*)a,
+                    (const T*)b, (T*)y, n);
     else
-      add_kernel<T, false><<<blocks_for(n, kThreads), kThreads, 0, s>>>((const T*)a, (const T*)b,
-                                                                       (T*)y, n);
+      launch_kernel(add_kernel<T, false>, blocks_for(n, kThreads), kThreads, 0, s, (const T*)a,
+                    (const T*)b, (T*)y, n);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -203,17 +216,17 @@ void convert_copy(DType src_t, const void* src, DType dst_t, void* dst, int64_t 
   if (src_t == dst_t) {
     TB_GPU_DISPATCH(src_t, T, {
       if (vectorizable<T>(src, dst))
-        copy_same_kernel<T, true><<<vector_blocks<T>(n), kThreads, 0, s>>>((const T*)src, (T*)dst, n,
-                                                                           accumulate);
+        launch_kernel(copy_same_kernel<T, true>, vector_blocks<T>(n), kThreads, 0, s, (const T*)src,
+                      (T*)dst, n, accumulate);
       else
-        copy_same_kernel<T, false><<<blocks_for(n, kThreads), kThreads, 0, s>>>(
-            (const T*)src, (T*)dst, n, accumulate);
+        launch_kernel(copy_same_kernel<T, false>, blocks_for(n, kThreads), kThreads, 0, s,
+                      (const T*)src, (T*)dst, n, accumulate);
     });
   } else {
     TB_GPU_DISPATCH(src_t, S, {
       TB_GPU_DISPATCH(dst_t, D, {
-        convert_kernel<S, D><<<blocks_for(n, kThreads), kThreads, 0, s>>>((const S*)src, (D*)dst, n,
-                                                                         accumulate);
+        launch_kernel(convert_kernel<S, D>, blocks_for(n, kThreads), kThreads, 0, s, (const S*)src,
+                      (D*)dst, n, accumulate);
       });
     });
   }
@@ -226,8 +239,8 @@ void nhwc_to_flat(DType src_t, const void* src, DType dst_t, void* dst, int N, i
   if (n == 0) return;
   TB_GPU_DISPATCH(src_t, S, {
     TB_GPU_DISPATCH(dst_t, D, {
-      flatten_kernel<S, D, true><<<blocks_for(n, kThreads), kThreads, 0, s>>>(
-          (const S*)src, (D*)dst, N, C, H, W, accumulate);
+      launch_kernel(flatten_kernel<S, D, true>, blocks_for(n, kThreads), kThreads, 0, s,
+                    (const S*)src, (D*)dst, N, C, H, W, accumulate);
     });
   });
   TB_CUDA_LAUNCH_CHECK();
@@ -239,8 +252,8 @@ void flat_to_nhwc(DType src_t, const void* src, DType dst_t, void* dst, int N, i
   if (n == 0) return;
   TB_GPU_DISPATCH(src_t, S, {
     TB_GPU_DISPATCH(dst_t, D, {
-      flatten_kernel<S, D, false><<<blocks_for(n, kThreads), kThreads, 0, s>>>(
-          (const S*)src, (D*)dst, N, C, H, W, accumulate);
+      launch_kernel(flatten_kernel<S, D, false>, blocks_for(n, kThreads), kThreads, 0, s,
+                    (const S*)src, (D*)dst, N, C, H, W, accumulate);
     });
   });
   TB_CUDA_LAUNCH_CHECK();
@@ -250,8 +263,8 @@ void dropout_forward(DType t, const DropoutParams& p, int channels, int64_t hw, 
                      void* y, uint8_t* mask, const GpuStepState* state, cudaStream_t s) {
   if (p.numel == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    dropout_fwd_kernel<T><<<blocks_for(p.numel, kThreads), kThreads, 0, s>>>(
-        p, channels, hw, (const T*)x, (T*)y, mask, state);
+    launch_kernel(dropout_fwd_kernel<T>, blocks_for(p.numel, kThreads), kThreads, 0, s, p, channels,
+                  hw, (const T*)x, (T*)y, mask, state);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -260,8 +273,8 @@ void dropout_backward(DType t, const DropoutParams& p, const void* dy, const uin
                       void* dx, bool accumulate, cudaStream_t s) {
   if (p.numel == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    dropout_bwd_kernel<T><<<blocks_for(p.numel, kThreads), kThreads, 0, s>>>(
-        p, (const T*)dy, mask, (T*)dx, accumulate);
+    launch_kernel(dropout_bwd_kernel<T>, blocks_for(p.numel, kThreads), kThreads, 0, s, p,
+                  (const T*)dy, mask, (T*)dx, accumulate);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -269,7 +282,8 @@ void dropout_backward(DType t, const DropoutParams& p, const void* dy, const uin
 void add_bias(DType t, void* y, const float* bias, int64_t rows, int K, cudaStream_t s) {
   if (rows * K == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    add_bias_kernel<T><<<blocks_for(rows * K, kThreads), kThreads, 0, s>>>((T*)y, bias, rows, K);
+    launch_kernel(add_bias_kernel<T>, blocks_for(rows * K, kThreads), kThreads, 0, s, (T*)y, bias,
+                  rows, K);
   });
   TB_CUDA_LAUNCH_CHECK();
 }

@@ -6,6 +6,7 @@
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/grad_clip_kernels.h"
+#include "ops/cuda/pdl.cuh"
 #include "ops/optimizer_update.h"
 
 namespace tb::gpu {
@@ -28,6 +29,7 @@ __device__ double block_sum(double value) {
 }
 
 __global__ void sum_squares_kernel(const float* g, int64_t n, double* partials) {
+  pdl_begin();
   float s = 0.0f;
   for (int64_t i = blockIdx.x * int64_t(kThreads) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * kThreads)
@@ -38,6 +40,7 @@ __global__ void sum_squares_kernel(const float* g, int64_t n, double* partials) 
 
 __global__ void factor_kernel(const double* partials, int count, float max_norm,
                               const GpuStepState* state, float* factor) {
+  pdl_begin();
   double s = 0.0;
   for (int i = threadIdx.x; i < count; i += kThreads) s += partials[i];
   const double total = block_sum(s);
@@ -50,6 +53,7 @@ __global__ void factor_kernel(const double* partials, int count, float max_norm,
 }
 
 __global__ void scale_kernel(float* g, int64_t n, const float* factor) {
+  pdl_begin();
   const float f = *factor;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
@@ -64,20 +68,20 @@ int clip_partial_count(int64_t n) {
 }
 
 void clip_sum_squares(const float* grad, int64_t n, double* partials, cudaStream_t s) {
-  sum_squares_kernel<<<clip_partial_count(n), kThreads, 0, s>>>(grad, n, partials);
+  launch_kernel(sum_squares_kernel, clip_partial_count(n), kThreads, 0, s, grad, n, partials);
   TB_CUDA_LAUNCH_CHECK();
 }
 
 void clip_factor(const double* partials, int count, float max_norm, const GpuStepState* state,
                  float* factor, cudaStream_t s) {
-  factor_kernel<<<1, kThreads, 0, s>>>(partials, count, max_norm, state, factor);
+  launch_kernel(factor_kernel, 1, kThreads, 0, s, partials, count, max_norm, state, factor);
   TB_CUDA_LAUNCH_CHECK();
 }
 
 void clip_scale(float* grad, int64_t n, const float* factor, cudaStream_t s) {
   if (n == 0) return;
   const int64_t blocks = std::min<int64_t>((n + kThreads * 4 - 1) / (kThreads * 4), 4096);
-  scale_kernel<<<int(blocks), kThreads, 0, s>>>(grad, n, factor);
+  launch_kernel(scale_kernel, int(blocks), kThreads, 0, s, grad, n, factor);
   TB_CUDA_LAUNCH_CHECK();
 }
 

@@ -4,6 +4,7 @@
 
 #include "ops/cuda/gpu_types.cuh"
 #include "ops/cuda/loss_optimizer_kernels.h"
+#include "ops/cuda/pdl.cuh"
 
 namespace tb::gpu {
 namespace {
@@ -19,6 +20,7 @@ __device__ __forceinline__ float target_of(const CrossEntropyParams& p, int32_t 
 template <class T>
 __global__ void ce_forward_kernel(CrossEntropyParams p, const T* logits, const int32_t* labels,
                                   float* probs, float* losses) {
+  pdl_begin();
   const int lane = threadIdx.x & 31;
   const int warps = blockDim.x / 32;
   for (int n = blockIdx.x * warps + threadIdx.x / 32; n < p.N; n += gridDim.x * warps) {
@@ -46,6 +48,7 @@ __global__ void ce_forward_kernel(CrossEntropyParams p, const T* logits, const i
 template <class T>
 __global__ void ce_backward_kernel(CrossEntropyParams p, const float* probs, const int32_t* labels,
                                    T* dlogits, const GpuStepState* state) {
+  pdl_begin();
   const int64_t total = int64_t(p.N) * p.classes;
   const float scale = (state ? state->loss_scale : 1.0f) / float(p.N);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
@@ -122,6 +125,7 @@ struct SgdElements {
 
 __global__ void sgd_kernel(SgdUpdateParams p, float* param, const float* grad, float* buf,
                            bool vector, const GpuStepState* state) {
+  pdl_begin();
   if (state && state->nonfinite) return;
   const SgdElements e{p,
                       state ? state->lr : p.lr,
@@ -173,6 +177,7 @@ struct AdamElements {
 
 __global__ void adam_kernel(AdamUpdateParams p, float* param, const float* grad, float* exp_avg,
                             float* exp_avg_sq, bool vector, const GpuStepState* state) {
+  pdl_begin();
   if (state && state->nonfinite) return;
   const float lr = state ? state->lr : p.lr;
   const float beta1 = state ? state->momentum : p.beta1;
@@ -195,6 +200,7 @@ __global__ void adam_kernel(AdamUpdateParams p, float* param, const float* grad,
 
 __global__ void begin_step_kernel(GpuStepState* st, const float* lr, const float* momentum,
                                   int64_t first_step, int64_t length) {
+  pdl_begin();
   int64_t i = st->step - first_step;
   if (i >= length) i = length - 1;
   if (i < 0) i = 0;
@@ -204,6 +210,7 @@ __global__ void begin_step_kernel(GpuStepState* st, const float* lr, const float
 }
 
 __global__ void check_gradients_kernel(const float* grad, int64_t n, GpuStepState* st) {
+  pdl_begin();
   bool bad = false;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
@@ -212,6 +219,7 @@ __global__ void check_gradients_kernel(const float* grad, int64_t n, GpuStepStat
 }
 
 __global__ void end_step_kernel(GpuStepState* st) {
+  pdl_begin();
   if (st->dynamic_scaling) {
     if (st->nonfinite) {
       st->loss_scale = fmaxf(st->loss_scale * 0.5f, 1.0f);
@@ -230,6 +238,7 @@ __global__ void end_step_kernel(GpuStepState* st) {
 __global__ void step_stats_kernel(const float* losses, const float* probs, const int32_t* labels,
                                   int n, int classes, const GpuStepState* st, int64_t first_step,
                                   int64_t slots, float2* stats) {
+  pdl_begin();
   __shared__ float loss_sum[kThreads];
   __shared__ float correct[kThreads];
   float l = 0.0f, c = 0.0f;
@@ -264,8 +273,8 @@ void cross_entropy_forward(DType t, const CrossEntropyParams& p, const void* log
   if (p.N == 0) return;
   const int warps = kThreads / 32;
   TB_GPU_DISPATCH(t, T, {
-    ce_forward_kernel<T><<<blocks_for(p.N, warps), kThreads, 0, s>>>(p, (const T*)logits, labels,
-                                                                    probs, losses);
+    launch_kernel(ce_forward_kernel<T>, blocks_for(p.N, warps), kThreads, 0, s, p, (const T*)logits,
+                  labels, probs, losses);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -276,8 +285,8 @@ void cross_entropy_backward(DType t, const CrossEntropyParams& p, const float* p
   const int64_t n = int64_t(p.N) * p.classes;
   if (n == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    ce_backward_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, s>>>(p, probs, labels, (T*)dlogits,
-                                                                      state);
+    launch_kernel(ce_backward_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, p, probs, labels,
+                  (T*)dlogits, state);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -287,8 +296,8 @@ void sgd_update(const SgdUpdateParams& p, float* param, const float* grad, float
   if (p.n == 0) return;
   float* buf = p.momentum != 0.0f ? momentum_buffer : nullptr;
   const bool vector = aligned16(param) && aligned16(grad) && (!buf || aligned16(buf));
-  sgd_kernel<<<blocks_for(vector ? p.n / 4 : p.n, kOptimizerThreads, 4096), kOptimizerThreads, 0,
-               s>>>(p, param, grad, buf, vector, state);
+  launch_kernel(sgd_kernel, blocks_for(vector ? p.n / 4 : p.n, kOptimizerThreads, 4096),
+                kOptimizerThreads, 0, s, p, param, grad, buf, vector, state);
   TB_CUDA_LAUNCH_CHECK();
 }
 
@@ -297,34 +306,35 @@ void adam_update(const AdamUpdateParams& p, float* param, const float* grad, flo
   if (p.n == 0) return;
   const bool vector =
       aligned16(param) && aligned16(grad) && aligned16(exp_avg) && aligned16(exp_avg_sq);
-  adam_kernel<<<blocks_for(vector ? p.n / 4 : p.n, kOptimizerThreads, 4096), kOptimizerThreads,
-                0, s>>>(p, param, grad, exp_avg, exp_avg_sq, vector, state);
+  launch_kernel(adam_kernel, blocks_for(vector ? p.n / 4 : p.n, kOptimizerThreads, 4096),
+                kOptimizerThreads, 0, s, p, param, grad, exp_avg, exp_avg_sq, vector, state);
   TB_CUDA_LAUNCH_CHECK();
 }
 
 void begin_step(GpuStepState* state, const float* lr_schedule, const float* momentum_schedule,
                 int64_t first_step, int64_t schedule_length, cudaStream_t s) {
-  begin_step_kernel<<<1, 1, 0, s>>>(state, lr_schedule, momentum_schedule, first_step,
-                                    schedule_length);
+  launch_kernel(begin_step_kernel, 1, 1, 0, s, state, lr_schedule, momentum_schedule, first_step,
+                schedule_length);
   TB_CUDA_LAUNCH_CHECK();
 }
 
 void check_gradients(const float* grad, int64_t n, GpuStepState* state, cudaStream_t s) {
   if (n == 0) return;
-  check_gradients_kernel<<<blocks_for(n, kThreads, 1024), kThreads, 0, s>>>(grad, n, state);
+  launch_kernel(check_gradients_kernel, blocks_for(n, kThreads, 1024), kThreads, 0, s, grad, n,
+                state);
   TB_CUDA_LAUNCH_CHECK();
 }
 
 void end_step(GpuStepState* state, cudaStream_t s) {
-  end_step_kernel<<<1, 1, 0, s>>>(state);
+  launch_kernel(end_step_kernel, 1, 1, 0, s, state);
   TB_CUDA_LAUNCH_CHECK();
 }
 
 void record_step_stats(const float* losses, const float* probs, const int32_t* labels, int n,
                        int classes, const GpuStepState* state, int64_t first_step,
                        int64_t slots, float2* stats, cudaStream_t s) {
-  step_stats_kernel<<<1, kThreads, 0, s>>>(losses, probs, labels, n, classes, state, first_step,
-                                           slots, stats);
+  launch_kernel(step_stats_kernel, 1, kThreads, 0, s, losses, probs, labels, n, classes, state,
+                first_step, slots, stats);
   TB_CUDA_LAUNCH_CHECK();
 }
 

@@ -1,6 +1,7 @@
 // Pooling over channels-last tensors: consecutive threads take consecutive channels of one
 // pixel, so every load of a warp is contiguous.
 #include "ops/cuda/gpu_types.cuh"
+#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/pool_kernels.h"
 
 namespace tb::gpu {
@@ -47,6 +48,7 @@ __device__ __forceinline__ int2 argmax_in(const PoolShape& p, const T* x, int n,
 
 template <class T>
 __global__ void max_fwd_kernel(PoolShape p, const T* x, T* y) {
+  pdl_begin();
   const int P = p.P, Q = p.Q;
   const int64_t total = int64_t(p.N) * P * Q * p.C;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
@@ -72,6 +74,7 @@ __device__ __forceinline__ int2 covering(int h, int pad, int kernel, int stride,
 
 template <class T>
 __global__ void max_bwd_kernel(PoolShape p, const T* x, const T* dy, T* dx, bool accumulate) {
+  pdl_begin();
   const int P = p.P, Q = p.Q;
   const int64_t total = int64_t(p.N) * p.C * p.H * p.W;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
@@ -95,6 +98,7 @@ __global__ void max_bwd_kernel(PoolShape p, const T* x, const T* dy, T* dx, bool
 
 template <class T>
 __global__ void avg_fwd_kernel(PoolShape p, const T* x, T* y) {
+  pdl_begin();
   const int P = p.P, Q = p.Q;
   const float scale = 1.0f / float(p.kernel * p.kernel);
   const int64_t total = int64_t(p.N) * P * Q * p.C;
@@ -116,6 +120,7 @@ __global__ void avg_fwd_kernel(PoolShape p, const T* x, T* y) {
 
 template <class T>
 __global__ void avg_bwd_kernel(PoolShape p, const T* dy, T* dx, bool accumulate) {
+  pdl_begin();
   const int P = p.P, Q = p.Q;
   const float scale = 1.0f / float(p.kernel * p.kernel);
   const int64_t total = int64_t(p.N) * p.C * p.H * p.W;
@@ -138,6 +143,7 @@ __global__ void avg_bwd_kernel(PoolShape p, const T* dy, T* dx, bool accumulate)
 
 template <class T>
 __global__ void gap_fwd_kernel(GlobalPoolParams p, const T* x, T* y) {
+  pdl_begin();
   const int64_t hw = int64_t(p.H) * p.W, total = int64_t(p.N) * p.C;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -151,6 +157,7 @@ __global__ void gap_fwd_kernel(GlobalPoolParams p, const T* x, T* y) {
 
 template <class T>
 __global__ void gap_bwd_kernel(GlobalPoolParams p, const T* dy, T* dx, bool accumulate) {
+  pdl_begin();
   const int64_t hw = int64_t(p.H) * p.W, total = int64_t(p.N) * p.C * hw;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -166,7 +173,8 @@ void max_pool2d_forward(DType t, const Pool2dParams& p, const void* x, void* y, 
   const int64_t n = p.y_numel();
   if (n == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    max_fwd_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, s>>>(shape_of(p), (const T*)x, (T*)y);
+    launch_kernel(max_fwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, shape_of(p),
+                  (const T*)x, (T*)y);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -176,8 +184,8 @@ void max_pool2d_backward(DType t, const Pool2dParams& p, const void* x, const vo
   const int64_t n = p.x_numel();
   if (n == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    max_bwd_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, s>>>(shape_of(p), (const T*)x, (const T*)dy,
-                                                                  (T*)dx, accumulate);
+    launch_kernel(max_bwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, shape_of(p),
+                  (const T*)x, (const T*)dy, (T*)dx, accumulate);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -186,7 +194,8 @@ void avg_pool2d_forward(DType t, const Pool2dParams& p, const void* x, void* y, 
   const int64_t n = p.y_numel();
   if (n == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    avg_fwd_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, s>>>(shape_of(p), (const T*)x, (T*)y);
+    launch_kernel(avg_fwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, shape_of(p),
+                  (const T*)x, (T*)y);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -196,8 +205,8 @@ void avg_pool2d_backward(DType t, const Pool2dParams& p, const void* dy, void* d
   const int64_t n = p.x_numel();
   if (n == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    avg_bwd_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, s>>>(shape_of(p), (const T*)dy, (T*)dx,
-                                                                  accumulate);
+    launch_kernel(avg_bwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, shape_of(p),
+                  (const T*)dy, (T*)dx, accumulate);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -207,7 +216,8 @@ void global_avg_pool_forward(DType t, const GlobalPoolParams& p, const void* x, 
   const int64_t n = int64_t(p.N) * p.C;
   if (n == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    gap_fwd_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, s>>>(p, (const T*)x, (T*)y);
+    launch_kernel(gap_fwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, p, (const T*)x,
+                  (T*)y);
   });
   TB_CUDA_LAUNCH_CHECK();
 }
@@ -217,8 +227,8 @@ void global_avg_pool_backward(DType t, const GlobalPoolParams& p, const void* dy
   const int64_t n = int64_t(p.N) * p.C * p.H * p.W;
   if (n == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    gap_bwd_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, s>>>(p, (const T*)dy, (T*)dx,
-                                                                  accumulate);
+    launch_kernel(gap_bwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, p, (const T*)dy,
+                  (T*)dx, accumulate);
   });
   TB_CUDA_LAUNCH_CHECK();
 }

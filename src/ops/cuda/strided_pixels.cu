@@ -2,6 +2,7 @@
 // 16 bytes of a pixel when a pixel's row of channels is a whole number of 16-byte vectors
 // (every planned buffer is 256-byte aligned), one per element otherwise.
 #include "ops/cuda/gpu_types.cuh"
+#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/strided_pixels_kernels.h"
 
 namespace tb::gpu {
@@ -13,6 +14,7 @@ constexpr int kThreads = 256;
 template <class U>
 __global__ void gather_kernel(const U* __restrict__ x, U* __restrict__ xs, int N, int H, int W,
                               int units, int stride, int P, int Q) {
+  pdl_begin();
   const int64_t total = int64_t(N) * P * Q * units;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -29,6 +31,7 @@ __global__ void gather_kernel(const U* __restrict__ x, U* __restrict__ xs, int N
 template <class T, class U, bool kAccumulate>
 __global__ void scatter_kernel(const U* __restrict__ dxs, U* __restrict__ dx, int N, int H, int W,
                                int units, int stride, int P, int Q) {
+  pdl_begin();
   const int64_t total = int64_t(N) * (kAccumulate ? int64_t(P) * Q : int64_t(H) * W) * units;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -79,9 +82,11 @@ void launch_scatter(const void* dxs, void* dx, int N, int H, int W, int units, i
   const auto* in = static_cast<const U*>(dxs);
   auto* out = static_cast<U*>(dx);
   if (accumulate)
-    scatter_kernel<T, U, true><<<blocks, kThreads, 0, s>>>(in, out, N, H, W, units, stride, P, Q);
+    launch_kernel(scatter_kernel<T, U, true>, blocks, kThreads, 0, s, in, out, N, H, W, units,
+                  stride, P, Q);
   else
-    scatter_kernel<T, U, false><<<blocks, kThreads, 0, s>>>(in, out, N, H, W, units, stride, P, Q);
+    launch_kernel(scatter_kernel<T, U, false>, blocks, kThreads, 0, s, in, out, N, H, W, units,
+                  stride, P, Q);
 }
 
 }  // namespace
@@ -93,11 +98,11 @@ void gather_strided_pixels(DType t, const void* x, int N, int H, int W, int C, i
     if (vector_pixels<T>(C, x, xs)) {
       using U = Vec16<T>;
       const int units = C / Vec16<T>::kCount;
-      gather_kernel<U><<<blocks_for(int64_t(N) * P * Q * units, kThreads), kThreads, 0, s>>>(
-          static_cast<const U*>(x), static_cast<U*>(xs), N, H, W, units, stride, P, Q);
+      launch_kernel(gather_kernel<U>, blocks_for(int64_t(N) * P * Q * units, kThreads), kThreads, 0,
+                    s, static_cast<const U*>(x), static_cast<U*>(xs), N, H, W, units, stride, P, Q);
     } else {
-      gather_kernel<T><<<blocks_for(int64_t(N) * P * Q * C, kThreads), kThreads, 0, s>>>(
-          static_cast<const T*>(x), static_cast<T*>(xs), N, H, W, C, stride, P, Q);
+      launch_kernel(gather_kernel<T>, blocks_for(int64_t(N) * P * Q * C, kThreads), kThreads, 0, s,
+                    static_cast<const T*>(x), static_cast<T*>(xs), N, H, W, C, stride, P, Q);
     }
   });
   TB_CUDA_LAUNCH_CHECK();

@@ -1,0 +1,31 @@
+#include <cuda_runtime_api.h>
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "ops/cuda/cuda_check.h"
+
+namespace tb::gpu {
+
+bool pdl_enabled() {
+  // Read at every launch (a few hundred per uncaptured step; replays launch nothing), so a
+  // test can switch it between two graphs.
+  if (const char* v = std::getenv("TB_PDL"); v && std::strcmp(v, "0") == 0) return false;
+  // Per device: 0 not asked yet, 1 no, 2 yes.
+  static std::array<std::atomic<int>, 64> state{};
+  int device = 0;
+  TB_CUDA_CHECK(cudaGetDevice(&device));
+  if (device < 0 || device >= int(state.size())) return false;
+  int s = state[device].load(std::memory_order_relaxed);
+  if (s == 0) {
+    int major = 0;
+    TB_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    s = major >= 9 ? 2 : 1;
+    state[device].store(s, std::memory_order_relaxed);
+  }
+  return s == 2;
+}
+
+}  // namespace tb::gpu
