@@ -3,8 +3,8 @@
 # carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
 # sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
 # machine's. Sections (default: tests bench torch sanitizer): tests wgmma profile bench torch
-# train study cpu sanitizer. Logs and JSON lines go to $OUT (at most 8 files come back); the last lines printed
-# are the comparison table.
+# search train study cpu sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
+# back); the last lines printed are the comparison table.
 set -uo pipefail
 OUT=${OUT:-/tmp/tb-out}
 mkdir -p "$OUT" /tmp/tb
@@ -84,6 +84,18 @@ if has bench; then
         grep -E "^resnet" | sed "s/^/$setting  /"
     done
   done
+fi
+
+if has search; then
+  echo "== cuDNN's measured algorithms (resnet18 b64/b512, resnet50 b512, bf16): time, workspace, determinism"
+  # An empty cache, so that every pass is measured and printed; '*' marks the one taken.
+  for m in "resnet18 64,512" "resnet50 512"; do
+    set -- $m
+    TB_ALGO_CACHE=off TB_CUDNN_SEARCH_LOG=1 tb timeout 120 $B/trainbench throughput --model $1 \
+      --impl cudnn --batch-size $2 --precision bf16 --warmup 1 --repeats 3 2>&1 |
+      grep -E "^cudnn search" | sed "s/^/$1 /"
+  done > "$OUT/cudnn_search.log"
+  wc -l < "$OUT/cudnn_search.log"
 fi
 
 if has torch; then

@@ -10,9 +10,12 @@
 namespace tb::gpu {
 
 bool pdl_enabled() {
-  // Read at every launch (a few hundred per uncaptured step; replays launch nothing), so a
-  // test can switch it between two graphs.
-  if (const char* v = std::getenv("TB_PDL"); v && std::strcmp(v, "0") == 0) return false;
+  // Off unless TB_PDL=1: on an H100 (2026-12-06) it made our resnet18 step 5% slower at
+  // batch 512 and 2% at batch 64 (docs/gpu-notes.md, v11). Read at every launch (a few
+  // hundred per uncaptured step; replays launch nothing), so a test can switch it between
+  // two graphs.
+  const char* v = std::getenv("TB_PDL");
+  if (!(v && std::strcmp(v, "1") == 0)) return false;
   // Per device: 0 not asked yet, 1 no, 2 yes.
   static std::array<std::atomic<int>, 64> state{};
   int device = 0;

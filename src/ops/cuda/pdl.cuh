@@ -10,7 +10,11 @@
 // pdl_begin() first, before it reads or writes global memory. The wait covers the whole
 // chain (the kernel before waited for its own predecessor before it could complete), and
 // kernels of libraries (cuDNN, cuBLASLt) are launched normally, so they wait for ours in
-// full. TB_PDL=0 launches everything the ordinary way, for comparisons.
+// full.
+//
+// It is off by default and TB_PDL=1 turns it on: measured on an H100, it slowed our
+// resnet18 step (docs/gpu-notes.md, v11). Every kernel keeps pdl_begin(), which costs
+// nothing when the attribute is not set, so the switch stays a pure launch setting.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -21,7 +25,7 @@
 namespace tb::gpu {
 
 // Whether launch_kernel() asks for programmatic dependent launch on the current device
-// (compute capability 9.0 or later, and TB_PDL is not 0).
+// (TB_PDL=1, on compute capability 9.0 or later).
 bool pdl_enabled();
 
 // The first statement of every kernel: wait for the kernels this one depends on, then let
