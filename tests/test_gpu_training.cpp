@@ -171,8 +171,8 @@ void captured_steps_match_host_steps(Backend& backend, const GpuCase& param,
   model.set_batch(c.batch, b.images[0].data(), b.labels[0].data());
   step.start_device(std::vector<float>(steps, 0.01f), std::vector<float>(steps, 0.9f), 0, steps, {});
   for (int s = 0; s < steps; ++s) step.device_step(c.batch, c.batch);
-  // Our kernels are deterministic; cuDNN takes the fastest convolution algorithms, which may
-  // add with atomics (TB_CUDNN_ALGOS, cudnn_conv.cpp), and its batch norm promises no
+  // Our kernels are deterministic; cuDNN may pick convolution algorithms that add with
+  // atomics (when a deterministic one is over 10% slower), and its batch norm promises no
   // fixed summation order, so its runs differ slightly from each other (with cuDNN's batch
   // norm, fp32 step 5 differed by 1.1e-3 in one of two H100 calls).
   const double rtol = std::string(param.impl) == "cuda" ? 1e-4 : 3e-3;

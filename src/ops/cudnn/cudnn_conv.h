@@ -8,7 +8,7 @@
 // workspace from the backend's one shared buffer. A 1x1 convolution with stride > 1 can also
 // run as a pixel gather and a stride-1 1x1 (TB_CUDNN_STRIDED_1X1=gathered; cudnn_conv.cpp
 // says why it is not the default). TB_CUDNN_ALGOS picks among the measured algorithms
-// (fastest by default; deterministic; lean), TB_CUDNN_SEARCH_LOG=1 prints every search.
+// (deterministic by default; fastest; lean), TB_CUDNN_SEARCH_LOG=1 prints every search.
 #pragma once
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
