@@ -1,6 +1,6 @@
-// CudnnBackend: GpuBackend with convolutions and training-mode batch norm from cuDNN and
-// linear layers from cuBLASLt (batch norm in evaluation mode, and any case cuDNN refuses,
-// runs the shared kernels).
+// CudnnBackend: GpuBackend with convolutions, training-mode batch norm, pooling and ReLU from
+// cuDNN and linear layers from cuBLASLt (batch norm in evaluation mode, max pooling's
+// backward, and any case cuDNN refuses, run the shared kernels).
 // Weights reach both libraries as K,R,S,C copies in the activation dtype, refreshed at every
 // use; weight gradients come back in that layout and dtype and are converted to the graph's
 // fp32 K,C,R,S.
@@ -13,6 +13,7 @@
 #include "ops/cudnn/cublaslt_linear.h"
 #include "ops/cudnn/cudnn_batch_norm.h"
 #include "ops/cudnn/cudnn_conv.h"
+#include "ops/cudnn/cudnn_pool_activation.h"
 
 namespace tb {
 namespace gpu {
@@ -30,7 +31,8 @@ class CudnnBackend final : public GpuBackend {
         linear_(stream(), [this](size_t b) { return workspace(b); }),
         batch_norm_(
             convs_.handle(), [this](size_t b) { return allocate_internal(b); },
-            [this](void* p) { release(p); }, [this](size_t b) { return workspace(b); }) {}
+            [this](void* p) { release(p); }, [this](size_t b) { return workspace(b); }),
+        pool_activation_(convs_.handle()) {}
   std::string name() const override { return "cudnn"; }
   AlgorithmSearch algorithm_search() const override {
     return {convs_.search_seconds(), convs_.searches(), convs_.cache().hits(),
@@ -69,6 +71,51 @@ class CudnnBackend final : public GpuBackend {
     const void* dwk = convs_.backward_filter(t, g, x.data, dy.data);
     weights_from_krsc(t, dwk, fp32(dw, p.w_numel(), "dw"), g.K, g.C, g.R, g.S, stream());
     if (p.has_bias) bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
+  }
+
+  // ReLU and pooling: cuDNN where it takes the case, else the shared kernels (which check
+  // the arguments again and report what is wrong).
+  void relu_forward(const Tensor& x, const Tensor& y) override {
+    if (!(gpu_pair(x, y) && x.numel() == y.numel() &&
+          pool_activation_.relu_forward(x.dtype, x.data, y.data, x.numel())))
+      GpuBackend::relu_forward(x, y);
+  }
+  void relu_backward(const Tensor& y, const Tensor& dy, const Tensor& dx,
+                     bool accumulate_dx) override {
+    if (!dx.defined()) return;
+    if (!(gpu_pair(y, dy) && gpu_pair(y, dx) && dy.numel() == y.numel() &&
+          dx.numel() == y.numel() &&
+          pool_activation_.relu_backward(y.dtype, y.data, dy.data, dx.data, y.numel(),
+                                         accumulate_dx)))
+      GpuBackend::relu_backward(y, dy, dx, accumulate_dx);
+  }
+  void max_pool2d_forward(const Pool2dParams& p, const Tensor& x, const Tensor& y) override {
+    if (!(pool_tensors(p, x, y) && pool_activation_.pool_forward(x.dtype, true, shape(p), x.data, y.data)))
+      GpuBackend::max_pool2d_forward(p, x, y);
+  }
+  void avg_pool2d_forward(const Pool2dParams& p, const Tensor& x, const Tensor& y) override {
+    if (!(pool_tensors(p, x, y) && pool_activation_.pool_forward(x.dtype, false, shape(p), x.data, y.data)))
+      GpuBackend::avg_pool2d_forward(p, x, y);
+  }
+  void avg_pool2d_backward(const Pool2dParams& p, const Tensor& dy, const Tensor& dx,
+                           bool accumulate_dx) override {
+    if (!dx.defined()) return;
+    if (!(pool_tensors(p, dx, dy) &&
+          pool_activation_.avg_pool_backward(dy.dtype, shape(p), dy.data, dx.data, accumulate_dx)))
+      GpuBackend::avg_pool2d_backward(p, dy, dx, accumulate_dx);
+  }
+  void global_avg_pool_forward(const GlobalPoolParams& p, const Tensor& x,
+                               const Tensor& y) override {
+    if (!(global_pool_tensors(p, x, y) &&
+          pool_activation_.pool_forward(x.dtype, false, shape(p), x.data, y.data)))
+      GpuBackend::global_avg_pool_forward(p, x, y);
+  }
+  void global_avg_pool_backward(const GlobalPoolParams& p, const Tensor& dy, const Tensor& dx,
+                                bool accumulate_dx) override {
+    if (!dx.defined()) return;
+    if (!(global_pool_tensors(p, dx, dy) &&
+          pool_activation_.avg_pool_backward(dy.dtype, shape(p), dy.data, dx.data, accumulate_dx)))
+      GpuBackend::global_avg_pool_backward(p, dy, dx, accumulate_dx);
   }
 
   void linear_forward(const LinearParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
@@ -148,9 +195,33 @@ class CudnnBackend final : public GpuBackend {
     column_sum(t, dy, rows, K, out, workspace(column_sum_workspace_bytes(rows, K)), stream());
   }
 
+  // Two GPU tensors of one dtype (what the cuDNN calls need; anything else goes to the
+  // shared kernels, whose checks name the problem).
+  static bool gpu_pair(const Tensor& a, const Tensor& b) {
+    return a.defined() && b.defined() && a.device.kind == DeviceKind::cuda &&
+           b.device.kind == DeviceKind::cuda && a.contiguous() && b.contiguous() &&
+           a.dtype == b.dtype;
+  }
+  static bool pool_tensors(const Pool2dParams& p, const Tensor& x, const Tensor& y) {
+    return p.N > 0 && p.C > 0 && p.kernel > 0 && p.stride > 0 && p.pad >= 0 && p.P() > 0 &&
+           p.Q() > 0 && gpu_pair(x, y) && x.numel() == p.x_numel() && y.numel() == p.y_numel();
+  }
+  static bool global_pool_tensors(const GlobalPoolParams& p, const Tensor& x, const Tensor& y) {
+    return p.N > 0 && p.C > 0 && p.H > 0 && p.W > 0 && gpu_pair(x, y) &&
+           x.numel() == int64_t(p.N) * p.C * p.H * p.W && y.numel() == int64_t(p.N) * p.C;
+  }
+  static CudnnPoolShape shape(const Pool2dParams& p) {
+    return {p.N, p.C, p.H, p.W, p.kernel, p.kernel, p.stride, p.pad, p.P(), p.Q()};
+  }
+  // Global average pooling: one window over the whole image.
+  static CudnnPoolShape shape(const GlobalPoolParams& p) {
+    return {p.N, p.C, p.H, p.W, p.H, p.W, 1, 0, 1, 1};
+  }
+
   CudnnConvolutions convs_;
   CublasLtLinear linear_;
   CudnnBatchNorm batch_norm_;
+  CudnnPoolActivation pool_activation_;
 };
 
 }  // namespace
