@@ -222,7 +222,8 @@ TEST_P(GpuTraining, ProgrammaticLaunchChangesNoResult) {
     Optimizer opt(*gpu, model.graph().parameters(), sgd());
     TrainStep step(model, opt, 11);
     model.set_batch(c.batch, b.images[0].data(), b.labels[0].data());
-    step.start_device(std::vector<float>(steps, 0.01f), std::vector<float>(steps, 0.9f), 0, steps, {});
+    step.start_device(std::vector<float>(steps, 0.01f), std::vector<float>(steps, 0.9f), 0,
+                      steps, {});
     for (int s = 0; s < steps; ++s) step.device_step(c.batch, c.batch);
     std::vector<double> losses;
     for (const StepStats& st : step.read_stats(0, steps)) losses.push_back(st.loss_sum / c.batch);

@@ -90,11 +90,13 @@ class CudnnBackend final : public GpuBackend {
       GpuBackend::relu_backward(y, dy, dx, accumulate_dx);
   }
   void max_pool2d_forward(const Pool2dParams& p, const Tensor& x, const Tensor& y) override {
-    if (!(pool_tensors(p, x, y) && pool_activation_.pool_forward(x.dtype, true, shape(p), x.data, y.data)))
+    if (!(pool_tensors(p, x, y) &&
+          pool_activation_.pool_forward(x.dtype, true, shape(p), x.data, y.data)))
       GpuBackend::max_pool2d_forward(p, x, y);
   }
   void avg_pool2d_forward(const Pool2dParams& p, const Tensor& x, const Tensor& y) override {
-    if (!(pool_tensors(p, x, y) && pool_activation_.pool_forward(x.dtype, false, shape(p), x.data, y.data)))
+    if (!(pool_tensors(p, x, y) &&
+          pool_activation_.pool_forward(x.dtype, false, shape(p), x.data, y.data)))
       GpuBackend::avg_pool2d_forward(p, x, y);
   }
   void avg_pool2d_backward(const Pool2dParams& p, const Tensor& dy, const Tensor& dx,

@@ -67,7 +67,8 @@ AlgoPolicy algo_policy_from_env() {
   if (!v || !*v || std::strcmp(v, "deterministic") == 0) return AlgoPolicy::deterministic;
   if (std::strcmp(v, "fastest") == 0) return AlgoPolicy::fastest;
   if (std::strcmp(v, "lean") == 0) return AlgoPolicy::lean;
-  throw InputError(fmt::format("TB_CUDNN_ALGOS must be deterministic, fastest or lean, got '{}'", v));
+  throw InputError(
+      fmt::format("TB_CUDNN_ALGOS must be deterministic, fastest or lean, got '{}'", v));
 }
 
 // fp32 stays on FMA math (no TF32); 16-bit types may use tensor cores.
