@@ -421,7 +421,6 @@ void partial_sums(const void* x, const void* dy, const float* mean, int64_t rows
                   0, s, (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials,
                   (const T*)mask);
   }
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 template <class T, int kEpilogue>
@@ -437,7 +436,6 @@ void apply_forward(const void* x, const void* residual, void* y, int64_t n, int 
   else
     launch_kernel(apply_forward_kernel<T, false, kEpilogue>, blocks_for(n, 256), 256, 0, s,
                   (const T*)x, (const T*)residual, (T*)y, n, C, coef);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 template <class T>
@@ -467,7 +465,6 @@ void forward_train(DType t, const BatchNormParams& p, const void* x, const float
     launch_kernel(finish_forward_kernel<T>, finish_grid(C), finish_block(), 0, s, (const T*)x,
                   partials_of(workspace), g.chunks, rows, C, p.eps, p.momentum, gamma, beta,
                   running_mean, running_var, save_mean, save_invstd, coef);
-    TB_CUDA_LAUNCH_CHECK();
     apply_forward<T>(x, residual, y, rows * C, C, coef, epilogue, s);
   });
 }
@@ -481,7 +478,6 @@ void forward_eval(DType t, const BatchNormParams& p, const void* x, const float*
   float* coef = coef_of(workspace, rows, C);
   launch_kernel(finish_eval_kernel, (C + 127) / 128, 128, 0, s, C, p.eps, gamma, beta, running_mean,
                 running_var, coef);
-  TB_CUDA_LAUNCH_CHECK();
   TB_GPU_DISPATCH(t, T, { apply_forward<T>(x, residual, y, rows * C, C, coef, epilogue, s); });
 }
 
@@ -503,7 +499,6 @@ void backward(DType t, const BatchNormParams& p, const void* x, const float* gam
     launch_kernel(finish_backward_kernel, finish_grid(C), finish_block(), 0, s,
                   partials_of(workspace), g.chunks, rows, C, gamma, save_mean, save_invstd, dgamma,
                   dbeta, coef);
-    TB_CUDA_LAUNCH_CHECK();
     const int64_t n = rows * C;
     const bool vector = vector_ok<T>(C, {x, dy, dx, mask, dres});
     const bool fixed = vector && fixed_channels<T>(C);
@@ -522,7 +517,6 @@ void backward(DType t, const BatchNormParams& p, const void* x, const float* gam
         launch_kernel(apply_backward_kernel<T, false, true>, blocks, 256, 0, s, (const T*)x,
                       (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
                       accumulate_res);
-      TB_CUDA_LAUNCH_CHECK();
     } else if (!mask && dx) {
       if (fixed)
         launch_kernel(apply_backward_kernel<T, true, false, true>, blocks, kApplyThreads, 0, s,
@@ -534,7 +528,6 @@ void backward(DType t, const BatchNormParams& p, const void* x, const float* gam
       else
         launch_kernel(apply_backward_kernel<T, false, false>, blocks, 256, 0, s, (const T*)x,
                       (const T*)dy, (T*)dx, n, C, coef, accumulate, nullptr, nullptr, false);
-      TB_CUDA_LAUNCH_CHECK();
     }
   });
 }
@@ -604,7 +597,6 @@ void column_sum(DType t, const void* y, int64_t rows, int K, float* out, void* w
   });
   launch_kernel(finish_column_sum_kernel, finish_grid(K), finish_block(), 0, s,
                 partials_of(workspace), g.chunks, K, out);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace tb::gpu

@@ -38,14 +38,12 @@ void pad_channels(DType t, const void* x, void* xp, int64_t pixels, int C, int C
     launch_kernel(pad_channels_kernel<T>, blocks_for(pixels * Cp, 256), 256, 0, s,
                   static_cast<const T*>(x), static_cast<T*>(xp), pixels, C, Cp);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void unpad_weight_gradient(const float* dw_padded, float* dw, int K, int C, int Cp, int R, int S,
                            cudaStream_t s) {
   launch_kernel(unpad_kernel, blocks_for(int64_t(K) * C * R * S, 256), 256, 0, s, dw_padded, dw, K,
                 C, Cp, R * S);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace tb::gpu

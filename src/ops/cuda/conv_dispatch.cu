@@ -177,7 +177,6 @@ void reduce_partials(ConvPass pass, DType t, const ConvGeometry& g, int splits,
                       static_cast<T*>(out), nullptr, nullptr, accumulate);
     });
   }
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count) {
@@ -267,7 +266,6 @@ void weights_to_krsc(DType t, const float* w_kcrs, void* w_krsc, int K, int C, i
     launch_kernel(krsc_kernel<T>, blocks_for(n, 256), 256, 0, s, w_kcrs, static_cast<T*>(w_krsc), K,
                   C, R, S);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t total,
@@ -277,7 +275,6 @@ void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t to
     launch_kernel(krsc_segments_kernel<T>, blocks_for(total, 256), 256, 0, s, segments, count,
                   total);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void weights_from_krsc(DType t, const void* w_krsc, float* w_kcrs, int K, int C, int R, int S,
@@ -287,7 +284,6 @@ void weights_from_krsc(DType t, const void* w_krsc, float* w_kcrs, int K, int C,
     launch_kernel(kcrs_kernel<T>, blocks_for(n, 256), 256, 0, s, static_cast<const T*>(w_krsc),
                   w_kcrs, K, C, R, S);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace tb::gpu

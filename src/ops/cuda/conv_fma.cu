@@ -218,7 +218,6 @@ void launch(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilo
     launch_kernel(conv_fma_kernel<T, kPass, 8, 8>, grid, kThreads, 0, s, g, a, b, ep, per_split);
   else
     launch_kernel(conv_fma_kernel<T, kPass, 4, 4>, grid, kThreads, 0, s, g, a, b, ep, per_split);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 template <ConvPass kPass>

@@ -455,7 +455,6 @@ void launch_tiles(Kernel kernel, bool& configured, int bm, int bn, int threads, 
   const dim3 grid(unsigned((gs.M + bm - 1) / bm), unsigned((gs.N + bn - 1) / bn),
                   unsigned(splits * mma_classes(kPass, g)));
   launch_kernel(kernel, grid, threads, smem, s, g, a, b, ep);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace tb::gpu

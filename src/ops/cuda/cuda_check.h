@@ -1,6 +1,7 @@
-// Check macros for CUDA runtime calls and kernel launches. Every failure names the call, the
-// file and the line, so a report from a GPU run points at the code. This header stays free
-// of fmt and of trainbench's other headers so that .cu files compiled by nvcc can use it.
+// Check macro for CUDA runtime calls (kernel launches are checked inside launch_kernel(),
+// pdl.cuh). Every failure names the call, the file and the line, so a report from a GPU run
+// points at the code. This header stays free of fmt and of trainbench's other headers so
+// that .cu files compiled by nvcc can use it.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -19,7 +20,3 @@ namespace tb::gpu {
     if (tb_cuda_err_ != cudaSuccess)                                         \
       ::tb::gpu::cuda_fail(tb_cuda_err_, #call, __FILE__, __LINE__);         \
   } while (0)
-
-// After a <<<...>>> launch: reports a bad configuration at once (execution errors surface at
-// the next synchronising call, which is checked too).
-#define TB_CUDA_LAUNCH_CHECK() TB_CUDA_CHECK(cudaGetLastError())

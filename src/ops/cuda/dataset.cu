@@ -63,7 +63,6 @@ void gather_batch(DType t, const GatherSpec& spec, const uint8_t* images, const 
     launch_kernel(gather_kernel<T>, blocks_for(total, 256), 256, 0, s, spec, images, labels, order,
                   state, static_cast<T*>(out), out_labels);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace tb::gpu

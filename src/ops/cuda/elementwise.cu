@@ -180,7 +180,6 @@ void relu_forward(DType t, const void* x, void* y, int64_t n, cudaStream_t s) {
       launch_kernel(relu_fwd_kernel<T, false>, blocks_for(n, kThreads), kThreads, 0, s, (const T*)x,
                     (T*)y, n);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void relu_backward(DType t, const void* y, const void* dy, void* dx, int64_t n, bool accumulate,
@@ -194,7 +193,6 @@ void relu_backward(DType t, const void* y, const void* dy, void* dx, int64_t n, 
       launch_kernel(relu_bwd_kernel<T, false>, blocks_for(n, kThreads), kThreads, 0, s, (const T*)y,
                     (const T*)dy, (T*)dx, n, accumulate);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void add_forward(DType t, const void* a, const void* b, void* y, int64_t n, cudaStream_t s) {
@@ -207,7 +205,6 @@ void add_forward(DType t, const void* a, const void* b, void* y, int64_t n, cuda
       launch_kernel(add_kernel<T, false>, blocks_for(n, kThreads), kThreads, 0, s, (const T*)a,
                     (const T*)b, (T*)y, n);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void convert_copy(DType src_t, const void* src, DType dst_t, void* dst, int64_t n, bool accumulate,
@@ -230,7 +227,6 @@ void convert_copy(DType src_t, const void* src, DType dst_t, void* dst, int64_t 
       });
     });
   }
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void nhwc_to_flat(DType src_t, const void* src, DType dst_t, void* dst, int N, int C, int H, int W,
@@ -243,7 +239,6 @@ void nhwc_to_flat(DType src_t, const void* src, DType dst_t, void* dst, int N, i
                     (const S*)src, (D*)dst, N, C, H, W, accumulate);
     });
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void flat_to_nhwc(DType src_t, const void* src, DType dst_t, void* dst, int N, int C, int H, int W,
@@ -256,7 +251,6 @@ void flat_to_nhwc(DType src_t, const void* src, DType dst_t, void* dst, int N, i
                     (const S*)src, (D*)dst, N, C, H, W, accumulate);
     });
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void dropout_forward(DType t, const DropoutParams& p, int channels, int64_t hw, const void* x,
@@ -266,7 +260,6 @@ void dropout_forward(DType t, const DropoutParams& p, int channels, int64_t hw, 
     launch_kernel(dropout_fwd_kernel<T>, blocks_for(p.numel, kThreads), kThreads, 0, s, p, channels,
                   hw, (const T*)x, (T*)y, mask, state);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void dropout_backward(DType t, const DropoutParams& p, const void* dy, const uint8_t* mask,
@@ -276,7 +269,6 @@ void dropout_backward(DType t, const DropoutParams& p, const void* dy, const uin
     launch_kernel(dropout_bwd_kernel<T>, blocks_for(p.numel, kThreads), kThreads, 0, s, p,
                   (const T*)dy, mask, (T*)dx, accumulate);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void add_bias(DType t, void* y, const float* bias, int64_t rows, int K, cudaStream_t s) {
@@ -285,7 +277,6 @@ void add_bias(DType t, void* y, const float* bias, int64_t rows, int K, cudaStre
     launch_kernel(add_bias_kernel<T>, blocks_for(rows * K, kThreads), kThreads, 0, s, (T*)y, bias,
                   rows, K);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace tb::gpu

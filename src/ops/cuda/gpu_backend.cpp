@@ -312,6 +312,7 @@ void GpuBackend::relu_forward(const Tensor& x, const Tensor& y) {
   GPU_EXPECT(x, x.numel(), "x");
   GPU_EXPECT(y, x.numel(), "y");
   GPU_EXPECT_DTYPE(y, x.dtype, "y");
+  if (library_relu_forward(x.dtype, x.data, y.data, x.numel())) return;
   gpu::relu_forward(x.dtype, x.data, y.data, x.numel(), stream_);
 }
 
@@ -322,6 +323,7 @@ void GpuBackend::relu_backward(const Tensor& y, const Tensor& dy, const Tensor& 
   GPU_EXPECT(dy, y.numel(), "dy");
   GPU_EXPECT(dx, y.numel(), "dx");
   GPU_EXPECT_DTYPE(dx, y.dtype, "dx");
+  if (library_relu_backward(y.dtype, y.data, dy.data, dx.data, y.numel(), accumulate_dx)) return;
   gpu::relu_backward(y.dtype, y.data, dy.data, dx.data, y.numel(), accumulate_dx, stream_);
 }
 
@@ -390,6 +392,7 @@ void GpuBackend::max_pool2d_forward(const Pool2dParams& p, const Tensor& x, cons
   check_pool(impl_, p);
   GPU_EXPECT(x, p.x_numel(), "x");
   GPU_EXPECT(y, p.y_numel(), "y");
+  if (library_pool2d_forward(x.dtype, true, p, x.data, y.data)) return;
   gpu::max_pool2d_forward(x.dtype, p, x.data, y.data, stream_);
 }
 
@@ -407,6 +410,7 @@ void GpuBackend::avg_pool2d_forward(const Pool2dParams& p, const Tensor& x, cons
   check_pool(impl_, p);
   GPU_EXPECT(x, p.x_numel(), "x");
   GPU_EXPECT(y, p.y_numel(), "y");
+  if (library_pool2d_forward(x.dtype, false, p, x.data, y.data)) return;
   gpu::avg_pool2d_forward(x.dtype, p, x.data, y.data, stream_);
 }
 
@@ -416,6 +420,7 @@ void GpuBackend::avg_pool2d_backward(const Pool2dParams& p, const Tensor& dy, co
   check_pool(impl_, p);
   GPU_EXPECT(dy, p.y_numel(), "dy");
   GPU_EXPECT(dx, p.x_numel(), "dx");
+  if (library_avg_pool2d_backward(dy.dtype, p, dy.data, dx.data, accumulate_dx)) return;
   gpu::avg_pool2d_backward(dy.dtype, p, dy.data, dx.data, accumulate_dx, stream_);
 }
 
@@ -423,6 +428,7 @@ void GpuBackend::global_avg_pool_forward(const GlobalPoolParams& p, const Tensor
                                          const Tensor& y) {
   GPU_EXPECT(x, int64_t(p.N) * p.C * p.H * p.W, "x");
   GPU_EXPECT(y, int64_t(p.N) * p.C, "y");
+  if (library_global_avg_pool_forward(x.dtype, p, x.data, y.data)) return;
   gpu::global_avg_pool_forward(x.dtype, p, x.data, y.data, stream_);
 }
 
@@ -431,6 +437,7 @@ void GpuBackend::global_avg_pool_backward(const GlobalPoolParams& p, const Tenso
   if (!dx.defined()) return;
   GPU_EXPECT(dy, int64_t(p.N) * p.C, "dy");
   GPU_EXPECT(dx, int64_t(p.N) * p.C * p.H * p.W, "dx");
+  if (library_global_avg_pool_backward(dy.dtype, p, dy.data, dx.data, accumulate_dx)) return;
   gpu::global_avg_pool_backward(dy.dtype, p, dy.data, dx.data, accumulate_dx, stream_);
 }
 

@@ -180,6 +180,30 @@ class GpuBackend : public Backend, public GpuStepControl {
   // Called by release() before [base, base + bytes) is freed: a subclass drops what it kept
   // about memory there.
   virtual void releasing(const void* base, size_t bytes) {}
+  // A library's ReLU and pooling in place of our kernels (the cudnn backend runs cuDNN's):
+  // called after the arguments are checked; false runs our kernels. Max pooling's backward
+  // has no hook: ours keeps ref's rule for equal maxima (the first gets the gradient).
+  virtual bool library_relu_forward(DType t, const void* x, void* y, int64_t n) { return false; }
+  virtual bool library_relu_backward(DType t, const void* y, const void* dy, void* dx, int64_t n,
+                                     bool accumulate_dx) {
+    return false;
+  }
+  virtual bool library_pool2d_forward(DType t, bool max, const Pool2dParams& p, const void* x,
+                                      void* y) {
+    return false;
+  }
+  virtual bool library_avg_pool2d_backward(DType t, const Pool2dParams& p, const void* dy,
+                                           void* dx, bool accumulate_dx) {
+    return false;
+  }
+  virtual bool library_global_avg_pool_forward(DType t, const GlobalPoolParams& p, const void* x,
+                                               void* y) {
+    return false;
+  }
+  virtual bool library_global_avg_pool_backward(DType t, const GlobalPoolParams& p,
+                                                const void* dy, void* dx, bool accumulate_dx) {
+    return false;
+  }
   // A library's training-mode batch norm in place of our kernels (the cudnn backend runs
   // cuDNN's): called after the arguments are checked; false runs our kernels. relu fuses the
   // ReLU, residual (with relu only) the add before it; the backward's y is the forward's

@@ -69,20 +69,17 @@ int clip_partial_count(int64_t n) {
 
 void clip_sum_squares(const float* grad, int64_t n, double* partials, cudaStream_t s) {
   launch_kernel(sum_squares_kernel, clip_partial_count(n), kThreads, 0, s, grad, n, partials);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void clip_factor(const double* partials, int count, float max_norm, const GpuStepState* state,
                  float* factor, cudaStream_t s) {
   launch_kernel(factor_kernel, 1, kThreads, 0, s, partials, count, max_norm, state, factor);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void clip_scale(float* grad, int64_t n, const float* factor, cudaStream_t s) {
   if (n == 0) return;
   const int64_t blocks = std::min<int64_t>((n + kThreads * 4 - 1) / (kThreads * 4), 4096);
   launch_kernel(scale_kernel, int(blocks), kThreads, 0, s, grad, n, factor);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace tb::gpu

@@ -276,7 +276,6 @@ void cross_entropy_forward(DType t, const CrossEntropyParams& p, const void* log
     launch_kernel(ce_forward_kernel<T>, blocks_for(p.N, warps), kThreads, 0, s, p, (const T*)logits,
                   labels, probs, losses);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void cross_entropy_backward(DType t, const CrossEntropyParams& p, const float* probs,
@@ -288,7 +287,6 @@ void cross_entropy_backward(DType t, const CrossEntropyParams& p, const float* p
     launch_kernel(ce_backward_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, p, probs, labels,
                   (T*)dlogits, state);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void sgd_update(const SgdUpdateParams& p, float* param, const float* grad, float* momentum_buffer,
@@ -298,7 +296,6 @@ void sgd_update(const SgdUpdateParams& p, float* param, const float* grad, float
   const bool vector = aligned16(param) && aligned16(grad) && (!buf || aligned16(buf));
   launch_kernel(sgd_kernel, blocks_for(vector ? p.n / 4 : p.n, kOptimizerThreads, 4096),
                 kOptimizerThreads, 0, s, p, param, grad, buf, vector, state);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void adam_update(const AdamUpdateParams& p, float* param, const float* grad, float* exp_avg,
@@ -308,26 +305,22 @@ void adam_update(const AdamUpdateParams& p, float* param, const float* grad, flo
       aligned16(param) && aligned16(grad) && aligned16(exp_avg) && aligned16(exp_avg_sq);
   launch_kernel(adam_kernel, blocks_for(vector ? p.n / 4 : p.n, kOptimizerThreads, 4096),
                 kOptimizerThreads, 0, s, p, param, grad, exp_avg, exp_avg_sq, vector, state);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void begin_step(GpuStepState* state, const float* lr_schedule, const float* momentum_schedule,
                 int64_t first_step, int64_t schedule_length, cudaStream_t s) {
   launch_kernel(begin_step_kernel, 1, 1, 0, s, state, lr_schedule, momentum_schedule, first_step,
                 schedule_length);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void check_gradients(const float* grad, int64_t n, GpuStepState* state, cudaStream_t s) {
   if (n == 0) return;
   launch_kernel(check_gradients_kernel, blocks_for(n, kThreads, 1024), kThreads, 0, s, grad, n,
                 state);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void end_step(GpuStepState* state, cudaStream_t s) {
   launch_kernel(end_step_kernel, 1, 1, 0, s, state);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void record_step_stats(const float* losses, const float* probs, const int32_t* labels, int n,
@@ -335,7 +328,6 @@ void record_step_stats(const float* losses, const float* probs, const int32_t* l
                        int64_t slots, float2* stats, cudaStream_t s) {
   launch_kernel(step_stats_kernel, 1, kThreads, 0, s, losses, probs, labels, n, classes, state,
                 first_step, slots, stats);
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace tb::gpu

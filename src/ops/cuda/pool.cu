@@ -176,7 +176,6 @@ void max_pool2d_forward(DType t, const Pool2dParams& p, const void* x, void* y, 
     launch_kernel(max_fwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, shape_of(p),
                   (const T*)x, (T*)y);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void max_pool2d_backward(DType t, const Pool2dParams& p, const void* x, const void* dy, void* dx,
@@ -187,7 +186,6 @@ void max_pool2d_backward(DType t, const Pool2dParams& p, const void* x, const vo
     launch_kernel(max_bwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, shape_of(p),
                   (const T*)x, (const T*)dy, (T*)dx, accumulate);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void avg_pool2d_forward(DType t, const Pool2dParams& p, const void* x, void* y, cudaStream_t s) {
@@ -197,7 +195,6 @@ void avg_pool2d_forward(DType t, const Pool2dParams& p, const void* x, void* y, 
     launch_kernel(avg_fwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, shape_of(p),
                   (const T*)x, (T*)y);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void avg_pool2d_backward(DType t, const Pool2dParams& p, const void* dy, void* dx, bool accumulate,
@@ -208,7 +205,6 @@ void avg_pool2d_backward(DType t, const Pool2dParams& p, const void* dy, void* d
     launch_kernel(avg_bwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, shape_of(p),
                   (const T*)dy, (T*)dx, accumulate);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void global_avg_pool_forward(DType t, const GlobalPoolParams& p, const void* x, void* y,
@@ -219,7 +215,6 @@ void global_avg_pool_forward(DType t, const GlobalPoolParams& p, const void* x, 
     launch_kernel(gap_fwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, p, (const T*)x,
                   (T*)y);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void global_avg_pool_backward(DType t, const GlobalPoolParams& p, const void* dy, void* dx,
@@ -230,7 +225,6 @@ void global_avg_pool_backward(DType t, const GlobalPoolParams& p, const void* dy
     launch_kernel(gap_bwd_kernel<T>, blocks_for(n, kThreads), kThreads, 0, s, p, (const T*)dy,
                   (T*)dx, accumulate);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace tb::gpu

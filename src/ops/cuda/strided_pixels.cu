@@ -105,7 +105,6 @@ void gather_strided_pixels(DType t, const void* x, int N, int H, int W, int C, i
                     static_cast<const T*>(x), static_cast<T*>(xs), N, H, W, C, stride, P, Q);
     }
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 void scatter_strided_pixels(DType t, const void* dxs, int N, int H, int W, int C, int stride,
@@ -118,7 +117,6 @@ void scatter_strided_pixels(DType t, const void* dxs, int N, int H, int W, int C
     else
       launch_scatter<T, T>(dxs, dx, N, H, W, C, stride, P, Q, accumulate, s);
   });
-  TB_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace tb::gpu

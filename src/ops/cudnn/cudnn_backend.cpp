@@ -73,53 +73,6 @@ class CudnnBackend final : public GpuBackend {
     if (p.has_bias) bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
   }
 
-  // ReLU and pooling: cuDNN where it takes the case, else the shared kernels (which check
-  // the arguments again and report what is wrong).
-  void relu_forward(const Tensor& x, const Tensor& y) override {
-    if (!(gpu_pair(x, y) && x.numel() == y.numel() &&
-          pool_activation_.relu_forward(x.dtype, x.data, y.data, x.numel())))
-      GpuBackend::relu_forward(x, y);
-  }
-  void relu_backward(const Tensor& y, const Tensor& dy, const Tensor& dx,
-                     bool accumulate_dx) override {
-    if (!dx.defined()) return;
-    if (!(gpu_pair(y, dy) && gpu_pair(y, dx) && dy.numel() == y.numel() &&
-          dx.numel() == y.numel() &&
-          pool_activation_.relu_backward(y.dtype, y.data, dy.data, dx.data, y.numel(),
-                                         accumulate_dx)))
-      GpuBackend::relu_backward(y, dy, dx, accumulate_dx);
-  }
-  void max_pool2d_forward(const Pool2dParams& p, const Tensor& x, const Tensor& y) override {
-    if (!(pool_tensors(p, x, y) &&
-          pool_activation_.pool_forward(x.dtype, true, shape(p), x.data, y.data)))
-      GpuBackend::max_pool2d_forward(p, x, y);
-  }
-  void avg_pool2d_forward(const Pool2dParams& p, const Tensor& x, const Tensor& y) override {
-    if (!(pool_tensors(p, x, y) &&
-          pool_activation_.pool_forward(x.dtype, false, shape(p), x.data, y.data)))
-      GpuBackend::avg_pool2d_forward(p, x, y);
-  }
-  void avg_pool2d_backward(const Pool2dParams& p, const Tensor& dy, const Tensor& dx,
-                           bool accumulate_dx) override {
-    if (!dx.defined()) return;
-    if (!(pool_tensors(p, dx, dy) &&
-          pool_activation_.avg_pool_backward(dy.dtype, shape(p), dy.data, dx.data, accumulate_dx)))
-      GpuBackend::avg_pool2d_backward(p, dy, dx, accumulate_dx);
-  }
-  void global_avg_pool_forward(const GlobalPoolParams& p, const Tensor& x,
-                               const Tensor& y) override {
-    if (!(global_pool_tensors(p, x, y) &&
-          pool_activation_.pool_forward(x.dtype, false, shape(p), x.data, y.data)))
-      GpuBackend::global_avg_pool_forward(p, x, y);
-  }
-  void global_avg_pool_backward(const GlobalPoolParams& p, const Tensor& dy, const Tensor& dx,
-                                bool accumulate_dx) override {
-    if (!dx.defined()) return;
-    if (!(global_pool_tensors(p, dx, dy) &&
-          pool_activation_.avg_pool_backward(dy.dtype, shape(p), dy.data, dx.data, accumulate_dx)))
-      GpuBackend::global_avg_pool_backward(p, dy, dx, accumulate_dx);
-  }
-
   void linear_forward(const LinearParams& p, const Tensor& x, const Tensor& w, const Tensor& bias,
                       const Tensor& y) override {
     TB_CHECK(!p.relu, "cudnn: linear_relu is not one of its ops (supports() says so)");
@@ -168,6 +121,29 @@ class CudnnBackend final : public GpuBackend {
                                 accumulate_dx, dres, accumulate_dres, relu);
   }
   void releasing(const void* base, size_t bytes) override { batch_norm_.forget(base, bytes); }
+  bool library_relu_forward(DType t, const void* x, void* y, int64_t n) override {
+    return pool_activation_.relu_forward(t, x, y, n);
+  }
+  bool library_relu_backward(DType t, const void* y, const void* dy, void* dx, int64_t n,
+                             bool accumulate_dx) override {
+    return pool_activation_.relu_backward(t, y, dy, dx, n, accumulate_dx);
+  }
+  bool library_pool2d_forward(DType t, bool max, const Pool2dParams& p, const void* x,
+                              void* y) override {
+    return pool_activation_.pool_forward(t, max, shape(p), x, y);
+  }
+  bool library_avg_pool2d_backward(DType t, const Pool2dParams& p, const void* dy, void* dx,
+                                   bool accumulate_dx) override {
+    return pool_activation_.avg_pool_backward(t, shape(p), dy, dx, accumulate_dx);
+  }
+  bool library_global_avg_pool_forward(DType t, const GlobalPoolParams& p, const void* x,
+                                       void* y) override {
+    return pool_activation_.pool_forward(t, false, shape(p), x, y);
+  }
+  bool library_global_avg_pool_backward(DType t, const GlobalPoolParams& p, const void* dy,
+                                        void* dx, bool accumulate_dx) override {
+    return pool_activation_.avg_pool_backward(t, shape(p), dy, dx, accumulate_dx);
+  }
 
  private:
   void check_conv(const Conv2dParams& p) const {
@@ -197,21 +173,6 @@ class CudnnBackend final : public GpuBackend {
     column_sum(t, dy, rows, K, out, workspace(column_sum_workspace_bytes(rows, K)), stream());
   }
 
-  // Two GPU tensors of one dtype (what the cuDNN calls need; anything else goes to the
-  // shared kernels, whose checks name the problem).
-  static bool gpu_pair(const Tensor& a, const Tensor& b) {
-    return a.defined() && b.defined() && a.device.kind == DeviceKind::cuda &&
-           b.device.kind == DeviceKind::cuda && a.contiguous() && b.contiguous() &&
-           a.dtype == b.dtype;
-  }
-  static bool pool_tensors(const Pool2dParams& p, const Tensor& x, const Tensor& y) {
-    return p.N > 0 && p.C > 0 && p.kernel > 0 && p.stride > 0 && p.pad >= 0 && p.P() > 0 &&
-           p.Q() > 0 && gpu_pair(x, y) && x.numel() == p.x_numel() && y.numel() == p.y_numel();
-  }
-  static bool global_pool_tensors(const GlobalPoolParams& p, const Tensor& x, const Tensor& y) {
-    return p.N > 0 && p.C > 0 && p.H > 0 && p.W > 0 && gpu_pair(x, y) &&
-           x.numel() == int64_t(p.N) * p.C * p.H * p.W && y.numel() == int64_t(p.N) * p.C;
-  }
   static CudnnPoolShape shape(const Pool2dParams& p) {
     return {p.N, p.C, p.H, p.W, p.kernel, p.kernel, p.stride, p.pad, p.P(), p.Q()};
   }

@@ -1,6 +1,6 @@
-// `--impl cudnn`: convolutions through cuDNN 9 and linear layers through cuBLASLt; the other
-// ops (batch norm, pooling, activations, loss, optimizers) are the shared GPU kernels of
-// src/ops/cuda/gpu_backend.h.
+// `--impl cudnn`: convolutions, training-mode batch norm, pooling and ReLU through cuDNN 9 and
+// linear layers through cuBLASLt; the other ops (loss, optimizers, adds, evaluation batch
+// norm, max pooling's backward) are the shared GPU kernels of src/ops/cuda/gpu_backend.h.
 #pragma once
 #include <memory>
 
