@@ -263,10 +263,11 @@ TEST_P(GpuTraining, StepsAfterTheFirstTwoAllocateNothing) {
   }
 }
 
-// Fused batch-norm + ReLU (+ add) nodes and shared activation memory change which kernels
-// run and where bytes live, not the arithmetic: the same steps on the plain graph (every
-// node its own kernels and buffers) give the same losses. Our kernels are deterministic, so
-// `cuda` must agree exactly; cuDNN may pick convolution algorithms that add with atomics.
+// Fused batch-norm + ReLU (+ add) nodes and shared activation memory (parameter gradients
+// included) change which kernels run and where bytes live, not the arithmetic: the same
+// steps on the plain graph (every node its own kernels and buffers) give the same losses. Our
+// kernels are deterministic, so `cuda` must agree exactly; cuDNN may pick convolution algorithms
+// that add with atomics.
 TEST_P(GpuTraining, FusedGraphWithSharedMemoryTrainsLikeThePlainGraph) {
   const bool cudnn = std::string(GetParam().impl) == "cudnn";
   // cudnn runs twice: on our batch-norm kernels (whose fused and separate ops store the same
@@ -286,7 +287,9 @@ TEST_P(GpuTraining, FusedGraphWithSharedMemoryTrainsLikeThePlainGraph) {
     plain.reuse_activation_memory = false;
     plain.fuse_batch_norm_relu = false;
     const std::vector<double> want = host_curve(*gpu, c, t, b, 6, plain);
-    const std::vector<double> got = host_curve(*gpu, c, t, b, 6);
+    PlanOptions shared;  // gradients in the activations' memory too
+    shared.share_gradient_memory = PlanOptions::GradientSharing::always;
+    const std::vector<double> got = host_curve(*gpu, c, t, b, 6, shared);
     const bool exact = !cudnn;
     const bool library_bf16 = std::string(batch_norm) != "ours" && t != DType::f32;
     for (size_t s = 0; s < want.size(); ++s) {

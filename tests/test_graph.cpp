@@ -54,6 +54,11 @@ TEST(Graph, ResidualNetworkGradientsMatchFiniteDifferencesInDouble) {
   auto backend = make_ref_backend();
   Graph g = small_residual_net();
   const int n = 3;
+  // The finite differences run forward passes after the backward one: the gradients must
+  // keep their own memory (shared, they hold until the next forward).
+  PlanOptions options;
+  options.share_gradient_memory = PlanOptions::GradientSharing::off;
+  g.set_plan_options(options);
   g.plan(*backend, n, DType::f64, true);
   g.init_parameters(5);
   Rng rng(11);
@@ -162,9 +167,10 @@ TEST(GraphMemory, ResNet18ActivationBytesDropWithReuse) {
   // output (the ReLU mask) while it writes dx and the residual's gradient. The layout is
   // at the lower bound (the most bytes live at one step) in both cases.
   EXPECT_LE(f, r + r / 100);
-  // Parameters and their gradients are untouched.
+  // Parameters are untouched; with reuse, their gradients share the activations' memory
+  // (GraphMemory.SharedGradientsAddAlmostNothingToATurnPeak).
   EXPECT_EQ(before.at("parameters"), fused.at("parameters"));
-  EXPECT_EQ(before.at("gradients"), fused.at("gradients"));
+  EXPECT_EQ(fused.count("gradients"), 0u);
   // Inference needs far less than training: outputs die at their last forward reader.
   EXPECT_LT(activation_bytes(resnet18_plan(PlanOptions{}, false)), f / 4);
 }
@@ -185,6 +191,47 @@ TEST(GraphMemory, ReuseLeavesCpuResNetTrainingBitIdentical) {
                    train_steps(*backend, build_model("resnet18", in), kReuseOnly, 4, 2));
   expect_identical(train_steps(*backend, small_residual_net(), kPlain, 5, 3),
                    train_steps(*backend, small_residual_net(), kReuseOnly, 5, 3));
+}
+
+// Gradients sharing the activations' memory, against their own block.
+PlanOptions with_gradient_sharing(PlanOptions options, PlanOptions::GradientSharing sharing) {
+  options.share_gradient_memory = sharing;
+  return options;
+}
+
+TEST(GraphMemory, SharedGradientsAddAlmostNothingToATurnPeak) {
+  using Sharing = PlanOptions::GradientSharing;
+  const GraphPrecision bf16{DType::f32, DType::bf16};
+  auto plan = [&](const char* model, int batch, Sharing sharing) {
+    Graph g = build_model(model, {3, 32, 32, 10});
+    g.set_plan_options(with_gradient_sharing(PlanOptions{}, sharing));
+    return g.planned_bytes(batch, bf16, true);
+  };
+  // resnet50 at batch 512 peaks at the turn from forward to backward: of its 90 MiB of
+  // gradients, at most 8 stay on top of that peak.
+  const auto apart = plan("resnet50", 512, Sharing::off);
+  const auto shared = plan("resnet50", 512, Sharing::when_smaller);
+  const size_t gradients = apart.at("gradients");
+  EXPECT_EQ(shared.count("gradients"), 0u);
+  EXPECT_EQ(shared.at("parameters"), apart.at("parameters"));
+  EXPECT_LE(total_bytes(shared) + gradients - (8u << 20), total_bytes(apart));
+  // alexnet_lite peaks in forward: sharing would save nothing, so its gradients keep their
+  // block (and the optimizer its single launch).
+  EXPECT_EQ(plan("alexnet_lite", 512, Sharing::when_smaller).count("gradients"), 1u);
+}
+
+TEST(GraphMemory, SharedGradientsLeaveTrainingBitIdentical) {
+  using Sharing = PlanOptions::GradientSharing;
+  const PlanOptions apart = with_gradient_sharing(kReuseOnly, Sharing::off);
+  const PlanOptions shared = with_gradient_sharing(PlanOptions{}, Sharing::always);
+  auto ref = make_ref_backend();
+  expect_identical(train_steps(*ref, small_residual_net(), apart, 4, 3),
+                   train_steps(*ref, small_residual_net(), shared, 4, 3));
+  auto cpu = make_cpu_backend(2);
+  const ModelInput in{1, 28, 28, 10};
+  expect_identical(train_steps(*cpu, build_model("resnet18", in),
+                               with_gradient_sharing(PlanOptions{}, Sharing::off), 4, 2),
+                   train_steps(*cpu, build_model("resnet18", in), shared, 4, 2));
 }
 
 struct ModelSize {

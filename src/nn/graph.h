@@ -32,6 +32,13 @@ struct PlanOptions {
   // Conv -> ReLU and linear -> ReLU become one conv2d_relu / linear_relu node where nothing
   // else reads the pre-activation, on backends that support those ops (graph_fusion.cpp).
   bool fuse_conv_relu = true;
+  // With reuse_activation_memory, parameter gradients may live in the activations' memory
+  // too, in a few blocks, each from its first write in backward to the optimizer's update:
+  // where the activations peak at the turn from forward to backward, they then take almost
+  // no bytes there. when_smaller: where that lowers the plan's bytes by 1% or more. Shared
+  // gradients hold from backward() until the next forward(), which writes over them.
+  enum class GradientSharing { off, when_smaller, always };
+  GradientSharing share_gradient_memory = GradientSharing::when_smaller;
 };
 
 class Graph {
@@ -77,12 +84,16 @@ class Graph {
   Tensor output(int n) const;       // [n,...] of the last node
   Tensor output_grad(int n) const;
 
-  // Parameters and gradients in a fixed order; both live in one contiguous block each.
+  // Parameters and gradients in a fixed order. Parameters live in one contiguous block;
+  // gradients in gradient_blocks(). Gradients that share the activations' memory
+  // (PlanOptions::share_gradient_memory) hold from backward() until the next forward().
   std::vector<ParamRef> parameters() const;
   // Persistent buffers (batch-norm running statistics), for checkpoints.
   std::vector<StateRef> persistent_buffers() const;
   Tensor parameter_block() const;  // all parameters as one flat tensor (padding included)
-  Tensor gradient_block() const;
+  // The gradients as a few flat tensors (one unless share_gradient_memory split them), each
+  // covering a run of parameters' gradients laid out as the parameters are; gaps hold zeros.
+  std::vector<Tensor> gradient_blocks() const;
 
   // ---- description --------------------------------------------------------------------
   struct NodeInfo {
@@ -126,6 +137,12 @@ class Graph {
     // Memory handles, filled by plan().
     size_t output_handle = 0, grad_handle = 0;
     std::vector<size_t> param_handles, grad_handles, buffer_handles;
+    std::vector<size_t> grad_offsets;  // bytes into grad_handles' block
+    std::vector<int> grad_blocks;      // index into gradient_blocks_
+  };
+  struct GradientBlock {
+    size_t handle = 0;
+    size_t bytes = 0;  // to the end of its last gradient
   };
 
   // Rewrites fusable chains in place (graph_fusion.cpp). Node ids change; names and the
@@ -136,14 +153,18 @@ class Graph {
   // Drops the removed nodes; a node that read removed node j reads stands_for[j] instead.
   void remove_fused(const std::vector<bool>& removed, const std::vector<int>& stands_for);
   // Decides which input gradients are accumulated and makes every memory request.
-  void request_memory(MemoryPlan& memory, int max_batch, GraphPrecision precision,
-                      bool training);
+  void request_memory(MemoryPlan& memory, int max_batch, GraphPrecision precision, bool training,
+                      bool share_gradients);
+  bool gradients_share_pays(int max_batch, GraphPrecision precision, bool training);
+  void request_gradients(MemoryPlan& memory, size_t param_esize, bool share);
   LayerTensors tensors_for(const Node& node, int n) const;
-  Tensor view(size_t handle, DType dtype, Shape shape) const;
+  Tensor view(size_t handle, DType dtype, Shape shape, size_t offset = 0) const;
+  Tensor grad_view(const Node& node, size_t k) const;
   DType buffer_dtype(const BufferSpec& spec) const;
 
   std::vector<Node> nodes_;
   std::unique_ptr<MemoryPlan> memory_;
+  std::vector<GradientBlock> gradient_blocks_;
   Backend* backend_ = nullptr;
   int max_batch_ = 0;
   DType dtype_ = DType::f32;

@@ -41,25 +41,41 @@ void validate(const OptimizerConfig& c) {
 
 const char* address(const Tensor& t) { return static_cast<const char*>(t.data); }
 
-// Whether tensor_of(i) is fp32 and lies at parameter i's offset (>= 0) from parameter 0 for
-// every i: a planned graph's blocks, gaps zeroed. Then tensor_of(0) starts one span of
-// block_floats(params) floats that covers them all.
+// A run: parameters [first, last) whose tensor_of(i) are fp32 and lie at the offsets their
+// values have from the first's (>= 0), all in one gradient span, so that one tensor of
+// run_floats() floats from tensor_of(first) covers them, gaps (zeroed) included.
+struct Run {
+  size_t first, last;
+};
 template <class TensorOf>
-bool at_parameter_offsets(const std::vector<ParamRef>& params, TensorOf tensor_of) {
-  if (params.empty()) return false;
+std::vector<Run> runs_at_parameter_offsets(const std::vector<ParamRef>& params,
+                                           TensorOf tensor_of) {
+  std::vector<Run> runs;
   for (size_t i = 0; i < params.size(); ++i) {
-    const ptrdiff_t offset = address(params[i].value) - address(params[0].value);
-    if (offset < 0 || address(tensor_of(i)) - address(tensor_of(0)) != offset ||
-        tensor_of(i).dtype != DType::f32)
-      return false;
+    const ParamRef& p = params[i];
+    bool extends = false;
+    const bool f32 = p.value.dtype == DType::f32 && tensor_of(i).dtype == DType::f32;
+    if (!runs.empty() && f32 && params[runs.back().first].value.dtype == DType::f32 &&
+        tensor_of(runs.back().first).dtype == DType::f32) {
+      const size_t a = runs.back().first;
+      const ptrdiff_t offset = address(p.value) - address(params[a].value);
+      extends = p.gradient_span == params[a].gradient_span && offset > 0 &&
+                address(tensor_of(i)) - address(tensor_of(a)) == offset;
+    }
+    if (extends) {
+      runs.back().last = i + 1;
+    } else {
+      runs.push_back({i, i + 1});
+    }
   }
-  return true;
+  return runs;
 }
-int64_t block_floats(const std::vector<ParamRef>& params) {
+int64_t run_floats(const std::vector<ParamRef>& params, const Run& run) {
   int64_t end = 0;
-  for (const ParamRef& p : params)
-    end = std::max(end, (address(p.value) - address(params[0].value)) / int64_t(sizeof(float)) +
-                            p.value.numel());
+  for (size_t i = run.first; i < run.last; ++i)
+    end = std::max(end, (address(params[i].value) - address(params[run.first].value)) /
+                                int64_t(sizeof(float)) +
+                            params[i].value.numel());
   return end;
 }
 
@@ -126,33 +142,48 @@ Optimizer::Optimizer(Backend& backend, std::vector<ParamRef> params,
   }
 }
 
-// Gradients at their parameters' offsets are clipped as one span: one norm pass and one
-// scaling pass.
+// Gradients at their parameters' offsets are clipped a run at a time: the norm is over all
+// targets, so fewer, longer targets only save launches.
 void Optimizer::plan_clip_targets() {
   clip_targets_.clear();
-  if (at_parameter_offsets(params_, [&](size_t i) -> const Tensor& { return params_[i].grad; })) {
-    clip_targets_.push_back(
-        Tensor(params_[0].grad.data, DType::f32, Shape{block_floats(params_)}, backend_.device()));
-  } else {
-    for (const ParamRef& p : params_) clip_targets_.push_back(p.grad);
+  for (const Run& run : runs_at_parameter_offsets(
+           params_, [&](size_t i) -> const Tensor& { return params_[i].grad; })) {
+    if (run.last - run.first == 1) {
+      clip_targets_.push_back(params_[run.first].grad);
+    } else {
+      clip_targets_.push_back(Tensor(params_[run.first].grad.data, DType::f32,
+                                     Shape{run_floats(params_, run)}, backend_.device()));
+    }
   }
 }
 
-// SGD with momentum on parameters planned into one block (with their gradients in another,
-// at the same offsets) has its state at those offsets too: then one update over the three
-// blocks, gaps included, replaces a launch per parameter. The gaps stay zero under it (zero
+// SGD with momentum on parameters planned into blocks (their gradients at the same offsets
+// in a few spans) has its state at those offsets too: one update over each run of the three,
+// gaps included, replaces a launch per parameter. The gaps stay zero under it (zero
 // weights, gradients and momentum give zero).
 void Optimizer::plan_blocks() {
   if (!is_sgd(config_) || config_.momentum <= 0) return;
-  if (!at_parameter_offsets(params_, [&](size_t i) -> const Tensor& { return params_[i].value; }) ||
-      !at_parameter_offsets(params_, [&](size_t i) -> const Tensor& { return params_[i].grad; }) ||
-      !at_parameter_offsets(params_, [&](size_t i) -> const Tensor& { return slot_a_[i]; }))
-    return;
-  const int64_t n = block_floats(params_);
+  for (const ParamRef& p : params_)
+    if (p.value.dtype != DType::f32) return;  // one call per parameter, in its own type
+  // A run of all three: momentum slices are carved in parameter order at aligned offsets,
+  // so a run of values and gradients is one of momentum too where those offsets match.
   const Device d = backend_.device();
-  param_block_ = Tensor(params_[0].value.data, DType::f32, Shape{n}, d);
-  grad_block_ = Tensor(params_[0].grad.data, DType::f32, Shape{n}, d);
-  momentum_block_ = Tensor(slot_a_[0].data, DType::f32, Shape{n}, d);
+  for (const Run& run : runs_at_parameter_offsets(
+           params_, [&](size_t i) -> const Tensor& { return params_[i].grad; })) {
+    size_t first = run.first;
+    for (size_t i = run.first + 1; i <= run.last; ++i) {
+      const bool breaks =
+          i == run.last || address(slot_a_[i]) - address(slot_a_[first]) !=
+                               address(params_[i].value) - address(params_[first].value);
+      if (!breaks) continue;
+      const Run part{first, i};
+      const int64_t n = run_floats(params_, part);
+      blocks_.push_back({Tensor(params_[first].value.data, DType::f32, Shape{n}, d),
+                         Tensor(params_[first].grad.data, DType::f32, Shape{n}, d),
+                         Tensor(slot_a_[first].data, DType::f32, Shape{n}, d)});
+      first = i;
+    }
+  }
 }
 
 Optimizer::~Optimizer() {
@@ -176,26 +207,23 @@ void Optimizer::step(float lr) {
   ++steps_;
   if (config_.max_grad_norm > 0) backend_.clip_grad_norm(config_.max_grad_norm, clip_targets_);
   const bool sgd = is_sgd(config_);
-  if (param_block_.defined()) {
+  auto sgd_update = [&](const Tensor& value, const Tensor& grad, const Tensor& momentum) {
     SgdUpdateParams u;
-    u.n = param_block_.numel();
+    u.n = value.numel();
     u.lr = lr;
     u.momentum = config_.momentum;
     u.weight_decay = config_.weight_decay;
     u.nesterov = config_.nesterov;
-    backend_.sgd_update(u, param_block_, grad_block_, momentum_block_);
+    backend_.sgd_update(u, value, grad, momentum);
+  };
+  if (!blocks_.empty()) {
+    for (const Block& b : blocks_) sgd_update(b.param, b.grad, b.momentum);
     return;
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     const ParamRef& p = params_[i];
     if (sgd) {
-      SgdUpdateParams u;
-      u.n = p.value.numel();
-      u.lr = lr;
-      u.momentum = config_.momentum;
-      u.weight_decay = config_.weight_decay;
-      u.nesterov = config_.nesterov;
-      backend_.sgd_update(u, p.value, p.grad, slot_a_[i]);
+      sgd_update(p.value, p.grad, slot_a_[i]);
     } else {
       AdamUpdateParams u;
       u.n = p.value.numel();

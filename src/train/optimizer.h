@@ -16,6 +16,10 @@ struct ParamRef {
   std::string name;
   Tensor value;
   Tensor grad;
+  // Consecutive parameters with the same span whose values, gradients and state lie at the
+  // same offsets from the first of them lie in blocks whose gaps hold zeros: one pass may
+  // walk them together. A graph gives each block of gradients its own span.
+  int gradient_span = 0;
 };
 
 struct OptimizerConfig {
@@ -43,9 +47,10 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  // One update of every parameter with learning rate lr: one backend call over all of them
-  // when they, their gradients and the state lie at the same offsets in three blocks (SGD
-  // with momentum on a planned graph), else one per parameter.
+  // One update of every parameter with learning rate lr. SGD with momentum makes one backend
+  // call per run of parameters that, with their gradients and state, lie at the same offsets
+  // in one span (see ParamRef::gradient_span): a planned graph has a few such runs. Adam and
+  // SGD without momentum make one call per parameter.
   void step(float lr);
 
   // Changes the momentum used from the next step on: SGD's momentum, or Adam's beta1, which
@@ -67,11 +72,13 @@ class Optimizer {
   std::vector<StateRef> state_;
   std::vector<Tensor> slot_a_, slot_b_;  // per parameter: momentum or exp_avg / exp_avg_sq
   int64_t steps_ = 0;
-  // The three blocks of the one-call update, when they exist (see step).
+  // The runs of SGD's updates: three tensors (values, gradients, momentum) over each run.
   void plan_blocks();
-  Tensor param_block_, grad_block_, momentum_block_;
-  // What clipping scales: the gradient block as one tensor when the gradients lie in one
-  // (planned, zero gaps), else each gradient.
+  struct Block {
+    Tensor param, grad, momentum;
+  };
+  std::vector<Block> blocks_;
+  // What clipping scales: each run of gradients as one tensor.
   std::vector<Tensor> clip_targets_;
   void plan_clip_targets();
 };

@@ -60,7 +60,8 @@ void TrainStep::enqueue(int n, int full_batch) {
   gpu_->record_step_stats(model_.losses(n), model_.probs(n), model_.labels(n), first_step_,
                           stats_, slots_);
   model_.backward(n, seed_, 0);
-  if (options_.dynamic_loss_scale) gpu_->check_gradients(graph.gradient_block());
+  if (options_.dynamic_loss_scale)
+    for (const Tensor& block : graph.gradient_blocks()) gpu_->check_gradients(block);
   optimizer_.step(0.0f);  // the rate and momentum come from the device schedule
   gpu_->end_step();
 }
