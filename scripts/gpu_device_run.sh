@@ -2,8 +2,8 @@
 # One call on the GPU machine (the device tool), from the repository root, with devdata/
 # carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
 # sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
-# machine's. Sections (default: tests bench torch sanitizer): tests wgmma profile bench torch
-# search train study cpu sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
+# machine's. Sections (default: tests bench torch sanitizer): tests nsys wgmma profile bench
+# torch search train study cpu sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
 # back); the last lines printed are the comparison table.
 set -uo pipefail
 OUT=${OUT:-/tmp/tb-out}
@@ -42,6 +42,32 @@ if has profile; then
       --precision bf16 --repeats 5 --json "$OUT/profile_$impl.json" > "$OUT/profile_$impl.log" 2>&1
     echo "$impl bf16 b512: $(tail -1 "$OUT/profile_$impl.log")"
   done
+fi
+
+if has nsys; then
+  echo "== kernels of one step (nsys, graph nodes traced): resnet18 bf16, ${NSYS_IMPLS:-cudnn} b${NSYS_BATCH:-64}"
+  NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+  if [ -z "$NSYS" ]; then echo "no nsys on this machine"; else
+    for impl in ${NSYS_IMPLS:-cudnn}; do
+      # A first run fills the algorithm cache, so the traced one searches nothing.
+      tb timeout 100 $B/trainbench throughput --model resnet18 --impl $impl --batch-size \
+        ${NSYS_BATCH:-64} --precision bf16 --warmup 1 --repeats 2 > /dev/null 2>&1
+      tb timeout 150 $NSYS profile --cuda-graph-trace=node --trace=cuda -o /tmp/tb/nsys_$impl -f true \
+        $B/trainbench throughput --model resnet18 --impl $impl --batch-size ${NSYS_BATCH:-64} \
+        --precision bf16 --warmup 2 --repeats 10 > /tmp/tb/nsys_run.log 2>&1 || tail -5 /tmp/tb/nsys_run.log
+      $NSYS stats --report cuda_gpu_kern_sum --format csv -o /tmp/tb/kern_$impl /tmp/tb/nsys_$impl.nsys-rep > /dev/null 2>&1
+      f=$(ls /tmp/tb/kern_${impl}*.csv 2>/dev/null | head -1)
+      [ -n "$f" ] && cp "$f" "$OUT/nsys_kernels_$impl.csv" && python3 - "$f" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+total = sum(float(r["Total Time (ns)"]) for r in rows)
+calls = sum(int(r["Instances"]) for r in rows)
+print(f"{len(rows)} kernels, {calls} launches, {total / 1e6:.2f} ms of kernel time")
+for r in rows[:25]:
+    print(f'{float(r["Time (%)"]):5.1f}% {int(r["Instances"]):6d} x {float(r["Avg (ns)"]) / 1e3:8.1f} us  {r["Name"][:110]}')
+PY
+    done
+  fi
 fi
 
 if has wgmma; then

@@ -568,6 +568,43 @@ TEST_P(GpuOps, OptimizerUpdatesMatchRef) {
   }
 }
 
+// One launch over several spans (a planned graph's gradient blocks; more than fit in one
+// launch's table, of sizes with and without a tail, one misaligned) gives the bits of one
+// update per span.
+TEST_P(GpuOps, SgdUpdateSpansMatchOneUpdateEach) {
+  if (t() != DType::f32) GTEST_SKIP() << "updates run on the fp32 master weights only";
+  const SgdUpdateParams p{0, 0.1f, 0.9f, 5e-4f, true};
+  std::vector<Backend::SgdSpan> spans, singles;
+  for (int i = 0; i < 19; ++i) {
+    const int64_t n = 1 + 977 * i + (i % 4);
+    const Shape s{n};
+    const std::vector<float> w = uniform(n, rng), g = uniform(n, rng), m = uniform(n, rng);
+    for (auto* list : {&spans, &singles})
+      list->push_back({dev->upload(w, s, DType::f32), dev->upload(g, s, DType::f32),
+                       dev->upload(m, s, DType::f32)});
+  }
+  // A span that starts 4 bytes into its allocation takes the scalar path.
+  const std::vector<float> w = uniform(65, rng), g = uniform(65, rng), m = uniform(65, rng);
+  for (auto* list : {&spans, &singles}) {
+    auto offset = [](const Tensor& x) {
+      return Tensor(static_cast<float*>(x.data) + 1, DType::f32, Shape{64}, x.device);
+    };
+    const Shape s{65};
+    list->push_back({offset(dev->upload(w, s, DType::f32)), offset(dev->upload(g, s, DType::f32)),
+                     offset(dev->upload(m, s, DType::f32))});
+  }
+  gpu->sgd_update_spans(p, spans);
+  for (const Backend::SgdSpan& one : singles) {
+    SgdUpdateParams q = p;
+    q.n = one.param.numel();
+    gpu->sgd_update(q, one.param, one.grad, one.momentum);
+  }
+  for (size_t i = 0; i < spans.size(); ++i) {
+    EXPECT_EQ(dev->download(spans[i].param), dev->download(singles[i].param)) << "span " << i;
+    EXPECT_EQ(dev->download(spans[i].momentum), dev->download(singles[i].momentum)) << "span " << i;
+  }
+}
+
 // Clipping by global norm over several tensors (one spanning many partial sums, a tail
 // of odd size), once clipping and once below the limit.
 TEST_P(GpuOps, ClipGradNormMatchesRef) {

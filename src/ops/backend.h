@@ -168,6 +168,18 @@ class Backend {
                           const Tensor& momentum_buffer) = 0;
   virtual void adam_update(const AdamUpdateParams& p, const Tensor& param, const Tensor& grad,
                            const Tensor& exp_avg, const Tensor& exp_avg_sq) = 0;
+  // The same SGD update (p.n ignored) over several spans, each param/grad/momentum of one
+  // size: a planned graph's gradient blocks. A GPU runs them in one launch.
+  struct SgdSpan {
+    Tensor param, grad, momentum;
+  };
+  virtual void sgd_update_spans(const SgdUpdateParams& p, const std::vector<SgdSpan>& spans) {
+    for (const SgdSpan& s : spans) {
+      SgdUpdateParams one = p;
+      one.n = s.param.numel();
+      sgd_update(one, s.param, s.grad, s.momentum);
+    }
+  }
 
  protected:
   size_t allocation_count_ = 0;

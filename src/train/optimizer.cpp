@@ -217,7 +217,12 @@ void Optimizer::step(float lr) {
     backend_.sgd_update(u, value, grad, momentum);
   };
   if (!blocks_.empty()) {
-    for (const Block& b : blocks_) sgd_update(b.param, b.grad, b.momentum);
+    SgdUpdateParams u;
+    u.lr = lr;
+    u.momentum = config_.momentum;
+    u.weight_decay = config_.weight_decay;
+    u.nesterov = config_.nesterov;
+    backend_.sgd_update_spans(u, blocks_);
     return;
   }
   for (size_t i = 0; i < params_.size(); ++i) {

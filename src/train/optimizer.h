@@ -74,10 +74,7 @@ class Optimizer {
   int64_t steps_ = 0;
   // The runs of SGD's updates: three tensors (values, gradients, momentum) over each run.
   void plan_blocks();
-  struct Block {
-    Tensor param, grad, momentum;
-  };
-  std::vector<Block> blocks_;
+  std::vector<Backend::SgdSpan> blocks_;
   // What clipping scales: each run of gradients as one tensor.
   std::vector<Tensor> clip_targets_;
   void plan_clip_targets();

@@ -658,6 +658,30 @@ void GpuBackend::sgd_update(const SgdUpdateParams& p, const Tensor& param, const
   gpu::sgd_update(p, param.ptr<float>(), grad.ptr<float>(), buffer, kernel_state(), stream_);
 }
 
+void GpuBackend::sgd_update_spans(const SgdUpdateParams& p, const std::vector<SgdSpan>& spans) {
+  gpu::SgdSpanTable table;
+  auto flush = [&] {
+    gpu::sgd_update_spans(p, table, kernel_state(), stream_);
+    table.count = 0;
+  };
+  for (const SgdSpan& span : spans) {
+    const int64_t n = span.param.numel();
+    GPU_EXPECT(span.grad, n, "grad");
+    GPU_EXPECT_DTYPE(span.param, DType::f32, "param");
+    GPU_EXPECT_DTYPE(span.grad, DType::f32, "grad");
+    if (p.momentum != 0.0f) GPU_EXPECT(span.momentum, n, "momentum_buffer");
+    if (n == 0) continue;
+    const int i = table.count++;
+    table.param[i] = span.param.ptr<float>();
+    table.grad[i] = span.grad.ptr<float>();
+    table.buf[i] = p.momentum != 0.0f ? span.momentum.ptr<float>() : nullptr;
+    table.n[i] = n;
+    if (table.count == gpu::kMaxSgdSpans) flush();
+  }
+  if (table.count) flush();
+  ++weights_version_;
+}
+
 void GpuBackend::adam_update(const AdamUpdateParams& p, const Tensor& param, const Tensor& grad,
                              const Tensor& exp_avg, const Tensor& exp_avg_sq) {
   TB_CHECK(p.step >= 1, "{} adam_update: step {} (steps count from 1)", impl_, p.step);

@@ -103,6 +103,7 @@ class GpuBackend : public Backend, public GpuStepControl {
                   const Tensor& momentum_buffer) override;
   void adam_update(const AdamUpdateParams& p, const Tensor& param, const Tensor& grad,
                    const Tensor& exp_avg, const Tensor& exp_avg_sq) override;
+  void sgd_update_spans(const SgdUpdateParams& p, const std::vector<SgdSpan>& spans) override;
 
   // GpuStepControl
   void enable_device_schedule(const std::vector<float>& lr, const std::vector<float>& momentum,

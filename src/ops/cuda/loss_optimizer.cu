@@ -137,6 +137,24 @@ __global__ void sgd_kernel(SgdUpdateParams p, float* param, const float* grad, f
   for_each_param(p.n, vector, e);
 }
 
+// One launch over a graph's gradient blocks: blockIdx.y is the span, and the x blocks
+// stride through it as sgd_kernel's do through its one array.
+__global__ void sgd_spans_kernel(SgdUpdateParams p, SgdSpanTable t, const GpuStepState* state) {
+  pdl_begin();
+  if (state && state->nonfinite) return;
+  const int s = blockIdx.y;
+  const bool vector =
+      aligned16(t.param[s]) && aligned16(t.grad[s]) && (!t.buf[s] || aligned16(t.buf[s]));
+  const SgdElements e{p,
+                      state ? state->lr : p.lr,
+                      state ? state->momentum : p.momentum,
+                      state ? 1.0f / state->loss_scale : 1.0f,
+                      t.param[s],
+                      t.grad[s],
+                      t.buf[s]};
+  for_each_param(t.n[s], vector, e);
+}
+
 __device__ __forceinline__ float lerp_torch(float start, float end, float weight) {
   return weight < 0.5f ? start + weight * (end - start) : end - (end - start) * (1.0f - weight);
 }
@@ -296,6 +314,15 @@ void sgd_update(const SgdUpdateParams& p, float* param, const float* grad, float
   const bool vector = aligned16(param) && aligned16(grad) && (!buf || aligned16(buf));
   launch_kernel(sgd_kernel, blocks_for(vector ? p.n / 4 : p.n, kOptimizerThreads, 4096),
                 kOptimizerThreads, 0, s, p, param, grad, buf, vector, state);
+}
+
+void sgd_update_spans(const SgdUpdateParams& p, const SgdSpanTable& spans,
+                      const GpuStepState* state, cudaStream_t s) {
+  if (spans.count == 0) return;
+  int64_t most = 0;
+  for (int i = 0; i < spans.count; ++i) most = std::max(most, spans.n[i]);
+  const dim3 grid(blocks_for(most / 4 + 1, kOptimizerThreads, 4096), unsigned(spans.count));
+  launch_kernel(sgd_spans_kernel, grid, kOptimizerThreads, 0, s, p, spans, state);
 }
 
 void adam_update(const AdamUpdateParams& p, float* param, const float* grad, float* exp_avg,

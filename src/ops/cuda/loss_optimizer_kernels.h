@@ -25,6 +25,17 @@ void cross_entropy_backward(DType t, const CrossEntropyParams& p, const float* p
 
 void sgd_update(const SgdUpdateParams& p, float* param, const float* grad, float* momentum_buffer,
                 const GpuStepState* state, cudaStream_t s);
+// Up to kMaxSgdSpans spans of one update in one launch (blockIdx.y picks the span).
+constexpr int kMaxSgdSpans = 16;
+struct SgdSpanTable {
+  int count = 0;
+  float* param[kMaxSgdSpans];
+  const float* grad[kMaxSgdSpans];
+  float* buf[kMaxSgdSpans];  // null without momentum
+  int64_t n[kMaxSgdSpans];
+};
+void sgd_update_spans(const SgdUpdateParams& p, const SgdSpanTable& spans,
+                      const GpuStepState* state, cudaStream_t s);
 void adam_update(const AdamUpdateParams& p, float* param, const float* grad, float* exp_avg,
                  float* exp_avg_sq, const GpuStepState* state, cudaStream_t s);
 
