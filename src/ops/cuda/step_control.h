@@ -32,7 +32,7 @@ class GpuStepControl {
   virtual void set_epoch(int64_t epoch, int64_t epoch_first_step) = 0;
   // Step boundaries, enqueued like any op (and so captured with the step).
   virtual void begin_step() = 0;
-  virtual void check_gradients(const Tensor& gradient_block) = 0;  // fp32, flat
+  virtual void check_gradients(const Tensor& gradient_block) = 0;  // fp32: one gradient block
   virtual void end_step() = 0;
   // stats[step - first_step] = {sum of losses[n], correct predictions} (fp32 pairs).
   virtual void record_step_stats(const Tensor& losses, const Tensor& probs, const Tensor& labels,
