@@ -110,5 +110,17 @@ TEST(Cli, ModelsListsEveryModelWithItsSize) {
   EXPECT_EQ(trainbench("models --input 3by32").code, 1);
 }
 
+TEST(Cli, ModelsShowsAPlannedTrainingStep) {
+  const CliRun r = trainbench("models --model resnet50 --input 3x32x32 --memory 512");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("share the activations' memory"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("planned"), std::string::npos) << r.output;
+  const CliRun small = trainbench("models --model alexnet_lite --memory 64 --precision fp32");
+  EXPECT_EQ(small.code, 0) << small.output;
+  EXPECT_NE(small.output.find("keep their own block"), std::string::npos) << small.output;
+  EXPECT_EQ(trainbench("models --memory 64").code, 1);
+  EXPECT_EQ(trainbench("models --model resnet18 --memory 64 --precision fp8").code, 1);
+}
+
 }  // namespace
 }  // namespace tb
