@@ -232,6 +232,9 @@ TEST(GraphMemory, SharedGradientsLeaveTrainingBitIdentical) {
   expect_identical(train_steps(*cpu, build_model("resnet18", in),
                                with_gradient_sharing(PlanOptions{}, Sharing::off), 4, 2),
                    train_steps(*cpu, build_model("resnet18", in), shared, 4, 2));
+  auto onednn = make_backend("onednn", 1);
+  expect_identical(train_steps(*onednn, small_residual_net(), apart, 4, 2),
+                   train_steps(*onednn, small_residual_net(), shared, 4, 2));
 }
 
 struct ModelSize {
