@@ -17,8 +17,7 @@ size_t MemoryPlan::request(const std::string& category, size_t bytes, Lifetime l
   TB_CHECK(!backend_, "memory plan already allocated; cannot add '{}'", category);
   TB_CHECK(lifetime.first <= lifetime.last, "empty lifetime [{}, {}] for '{}'", lifetime.first,
            lifetime.last, category);
-  const size_t aligned = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  requests_.push_back({category, aligned, lifetime});
+  requests_.push_back({category, aligned(bytes), lifetime});
   laid_out_ = false;
   return requests_.size() - 1;
 }

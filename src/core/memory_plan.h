@@ -36,6 +36,9 @@ class MemoryPlan {
   MemoryPlan(const MemoryPlan&) = delete;
   MemoryPlan& operator=(const MemoryPlan&) = delete;
 
+  // The bytes a request of `bytes` takes: rounded up to kAlignment.
+  static size_t aligned(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+
   // Asks for `bytes` in `category` ("parameters", "activations", ...), needed during
   // `lifetime`; returns a handle.
   size_t request(const std::string& category, size_t bytes, Lifetime lifetime = {});

@@ -156,12 +156,6 @@ void Graph::request_memory(MemoryPlan& memory, int max_batch, GraphPrecision pre
   if (training) request_gradients(memory, param_esize, reuse && share_gradients);
 }
 
-namespace {
-
-size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
-
-}  // namespace
-
 // Sharing costs the optimizer a launch per block, so gradients share the activations' memory
 // only where that lowers the plan's bytes by 1% or more: where the activations peak at the
 // turn from forward to backward (large batches), not where they peak in backward.
@@ -198,7 +192,7 @@ void Graph::request_gradients(MemoryPlan& memory, size_t param_esize, bool share
   size_t total = 0;
   for (const Node& node : nodes_)
     for (const ParamSpec& spec : node.param_specs)
-      total += round_up(size_t(spec.shape.numel()) * param_esize, MemoryPlan::kAlignment);
+      total += MemoryPlan::aligned(size_t(spec.shape.numel()) * param_esize);
   const size_t budget = share ? (total + kSharedGradientBlocks - 1) / kSharedGradientBlocks : total;
   struct Member {
     size_t node, k;
@@ -218,8 +212,7 @@ void Graph::request_gradients(MemoryPlan& memory, size_t param_esize, bool share
       node.grad_handles[m.k] = handle;
       node.grad_offsets[m.k] = offset;
       node.grad_blocks[m.k] = int(gradient_blocks_.size());
-      offset += round_up(size_t(node.param_specs[m.k].shape.numel()) * param_esize,
-                         MemoryPlan::kAlignment);
+      offset += MemoryPlan::aligned(size_t(node.param_specs[m.k].shape.numel()) * param_esize);
     }
     gradient_blocks_.push_back({handle, used_bytes});
     block.clear();
@@ -233,7 +226,7 @@ void Graph::request_gradients(MemoryPlan& memory, size_t param_esize, bool share
     node.grad_blocks.assign(count, 0);
     for (size_t k = 0; k < count; ++k) {
       const size_t bytes = size_t(node.param_specs[k].shape.numel()) * param_esize;
-      const size_t aligned = round_up(bytes, MemoryPlan::kAlignment);
+      const size_t aligned = MemoryPlan::aligned(bytes);
       block.push_back({j, k});
       used_bytes = block_bytes + bytes;
       block_bytes += aligned;

@@ -207,28 +207,20 @@ void Optimizer::step(float lr) {
   ++steps_;
   if (config_.max_grad_norm > 0) backend_.clip_grad_norm(config_.max_grad_norm, clip_targets_);
   const bool sgd = is_sgd(config_);
-  auto sgd_update = [&](const Tensor& value, const Tensor& grad, const Tensor& momentum) {
-    SgdUpdateParams u;
-    u.n = value.numel();
-    u.lr = lr;
-    u.momentum = config_.momentum;
-    u.weight_decay = config_.weight_decay;
-    u.nesterov = config_.nesterov;
-    backend_.sgd_update(u, value, grad, momentum);
-  };
+  SgdUpdateParams update;
+  update.lr = lr;
+  update.momentum = config_.momentum;
+  update.weight_decay = config_.weight_decay;
+  update.nesterov = config_.nesterov;
   if (!blocks_.empty()) {
-    SgdUpdateParams u;
-    u.lr = lr;
-    u.momentum = config_.momentum;
-    u.weight_decay = config_.weight_decay;
-    u.nesterov = config_.nesterov;
-    backend_.sgd_update_spans(u, blocks_);
+    backend_.sgd_update_spans(update, blocks_);
     return;
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     const ParamRef& p = params_[i];
     if (sgd) {
-      sgd_update(p.value, p.grad, slot_a_[i]);
+      update.n = p.value.numel();
+      backend_.sgd_update(update, p.value, p.grad, slot_a_[i]);
     } else {
       AdamUpdateParams u;
       u.n = p.value.numel();
