@@ -6,6 +6,10 @@
 // fp32 K,C,R,S.
 #include "ops/cudnn/cudnn_backend.h"
 
+#include <cstdlib>
+#include <limits>
+#include <string>
+
 #include "ops/cuda/batchnorm_kernels.h"
 #include "ops/cuda/conv_kernels.h"
 #include "ops/cuda/elementwise_kernels.h"
@@ -32,7 +36,10 @@ class CudnnBackend final : public GpuBackend {
         batch_norm_(
             convs_.handle(), [this](size_t b) { return allocate_internal(b); },
             [this](void* p) { release(p); }, [this](size_t b) { return workspace(b); }),
-        pool_activation_(convs_.handle()) {}
+        pool_activation_(convs_.handle()),
+        side_stream_outputs_(side_stream_outputs_from_env()) {
+    if (side_stream_outputs_ > 0) convs_.set_side_stream(side_stream());
+  }
   std::string name() const override { return "cudnn"; }
   AlgorithmSearch algorithm_search() const override {
     return {convs_.search_seconds(), convs_.searches(), convs_.cache().hits(),
@@ -66,10 +73,25 @@ class CudnnBackend final : public GpuBackend {
     if (dx.defined()) {
       expect(dx, p.x_numel(), "dx");
       same_dtype(x, dx, "dx");
-      convs_.backward_data(t, g, dy.data, wk, dx.data, accumulate_dx);
     }
-    const void* dwk = convs_.backward_filter(t, g, x.data, dy.data);
-    weights_from_krsc(t, dwk, fp32(dw, p.w_numel(), "dw"), g.K, g.C, g.R, g.S, stream());
+    float* dw32 = fp32(dw, p.w_numel(), "dw");
+    if (beside(g)) {
+      // The filter gradient (and its conversion) on the side stream, the data gradient on
+      // the main one, each in its own part of one workspace; joined before this returns, so
+      // no later op can overwrite x or dy while the side stream reads them.
+      const auto split = convs_.prepare_split(t, g, x.data, dy.data, wk, dx.defined());
+      char* ws = static_cast<char*>(workspace(split.total));
+      fork_side();
+      const void* dwk =
+          convs_.backward_filter_beside(t, g, x.data, dy.data, ws + split.filter_offset);
+      weights_from_krsc(t, dwk, dw32, g.K, g.C, g.R, g.S, side_stream());
+      if (dx.defined()) convs_.backward_data_in(t, g, dy.data, wk, dx.data, accumulate_dx, ws);
+      join_side();
+    } else {
+      if (dx.defined()) convs_.backward_data(t, g, dy.data, wk, dx.data, accumulate_dx);
+      const void* dwk = convs_.backward_filter(t, g, x.data, dy.data);
+      weights_from_krsc(t, dwk, dw32, g.K, g.C, g.R, g.S, stream());
+    }
     if (p.has_bias) bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
   }
 
@@ -173,6 +195,30 @@ class CudnnBackend final : public GpuBackend {
     column_sum(t, dy, rows, K, out, workspace(column_sum_workspace_bytes(rows, K)), stream());
   }
 
+  // TB_CUDNN_SIDE_STREAM: which convolutions compute their filter gradient beside their data
+  // gradient. A layer whose output has at most this many elements (N*P*Q*K) does: off (0),
+  // on (every layer), or a number. The default, 2^22, takes every layer of resnet18 at batch
+  // 64 and its layer4 at 512: cuDNN's kernels fill the GPU at large sizes, and there a second
+  // stream made the step slower (v11 notes).
+  static int64_t side_stream_outputs_from_env() {
+    constexpr int64_t kDefault = int64_t(1) << 22;
+    const char* v = std::getenv("TB_CUDNN_SIDE_STREAM");
+    if (!v || !*v) return kDefault;
+    const std::string s = v;
+    if (s == "off") return 0;
+    if (s == "on") return std::numeric_limits<int64_t>::max();
+    char* end = nullptr;
+    const long long n = std::strtoll(v, &end, 10);
+    TB_INPUT_CHECK(end && *end == '\0' && n >= 0,
+                   "TB_CUDNN_SIDE_STREAM must be off, on or a number of output elements, got '{}'",
+                   s);
+    return n;
+  }
+  bool beside(const ConvGeometry& g) const {
+    return side_stream_outputs_ > 0 && int64_t(g.N) * g.P * g.Q * g.K <= side_stream_outputs_ &&
+           convs_.split_backward(g);
+  }
+
   static CudnnPoolShape shape(const Pool2dParams& p) {
     return {p.N, p.C, p.H, p.W, p.kernel, p.kernel, p.stride, p.pad, p.P(), p.Q()};
   }
@@ -185,6 +231,7 @@ class CudnnBackend final : public GpuBackend {
   CublasLtLinear linear_;
   CudnnBatchNorm batch_norm_;
   CudnnPoolActivation pool_activation_;
+  int64_t side_stream_outputs_;
 };
 
 }  // namespace

@@ -164,6 +164,7 @@ CudnnConvolutions::~CudnnConvolutions() {
       if (pass.conv) cudnnDestroyConvolutionDescriptor(pass.conv);
   }
   if (handle_) cudnnDestroy(handle_);
+  if (side_handle_) cudnnDestroy(side_handle_);
 }
 
 cudnnConvolutionDescriptor_t CudnnConvolutions::make_conv(DType t, const ConvGeometry& g) {
@@ -388,14 +389,14 @@ void CudnnConvolutions::backward_data(DType t, const ConvGeometry& g, const void
 }
 
 void CudnnConvolutions::backward_data_direct(DType t, const ConvGeometry& g, const void* dy,
-                                             const void* w, void* dx, bool accumulate) {
+                                             const void* w, void* dx, bool accumulate, void* ws) {
   const Plan& p = dgrad_plan(t, g, dy, w);
   const Pass& pass = p.pass[1];
   const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-  TB_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, p.w, w, p.y, dy, pass.conv,
-                                              cudnnConvolutionBwdDataAlgo_t(pass.algo),
-                                              pass.workspace ? workspace_(pass.workspace) : nullptr,
-                                              pass.workspace, &beta, p.x, dx));
+  if (!ws && pass.workspace) ws = workspace_(pass.workspace);
+  TB_CUDNN_CHECK(cudnnConvolutionBackwardData(
+      handle_, &one, p.w, w, p.y, dy, pass.conv, cudnnConvolutionBwdDataAlgo_t(pass.algo),
+      pass.workspace ? ws : nullptr, pass.workspace, &beta, p.x, dx));
 }
 
 void CudnnConvolutions::backward_data_gathered(DType t, const ConvGeometry& g, const void* dy,
@@ -427,18 +428,19 @@ const void* CudnnConvolutions::backward_filter(DType t, const ConvGeometry& g, c
   return backward_filter_direct(t, g, x, dy);
 }
 
-const void* CudnnConvolutions::backward_filter_direct(DType t, const ConvGeometry& g,
-                                                      const void* x, const void* dy) {
+const void* CudnnConvolutions::backward_filter_direct(DType t, const ConvGeometry& g, const void* x,
+                                                      const void* dy, cudnnHandle_t handle,
+                                                      char* base) {
   // Workspace: [the filter gradient][cuDNN's scratch].
   const size_t front = filter_bytes(t, g);
   const Plan& p = wgrad_plan(t, g, x, dy);
   const Pass& pass = p.pass[2];
-  char* base = static_cast<char*>(workspace_(front + pass.workspace));
+  if (!base) base = static_cast<char*>(workspace_(front + pass.workspace));
   const float one = 1.0f, zero = 0.0f;
-  TB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.x, x, p.y, dy, pass.conv,
-                                                cudnnConvolutionBwdFilterAlgo_t(pass.algo),
-                                                pass.workspace ? base + front : nullptr,
-                                                pass.workspace, &zero, p.w, base));
+  TB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+      handle ? handle : handle_, &one, p.x, x, p.y, dy, pass.conv,
+      cudnnConvolutionBwdFilterAlgo_t(pass.algo), pass.workspace ? base + front : nullptr,
+      pass.workspace, &zero, p.w, base));
   return base;
 }
 
@@ -458,6 +460,40 @@ const void* CudnnConvolutions::backward_filter_gathered(DType t, const ConvGeome
                                                 cudnnConvolutionBwdFilterAlgo_t(pass.algo),
                                                 base + front, pass.workspace, &zero, p.w, base));
   return base;
+}
+
+void CudnnConvolutions::set_side_stream(cudaStream_t side) {
+  if (!side_handle_) TB_CUDNN_CHECK(cudnnCreate(&side_handle_));
+  TB_CUDNN_CHECK(cudnnSetStream(side_handle_, side));
+}
+
+bool CudnnConvolutions::split_backward(const ConvGeometry& g) const {
+  return side_handle_ && !(strided_.gathered && strided_pointwise(g));
+}
+
+CudnnConvolutions::SplitWorkspace CudnnConvolutions::prepare_split(DType t, const ConvGeometry& g,
+                                                                   const void* x, const void* dy,
+                                                                   const void* w, bool with_data) {
+  constexpr size_t kAlign = 256;
+  SplitWorkspace split;
+  if (with_data)
+    split.filter_offset =
+        (dgrad_plan(t, g, dy, w).pass[1].workspace + kAlign - 1) / kAlign * kAlign;
+  split.total =
+      split.filter_offset + filter_bytes(t, g) + wgrad_plan(t, g, x, dy).pass[2].workspace;
+  return split;
+}
+
+void CudnnConvolutions::backward_data_in(DType t, const ConvGeometry& g, const void* dy,
+                                         const void* w, void* dx, bool accumulate,
+                                         void* workspace) {
+  backward_data_direct(t, g, dy, w, dx, accumulate, workspace);
+}
+
+const void* CudnnConvolutions::backward_filter_beside(DType t, const ConvGeometry& g, const void* x,
+                                                      const void* dy, char* filter_workspace) {
+  TB_CHECK(side_handle_, "cudnn: backward_filter_beside() before set_side_stream()");
+  return backward_filter_direct(t, g, x, dy, side_handle_, filter_workspace);
 }
 
 }  // namespace tb::gpu

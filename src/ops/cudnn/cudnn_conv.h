@@ -45,6 +45,27 @@ class CudnnConvolutions {
   // dw_krsc (dtype t, K,R,S,C) = wgrad(x, dy); returns where it wrote (the workspace)
   const void* backward_filter(DType t, const ConvGeometry& g, const void* x, const void* dy);
 
+  // The filter gradient beside the data gradient, on a second stream (its own cuDNN handle):
+  // small layers leave most SMs idle, and two independent kernels fill more of them.
+  // set_side_stream() once; then, per backward: split_backward() says whether g can go that
+  // way (the direct route only), prepare_split() chooses both passes' algorithms now (the
+  // search runs on the main stream, before the streams fork) and says how to divide one
+  // workspace, [data's scratch | filter gradient | filter's scratch]; the two passes then
+  // take their parts of it.
+  void set_side_stream(cudaStream_t side);
+  bool split_backward(const ConvGeometry& g) const;
+  struct SplitWorkspace {
+    size_t filter_offset = 0;  // bytes: the data gradient's scratch comes first
+    size_t total = 0;
+  };
+  SplitWorkspace prepare_split(DType t, const ConvGeometry& g, const void* x, const void* dy,
+                               const void* w, bool with_data);
+  void backward_data_in(DType t, const ConvGeometry& g, const void* dy, const void* w, void* dx,
+                        bool accumulate, void* workspace);
+  // On the side stream; returns where it wrote (filter_workspace).
+  const void* backward_filter_beside(DType t, const ConvGeometry& g, const void* x, const void* dy,
+                                     char* filter_workspace);
+
   cudnnHandle_t handle() const { return handle_; }
   // Host seconds spent choosing algorithms so far (part of a run's first step), how many
   // passes were measured, and the cache the others came from.
@@ -90,11 +111,14 @@ class CudnnConvolutions {
   // Each pass directly, and as a strided 1x1 through gathered pixels (cudnn_conv.cpp).
   void forward_direct(DType t, const ConvGeometry& g, const void* x, const void* w, void* y);
   void forward_gathered(DType t, const ConvGeometry& g, const void* x, const void* w, void* y);
-  void backward_data_direct(DType t, const ConvGeometry& g, const void* dy, const void* w,
-                            void* dx, bool accumulate);
+  // With `ws` null, the passes take the shared workspace; the filter pass runs on `handle`
+  // (handle_ when null).
+  void backward_data_direct(DType t, const ConvGeometry& g, const void* dy, const void* w, void* dx,
+                            bool accumulate, void* ws = nullptr);
   void backward_data_gathered(DType t, const ConvGeometry& g, const void* dy, const void* w,
                               void* dx, bool accumulate);
-  const void* backward_filter_direct(DType t, const ConvGeometry& g, const void* x, const void* dy);
+  const void* backward_filter_direct(DType t, const ConvGeometry& g, const void* x, const void* dy,
+                                     cudnnHandle_t handle = nullptr, char* base = nullptr);
   const void* backward_filter_gathered(DType t, const ConvGeometry& g, const void* x,
                                        const void* dy);
   // The workspace of at least `total` bytes with x's strided pixels (g's images) at offset
@@ -106,6 +130,7 @@ class CudnnConvolutions {
   cudaStream_t stream_;
   WorkspaceFn workspace_;
   cudnnHandle_t handle_ = nullptr;
+  cudnnHandle_t side_handle_ = nullptr;  // on the side stream (set_side_stream)
   std::map<std::array<int, 12>, Plan> plans_;
   struct StridedRoute {  // TB_CUDNN_STRIDED_1X1, read once
     bool gathered = false;
