@@ -16,7 +16,9 @@ cp "$BUILD/trainbench" "$BUILD/trainbench_tests" "$STAGE/bin/"
 ldd "$BUILD/trainbench" "$BUILD/trainbench_tests" | awk '/=> \//{print $3}' | sort -u |
   grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*)\.so|libcudnn|libcublas|libcuda\.so|libz\.so' |
   while read -r lib; do cp -L "$lib" "$STAGE/lib/"; done
-tar -C "$STAGE" -cJf devdata/bundle.tar.xz bin lib
+# Stripped and packed hard: a call carries at most 64 MiB with the working tree.
+strip --strip-unneeded "$STAGE"/bin/* "$STAGE"/lib/* 2>/dev/null || true
+XZ_OPT=-9e tar -C "$STAGE" -cJf devdata/bundle.tar.xz bin lib
 SHARED=${SHARED:-../shared}
 cp -f "$SHARED/peers/torch_anchor.py" devdata/ 2>/dev/null || true
 for ds in mnist fashion-mnist; do
