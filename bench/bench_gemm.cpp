@@ -23,6 +23,7 @@
 #include "ops/cpu/fma_peak.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/thread_pool.h"
+#include "run_benchmarks.h"
 
 namespace {
 
@@ -190,9 +191,5 @@ int main(int argc, char** argv) {
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return tb::bench::run_registered_benchmarks(argc, argv);
 }

@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/ref/ref_backend.h"
+#include "test_util.h"
 
 namespace tb {
 namespace {
@@ -103,29 +104,33 @@ TEST_P(CpuConv, MatchesRefForwardAndBackwardWithAnyThreadCount) {
   Rng rng(7);
   const Vecf x = uniform(rng, p.x_numel()), w = uniform(rng, p.w_numel()), b = uniform(rng, p.K);
   const Vecf dy = uniform(rng, p.y_numel()), dx0 = uniform(rng, p.x_numel());
-  expect_matches_ref("conv2d", [&](Backend& be) {
-    Vecf xv = x, wv = w, bv = b, dyv = dy, y(p.y_numel());
-    auto bias = [&](Vecf& v) { return c.bias ? tf(v, bs) : Tensor(); };
-    be.conv2d_forward(p, tf(xv, xs), tf(wv, ws), bias(bv), tf(y, ys));
-    Conv2dParams fused = p;  // conv2d_relu: the ReLU in the GEMM's epilogue
-    fused.relu = true;
-    Vecf y_relu(p.y_numel(), 7.0f);
-    be.conv2d_forward(fused, tf(xv, xs), tf(wv, ws), bias(bv), tf(y_relu, ys));
-    Outputs out{y, y_relu};
-    for (bool accumulate : {false, true}) {
-      Vecf dx = accumulate ? dx0 : Vecf(x.size(), 7.0f), dw(w.size(), 7.0f), db(b.size(), 7.0f);
-      be.conv2d_backward(p, tf(xv, xs), tf(wv, ws), tf(dyv, ys), tf(dx, xs), tf(dw, ws), bias(db),
-                         accumulate);
-      out.push_back(dx);
+  // Winograd (conv_winograd.h) in the data gradient only (the default), then forward too.
+  for (const char* winograd : {"dgrad", "all"}) {
+    testing::ScopedEnv env("TB_CPU_WINOGRAD", winograd);
+    expect_matches_ref(std::string("conv2d, winograd ") + winograd, [&](Backend& be) {
+      Vecf xv = x, wv = w, bv = b, dyv = dy, y(p.y_numel());
+      auto bias = [&](Vecf& v) { return c.bias ? tf(v, bs) : Tensor(); };
+      be.conv2d_forward(p, tf(xv, xs), tf(wv, ws), bias(bv), tf(y, ys));
+      Conv2dParams fused = p;  // conv2d_relu: the ReLU in the GEMM's epilogue
+      fused.relu = true;
+      Vecf y_relu(p.y_numel(), 7.0f);
+      be.conv2d_forward(fused, tf(xv, xs), tf(wv, ws), bias(bv), tf(y_relu, ys));
+      Outputs out{y, y_relu};
+      for (bool accumulate : {false, true}) {
+        Vecf dx = accumulate ? dx0 : Vecf(x.size(), 7.0f), dw(w.size(), 7.0f), db(b.size(), 7.0f);
+        be.conv2d_backward(p, tf(xv, xs), tf(wv, ws), tf(dyv, ys), tf(dx, xs), tf(dw, ws), bias(db),
+                           accumulate);
+        out.push_back(dx);
+        out.push_back(dw);
+        if (c.bias) out.push_back(db);
+      }
+      Vecf dw(w.size()), db(b.size());  // no dx wanted (the first layer)
+      be.conv2d_backward(p, tf(xv, xs), tf(wv, ws), tf(dyv, ys), Tensor(), tf(dw, ws), bias(db),
+                         false);
       out.push_back(dw);
-      if (c.bias) out.push_back(db);
-    }
-    Vecf dw(w.size()), db(b.size());  // no dx wanted (the first layer)
-    be.conv2d_backward(p, tf(xv, xs), tf(wv, ws), tf(dyv, ys), Tensor(), tf(dw, ws), bias(db),
-                       false);
-    out.push_back(dw);
-    return out;
-  });
+      return out;
+    });
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CpuConv,
@@ -155,6 +160,50 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuConv,
                                            ConvCase{2, 16, 32, 32, 16, 3, 1, 1, true},
                                            // stride-2 col2im over rows of 16 and more
                                            ConvCase{2, 16, 40, 40, 16, 3, 2, 1, false}));
+
+// Winograd F(4x4, 3x3) (conv_winograd.h) takes 3x3 stride-1 convolutions with 16 or more
+// channels where the CPU has AVX-512. Its rounding differs from a direct sum; this bounds how
+// much, forward and data gradient, on resnet18-like layers (ref's 1e-4 above is the
+// contract; this is what it achieves), and checks the off switch.
+TEST(CpuConvWinograd, StaysWithinAFewRoundingsOfRef) {
+  for (const ConvCase c :
+       {ConvCase{2, 64, 32, 32, 64, 3, 1, 1, false}, ConvCase{4, 256, 8, 8, 256, 3, 1, 1, true},
+        ConvCase{3, 32, 7, 10, 48, 3, 1, 1, true}, ConvCase{4, 512, 2, 2, 512, 3, 1, 1, false},
+        ConvCase{4, 128, 4, 4, 128, 3, 1, 1, false}}) {
+    const Conv2dParams p{c.N, c.C, c.H, c.W, c.K, c.kernel, c.stride, c.pad, false};
+    const Shape xs{p.N, p.C, p.H, p.W}, ws{p.K, p.C, 3, 3}, ys{p.N, p.K, p.H, p.W}, bs{p.K};
+    Rng rng(3);
+    Vecf x = uniform(rng, p.x_numel()), w = uniform(rng, p.w_numel()), b = uniform(rng, p.K);
+    Vecf dy = uniform(rng, p.y_numel()), dx0 = uniform(rng, p.x_numel());
+    // y, then dx (accumulated into dx0: the residual case) after it.
+    auto forward = [&](Backend& be) {
+      Vecf y(p.y_numel()), dx = dx0, dw(p.w_numel());
+      be.conv2d_forward(p, tf(x, xs), tf(w, ws), c.bias ? tf(b, bs) : Tensor(), tf(y, ys));
+      be.conv2d_backward(p, tf(x, xs), tf(w, ws), tf(dy, ys), tf(dx, xs), tf(dw, ws), Tensor(),
+                         true);
+      for (size_t i = 0; i < dx.size(); ++i) dx[i] -= dx0[i];
+      y.insert(y.end(), dx.begin(), dx.end());
+      return y;
+    };
+    auto ref = make_ref_backend();
+    const Vecf want = forward(*ref);
+    CpuBackend cpu(2);
+    Vecf winograd, direct;
+    {
+      testing::ScopedEnv all("TB_CPU_WINOGRAD", "all");
+      winograd = forward(cpu);
+    }
+    {
+      testing::ScopedEnv off("TB_CPU_WINOGRAD", "0");
+      direct = forward(cpu);
+    }
+    const double e_winograd = rel_error(winograd, want), e_direct = rel_error(direct, want);
+    std::printf("C=%d K=%d %dx%d: winograd %.2e, direct %.2e (norm-wise, against ref)\n", c.C, c.K,
+                c.H, c.W, e_winograd, e_direct);
+    EXPECT_LE(e_winograd, 1e-5);
+    EXPECT_LE(e_direct, 1e-6);
+  }
+}
 
 // --- linear ------------------------------------------------------------------------------
 

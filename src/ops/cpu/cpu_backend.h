@@ -104,7 +104,15 @@ class CpuBackend final : public Backend {
   // Grow-only scratch buffers, one per purpose, 64-byte aligned. Per-thread slices are
   // carved by the caller at multiples of per_thread_stride().
   enum Scratch {
-    kColumnGrads, kGathered, kPartials, kFlippedWeights, kChannelsLast, kPackedWeights,
+    kColumnGrads,
+    kGathered,
+    kPartials,
+    kFlippedWeights,
+    kChannelsLast,
+    kPackedWeights,
+    kWinogradWeights,
+    kWinogradInputs,
+    kWinogradOutputs,
     kScratchCount
   };
   struct ScratchBuffer {
@@ -124,8 +132,10 @@ class CpuBackend final : public Backend {
                             bool accumulate_dresidual);
   // y (+)= conv(x, w) + bias over chunks of images (cpu_conv.cpp); bias may be null. With
   // relu (not with accumulate), y = relu(conv(x, w) + bias); p.relu is not read.
-  void conv_forward_chunks(const Conv2dParams& p, const float* x, const float* w,
-                           const float* bias, float* y, bool accumulate, bool relu = false);
+  // data_gradient: this is a data gradient computed as a convolution (Winograd's default).
+  void conv_forward_chunks(const Conv2dParams& p, const float* x, const float* w, const float* bias,
+                           float* y, bool accumulate, bool relu = false,
+                           bool data_gradient = false);
   static size_t per_thread_stride(size_t floats) { return (floats + 15) / 16 * 16; }
 
   std::unique_ptr<cpu::ThreadPool> pool_;
