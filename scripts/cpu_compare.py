@@ -1,5 +1,7 @@
 """Prints trainbench's CPU training throughput next to PyTorch's, both measured in the same run
-on the same machine, with the ratio and the percent of the measured FMA peak.
+on the same machine, with the ratio and the percent of the measured FMA peak. Rows of `cpu`
+run with TB_CPU_WINOGRAD=all (Winograd in the forward too) get a column of their own,
+"cpu+wf"; their percent of peak counts direct-convolution FLOPs and can pass 100%.
 
 Usage: cpu_compare.py THROUGHPUT.jsonl TORCH_ANCHOR.jsonl
   THROUGHPUT.jsonl: `trainbench throughput --results` records (kind "throughput")
@@ -25,7 +27,10 @@ for rec in lines(sys.argv[1]):
     if t.get("status") != "ok":
         continue
     threads = t["threads"] if t["threads"] > 0 else rec["environment"]["cpu"]["logical_cores"]
-    ours[(t["model"], threads, t["impl"])] = t
+    impl = t["impl"]
+    if impl == "cpu" and t.get("cpu_winograd", "").startswith("forward"):
+        impl = "cpu+wf"
+    ours[(t["model"], threads, impl)] = t
 
 torch = {}
 for rec in lines(sys.argv[2]):
@@ -33,15 +38,18 @@ for rec in lines(sys.argv[2]):
         torch[(rec["model"], rec["threads"])] = rec
 
 print(f"CPU training throughput, batch 64 (images/s, median; same run, {cpu_model})")
-print(f"{'model':<13} {'thr':>3} {'pytorch':>9} {'cpu':>9} {'onednn':>9} {'cpu/pt':>7} "
-      f"{'onednn/pt':>9} {'cpu %peak':>9} {'onednn %peak':>12}")
+impls = ["cpu"] + (["cpu+wf"] if any(k[2] == "cpu+wf" for k in ours) else []) + ["onednn"]
+print(f"{'model':<13} {'thr':>3} {'pytorch':>9} " + " ".join(f"{i:>9}" for i in impls) + " " +
+      " ".join(f"{i + '/pt':>10}" for i in impls) + " " +
+      " ".join(f"{i + ' %peak':>13}" for i in impls))
 for (model, threads), pt in sorted(torch.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     row = [f"{model:<13} {threads:>3} {pt['img_s']:>9.1f}"]
     rates, peaks = [], []
-    for impl in ("cpu", "onednn"):
+    for impl in impls:
         t = ours.get((model, threads, impl))
         row.append(f"{t['images_per_second']:>9.1f}" if t else f"{'-':>9}")
         rates.append(f"{t['images_per_second'] / pt['img_s']:.2f}x" if t else "-")
         peak = t.get("cpu_peak_gflops") if t else None
         peaks.append(f"{100 * t['achieved_gflops'] / peak:.0f}%" if t and peak else "-")
-    print(" ".join(row) + f" {rates[0]:>7} {rates[1]:>9} {peaks[0]:>9} {peaks[1]:>12}")
+    print(" ".join(row) + " " + " ".join(f"{r:>10}" for r in rates) + " " +
+          " ".join(f"{p:>13}" for p in peaks))

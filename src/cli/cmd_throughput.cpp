@@ -3,6 +3,7 @@
 // the measured CPU peak and the ratio to a baseline implementation measured in the same run.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "metrics/environment.h"
 #include "metrics/results.h"
 #include "metrics/gpu_peak.h"
+#include "ops/cpu/conv_winograd.h"
 #include "ops/cpu/fma_peak.h"
 
 namespace tb {
@@ -100,6 +102,7 @@ void run(const ThroughputOptions& o) {
                                   {"throughput", to_json(r)}, {"environment", env}};
             if (r.threads_used && peak.count(r.threads_used))
               rec["throughput"]["cpu_peak_gflops"] = peak[r.threads_used];
+            if (impl == "cpu") rec["throughput"]["cpu_winograd"] = cpu::winograd_setting();
             if (!r.threads_used && gpu_peak.count(o.precision))
               rec["throughput"]["gpu_peak_tflops"] = gpu_peak[o.precision];
             append_result(o.results, rec);
@@ -132,6 +135,12 @@ void run(const ThroughputOptions& o) {
       }
   fmt::print("\nratio: images/s over the {} row of the same model, threads and batch (same run)\n",
              baseline);
+  if (std::find(o.impls.begin(), o.impls.end(), "cpu") != o.impls.end())
+    fmt::print(
+        "GFLOP/s and % peak count each model's direct arithmetic. cpu's Winograd convolutions "
+        "(3x3, stride 1; here: {}; TB_CPU_WINOGRAD=0|dgrad|all) do fewer multiplies, so its "
+        "% can pass what the FMA units did.\n",
+        cpu::winograd_setting());
 }
 
 }  // namespace

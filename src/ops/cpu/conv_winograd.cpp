@@ -329,6 +329,12 @@ bool winograd_usable(const Conv2dParams& p, bool data_gradient) {
          enabled(data_gradient);
 }
 
+const char* winograd_setting() {
+  if (!winograd_kernel()) return "off (no AVX-512 micro-kernel)";
+  if (enabled(false)) return "forward and data gradients";
+  return enabled(true) ? "data gradients" : "off";
+}
+
 WinogradScratch winograd_scratch_floats(const Conv2dParams& p, int threads) {
   const detail::GemmKernel* kern = winograd_kernel();
   TB_CHECK(kern, "winograd: no AVX-512 micro-kernel on this CPU");

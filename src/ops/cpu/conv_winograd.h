@@ -36,6 +36,10 @@ class ThreadPool;
 // data gradient computed as a convolution (data_gradient) or a forward one.
 bool winograd_usable(const Conv2dParams& p, bool data_gradient);
 
+// Where Winograd runs in this process, for reports: "data gradients", "forward and data
+// gradients", "off" or "off (no AVX-512 micro-kernel)".
+const char* winograd_setting();
+
 // Scratch the call needs on a pool of `threads`, in floats, for three buffers: transformed
 // weights, and per block of tiles the transformed inputs and the GEMMs' outputs.
 struct WinogradScratch {
