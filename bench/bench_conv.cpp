@@ -1,7 +1,7 @@
 // The `cpu` backend's convolutions, as a training step runs them: every convolution shape of
 // CIFAR resnet18 at batch 64, forward and backward (data and weight gradients), each with
-// Winograd F(4x4, 3x3) where it applies (TB_CPU_WINOGRAD=all: the forward too) and with the
-// direct GEMM path (TB_CPU_WINOGRAD=0),
+// Winograd where it applies (the forward with F(2x2, 3x3), the default, and F(4x4, 3x3); the
+// data gradient with F(4x4, 3x3)) and with the direct GEMM path (TB_CPU_WINOGRAD=0),
 // reported as GFLOP/s of the direct convolution's arithmetic (so the two paths compare by
 // time) and percent of the measured FMA peak.
 //
@@ -54,8 +54,10 @@ std::vector<float> filled(int64_t n) {
 Tensor view(std::vector<float>& v, Shape s) { return Tensor(v.data(), DType::f32, s); }
 
 // pass: 0 forward, 1 backward (data and weight gradients, as conv2d_backward runs them).
-void bench_conv(benchmark::State& state, ConvShape s, int pass, bool winograd) {
-  setenv("TB_CPU_WINOGRAD", winograd ? "all" : "0", 1);
+// setting: TB_CPU_WINOGRAD for the run (0: direct; f2: forward F(2x2, 3x3); all: F(4x4, 3x3)
+// forward; any but 0: F(4x4, 3x3) data gradients).
+void bench_conv(benchmark::State& state, ConvShape s, int pass, const char* setting) {
+  setenv("TB_CPU_WINOGRAD", setting, 1);
   const Conv2dParams& p = s.p;
   CpuBackend cpu(env_int("TRAINBENCH_THREADS", 0));
   std::vector<float> x = filled(p.x_numel()), w = filled(p.w_numel()), y = filled(p.y_numel()),
@@ -112,16 +114,23 @@ int main(int argc, char** argv) {
   std::printf("cpu: %s, %d threads, isa %s, kernel %s\n", f.model_name.c_str(), cpu::cpu_threads(),
               cpu::isa_name(cpu::active_isa()), cpu::gemm_kernel_name(cpu::active_isa()));
   std::printf("measured FMA peak: %.1f GFLOP/s\n", peak_gflops(cpu::cpu_threads()));
+  struct Variant {
+    const char* setting;
+    const char* name;
+  };
+  const Variant forward[] = {{"f2", "/winograd2"}, {"all", "/winograd4"}, {"0", "/direct"}};
+  const Variant backward[] = {{"dgrad", "/winograd4"}, {"0", "/direct"}};
   for (const ConvShape& s : resnet18_convs(64))
-    for (int pass : {0, 1})
-      for (bool winograd : {true, false}) {
-        const bool applies = s.p.kernel == 3 && s.p.stride == 1 && s.p.C >= 16;
-        if (winograd && !applies) continue;
-        const std::string name = s.name + (pass == 0 ? "/fwd" : "/bwd") +
-                                 (applies ? (winograd ? "/winograd" : "/direct") : "");
-        benchmark::RegisterBenchmark(name.c_str(), bench_conv, s, pass, winograd)
+    for (int pass : {0, 1}) {
+      const bool applies = s.p.kernel == 3 && s.p.stride == 1 && s.p.C >= 16;
+      for (const Variant& v : pass == 0 ? std::vector<Variant>(forward, forward + 3)
+                                        : std::vector<Variant>(backward, backward + 2)) {
+        if (!applies && std::string(v.setting) != "0") continue;
+        const std::string name = s.name + (pass == 0 ? "/fwd" : "/bwd") + (applies ? v.name : "");
+        benchmark::RegisterBenchmark(name.c_str(), bench_conv, s, pass, v.setting)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
       }
+    }
   return tb::bench::run_registered_benchmarks(argc, argv);
 }

@@ -1,7 +1,8 @@
 """Prints trainbench's CPU training throughput next to PyTorch's, both measured in the same run
 on the same machine, with the ratio and the percent of the measured FMA peak. Rows of `cpu`
-run with TB_CPU_WINOGRAD=all (Winograd in the forward too) get a column of their own,
-"cpu+wf"; their percent of peak counts direct-convolution FLOPs and can pass 100%.
+run with TB_CPU_WINOGRAD=all (Winograd F(4x4, 3x3) in the forward too, less accurate than the
+default) get a column of their own, "cpu+wf". Percent of peak counts direct-convolution FLOPs
+(Winograd does fewer multiplies), so it can pass 100%.
 
 Usage: cpu_compare.py THROUGHPUT.jsonl TORCH_ANCHOR.jsonl
   THROUGHPUT.jsonl: `trainbench throughput --results` records (kind "throughput")
@@ -28,7 +29,7 @@ for rec in lines(sys.argv[1]):
         continue
     threads = t["threads"] if t["threads"] > 0 else rec["environment"]["cpu"]["logical_cores"]
     impl = t["impl"]
-    if impl == "cpu" and t.get("cpu_winograd", "").startswith("forward"):
+    if impl == "cpu" and t.get("cpu_winograd", "").startswith("F(4x4) forward"):
         impl = "cpu+wf"
     ours[(t["model"], threads, impl)] = t
 

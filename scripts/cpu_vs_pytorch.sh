@@ -23,8 +23,8 @@ echo "== trainbench: cpu and onednn at 1 and $THREADS threads (log: $OUT/cpu_thr
 "$TB" throughput --model alexnet_lite,cifar_cnn,resnet18 --impl cpu,onednn \
   --threads "1,$THREADS" --batch-size 64 --warmup 2 --repeats 7 --baseline onednn \
   --results "$OUT/cpu_throughput.jsonl" | tee "$OUT/cpu_throughput.log"
-# WINOGRAD_FORWARD=1 (the default) adds `cpu` with Winograd in the forward too (column
-# cpu+wf; src/ops/cpu/conv_winograd.h says why the default runs it in data gradients only).
+# WINOGRAD_FORWARD=1 (the default) adds `cpu` with Winograd F(4x4, 3x3) in the forward too
+# (column cpu+wf; src/ops/cpu/conv_winograd.h says why the default forward uses F(2x2, 3x3)).
 if [ "${WINOGRAD_FORWARD:-1}" = 1 ]; then
   echo "== trainbench: cpu with TB_CPU_WINOGRAD=all"
   TB_CPU_WINOGRAD=all "$TB" throughput --model alexnet_lite,cifar_cnn,resnet18 --impl cpu \

@@ -11,6 +11,9 @@
 // CPU, and winograd_usable() sends other CPUs to the direct path.
 #include "ops/cpu/conv_winograd.h"
 
+// GCC 12's unpack intrinsics pass an undefined vector as their (unused) merge source, which
+// its -Wmaybe-uninitialized reports once they are inlined here.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
@@ -18,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
 
 #include "core/error.h"
 #include "ops/cpu/cpu_features.h"
@@ -25,14 +29,19 @@
 #include "ops/cpu/thread_pool.h"
 
 #define TB_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+#define TB_AVX512_LAMBDA \
+  __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
 #define TB_AVX512_INLINE \
   __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl,fma"))) inline
 
 namespace tb::cpu {
 namespace {
 
-constexpr int kTaps = 36;  // a 6x6 tile
+// Where Winograd runs unless TB_CPU_WINOGRAD says otherwise (output_tile()).
+constexpr const char* kDefaultSetting = "f2";
+
 constexpr int kLanes = 16;
+constexpr int kMaxTaps = 36;  // F(4x4, 3x3): a 6x6 tile
 
 // The AVX-512 micro-kernel Winograd's GEMMs run on, or null where there is none.
 const detail::GemmKernel* winograd_kernel() {
@@ -43,16 +52,22 @@ const detail::GemmKernel* winograd_kernel() {
   return &list[0];
 }
 
-// TB_CPU_WINOGRAD: 0 (never), dgrad (data gradients: the default), all (forward too).
-bool enabled(bool data_gradient) {
+// The output tile (4: F(4x4, 3x3), 2: F(2x2, 3x3), 0: the direct path) for a forward
+// convolution or a data gradient, from TB_CPU_WINOGRAD: 0 (never), dgrad (data gradients
+// only), f2 (and the forward with F(2x2, 3x3)), all (F(4x4, 3x3) everywhere).
+int output_tile(bool data_gradient) {
   const char* v = std::getenv("TB_CPU_WINOGRAD");
-  if (!v || !*v || std::strcmp(v, "dgrad") == 0) return data_gradient;
-  if (std::strcmp(v, "all") == 0 || std::strcmp(v, "1") == 0) return true;
-  TB_INPUT_CHECK(std::strcmp(v, "0") == 0, "TB_CPU_WINOGRAD must be 0, dgrad or all, got '{}'", v);
-  return false;
+  const std::string setting = v && *v ? v : kDefaultSetting;
+  if (setting == "0") return 0;
+  if (setting == "dgrad") return data_gradient ? 4 : 0;
+  if (setting == "f2") return data_gradient ? 4 : 2;
+  TB_INPUT_CHECK(setting == "all", "TB_CPU_WINOGRAD must be 0, dgrad, f2 or all, got '{}'",
+                 setting);
+  return 4;
 }
 
 struct Geometry {
+  int m = 4, alpha = 6, taps = 36;  // output tile m x m from an input tile alpha x alpha
   int th = 0, tw = 0;  // tiles per column and per row of an image
   int64_t tiles = 0;   // over the batch
   int mr = 0, nr = 0, kp = 0;
@@ -75,15 +90,18 @@ int64_t tap_stride(int64_t floats) {
 // L2 (2 MiB on the development Xeon) from the transform that writes them to the one that
 // reads them: 1 to 4 slivers (one for every resnet18 layer; three slivers for layer1 ran its
 // forward 10-25% slower). A function of the shape alone.
-Geometry geometry(const Conv2dParams& p, const detail::GemmKernel& kern) {
+Geometry geometry(const Conv2dParams& p, const detail::GemmKernel& kern, int m) {
   Geometry g;
-  g.th = (p.H + 3) / 4;
-  g.tw = (p.W + 3) / 4;
+  g.m = m;
+  g.alpha = m + 2;
+  g.taps = g.alpha * g.alpha;
+  g.th = (p.H + m - 1) / m;
+  g.tw = (p.W + m - 1) / m;
   g.tiles = int64_t(p.N) * g.th * g.tw;
   g.mr = kern.mr;
   g.nr = kern.nr;
   g.kp = (p.K + g.mr - 1) / g.mr * g.mr;
-  const size_t per_sliver = size_t(kTaps) * size_t(p.C + g.kp) * size_t(g.nr) * sizeof(float);
+  const size_t per_sliver = size_t(g.taps) * size_t(p.C + g.kp) * size_t(g.nr) * sizeof(float);
   g.slivers = int(std::clamp<size_t>((size_t(1) << 20) / per_sliver, 1, 4));
   g.slivers = int(std::min<int64_t>(g.slivers, (g.tiles + g.nr - 1) / g.nr));
   g.T = g.slivers * g.nr;
@@ -91,16 +109,16 @@ Geometry geometry(const Conv2dParams& p, const detail::GemmKernel& kern) {
   g.u_tap = tap_stride(int64_t(g.kp) * p.C);
   g.v_tap = tap_stride(int64_t(g.slivers) * p.C * g.nr);
   g.m_tap = tap_stride(int64_t(g.kp) * g.T);
-  g.weights = size_t(kTaps) * g.u_tap;
-  g.inputs = size_t(kTaps) * g.v_tap;
-  g.outputs = size_t(kTaps) * g.m_tap;
+  g.weights = size_t(g.taps) * g.u_tap;
+  g.inputs = size_t(g.taps) * g.v_tap;
+  g.outputs = size_t(g.taps) * g.m_tap;
   return g;
 }
 
 // --- transforms (AVX-512) ----------------------------------------------------------------
 
-// o = B^T d along one line of 6: d[i * ds], o[i * os].
-TB_AVX512_INLINE void input_line(const __m512* d, int ds, __m512* o, int os) {
+// F(4x4, 3x3). o = B^T d along one line of 6: d[i * ds], o[i * os].
+TB_AVX512_INLINE void input_line4(const __m512* d, int ds, __m512* o, int os) {
   const __m512 d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds],
                d5 = d[5 * ds];
   const __m512 four = _mm512_set1_ps(4.0f), two = _mm512_set1_ps(2.0f),
@@ -114,7 +132,7 @@ TB_AVX512_INLINE void input_line(const __m512* d, int ds, __m512* o, int os) {
 }
 
 // o = G g along one line of 3 taps: g[i * gs] -> o[i * os], 6 values.
-TB_AVX512_INLINE void weight_line(const __m512* g, int gs, __m512* o, int os) {
+TB_AVX512_INLINE void weight_line4(const __m512* g, int gs, __m512* o, int os) {
   const __m512 g0 = g[0], g1 = g[gs], g2 = g[2 * gs];
   const __m512 sixth = _mm512_set1_ps(1.0f / 6.0f), twelfth = _mm512_set1_ps(1.0f / 12.0f),
                twentyfourth = _mm512_set1_ps(1.0f / 24.0f);
@@ -129,7 +147,7 @@ TB_AVX512_INLINE void weight_line(const __m512* g, int gs, __m512* o, int os) {
 }
 
 // o = A^T m along one line of 6: m[i * ms] -> o[i * os], 4 values.
-TB_AVX512_INLINE void output_line(const __m512* m, int ms, __m512* o, int os) {
+TB_AVX512_INLINE void output_line4(const __m512* m, int ms, __m512* o, int os) {
   const __m512 m1 = m[ms], m2 = m[2 * ms], m3 = m[3 * ms], m4 = m[4 * ms];
   const __m512 sum12 = _mm512_add_ps(m1, m2), diff12 = _mm512_sub_ps(m1, m2);
   const __m512 sum34 = _mm512_add_ps(m3, m4), diff34 = _mm512_sub_ps(m3, m4);
@@ -139,9 +157,40 @@ TB_AVX512_INLINE void output_line(const __m512* m, int ms, __m512* o, int os) {
   o[3 * os] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), diff34, diff12), m[5 * ms]);
 }
 
+// F(2x2, 3x3): every constant is 1 or 1/2, so the transforms round nothing beyond their
+// additions. B^T d along a line of 4, G g (4 values from 3 taps), A^T m (2 values from 4).
+TB_AVX512_INLINE void input_line2(const __m512* d, int ds, __m512* o, int os) {
+  o[0] = _mm512_sub_ps(d[0], d[2 * ds]);
+  o[os] = _mm512_add_ps(d[ds], d[2 * ds]);
+  o[2 * os] = _mm512_sub_ps(d[2 * ds], d[ds]);
+  o[3 * os] = _mm512_sub_ps(d[ds], d[3 * ds]);
+}
+TB_AVX512_INLINE void weight_line2(const __m512* g, int gs, __m512* o, int os) {
+  const __m512 half = _mm512_set1_ps(0.5f), outer = _mm512_add_ps(g[0], g[2 * gs]);
+  o[0] = g[0];
+  o[os] = _mm512_mul_ps(half, _mm512_add_ps(outer, g[gs]));
+  o[2 * os] = _mm512_mul_ps(half, _mm512_sub_ps(outer, g[gs]));
+  o[3 * os] = g[2 * gs];
+}
+TB_AVX512_INLINE void output_line2(const __m512* m, int ms, __m512* o, int os) {
+  o[0] = _mm512_add_ps(_mm512_add_ps(m[0], m[ms]), m[2 * ms]);
+  o[os] = _mm512_sub_ps(_mm512_sub_ps(m[ms], m[2 * ms]), m[3 * ms]);
+}
+
+// The three line transforms of F(M x M, 3x3).
+using LineFn = void (*)(const __m512*, int, __m512*, int);
+template <int M>
+struct Lines {
+  static constexpr LineFn input = M == 4 ? input_line4 : input_line2;
+  static constexpr LineFn weight = M == 4 ? weight_line4 : weight_line2;
+  static constexpr LineFn output = M == 4 ? output_line4 : output_line2;
+};
+
 // U for output channels [k0, k0 + 16) (lanes; those >= K give zeros, the padding of Kp).
+template <int M>
 TB_AVX512 void transform_weights(const Conv2dParams& p, const Geometry& g, const float* w, int k0,
                                  float* U) {
+  constexpr int A = M + 2;
   const int C = p.C;
   const __mmask16 valid = __mmask16((1u << std::min(kLanes, p.K - k0)) - 1u);
   const __m512i lane_offset =
@@ -151,12 +200,12 @@ TB_AVX512 void transform_weights(const Conv2dParams& p, const Geometry& g, const
   const int kb = k0 / g.mr;
   for (int c = 0; c < C; ++c) {
     const float* base = w + (int64_t(k0) * C + c) * 9;
-    __m512 taps[9], half[18], u[kTaps];
+    __m512 taps[9], half[3 * A], u[A * A];
     for (int t = 0; t < 9; ++t)
       taps[t] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, lane_offset, base + t, 4);
-    for (int s = 0; s < 3; ++s) weight_line(taps + s, 3, half + s, 3);       // rows: G g
-    for (int i = 0; i < 6; ++i) weight_line(half + 3 * i, 1, u + 6 * i, 1);  // columns: (G g) G^T
-    for (int x = 0; x < kTaps; ++x) {
+    for (int s = 0; s < 3; ++s) Lines<M>::weight(taps + s, 3, half + s, 3);       // rows: G g
+    for (int i = 0; i < A; ++i) Lines<M>::weight(half + 3 * i, 1, u + A * i, 1);  // (G g) G^T
+    for (int x = 0; x < A * A; ++x) {
       float* dst = U + x * g.u_tap + (int64_t(kb) * C + c) * g.mr;
       _mm256_storeu_ps(dst, _mm512_castps512_ps256(u[x]));
       if (kb + 1 < slivers_k)
@@ -167,7 +216,7 @@ TB_AVX512 void transform_weights(const Conv2dParams& p, const Geometry& g, const
 
 // Per-lane tile coordinates of the 16 tiles from `first` (lanes past the last tile are off).
 struct Lanes {
-  __m512i n, row, col;  // image, top row and left column of the 4x4 output tile
+  __m512i n, row, col;  // image, top row and left column of the output tile
   __mmask16 valid;
 };
 
@@ -178,12 +227,26 @@ TB_AVX512 Lanes tile_lanes(const Geometry& g, int64_t first) {
     const int64_t t = std::min(first + l, g.tiles - 1);
     const int64_t within = t % per_image;
     n[l] = int32_t(t / per_image);
-    row[l] = int32_t(within / g.tw) * 4;
-    col[l] = int32_t(within % g.tw) * 4;
+    row[l] = int32_t(within / g.tw) * g.m;
+    col[l] = int32_t(within % g.tw) * g.m;
   }
   const int64_t left = g.tiles - first;
   return {_mm512_load_si512(n), _mm512_load_si512(row), _mm512_load_si512(col),
           left >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << std::max<int64_t>(left, 0)) - 1u)};
+}
+
+// 128-bit lane `lane` of r (the instruction takes it as an immediate).
+TB_AVX512_INLINE __m128 extract_lane(__m512 r, int lane) {
+  switch (lane) {
+    case 0:
+      return _mm512_extractf32x4_ps(r, 0);
+    case 1:
+      return _mm512_extractf32x4_ps(r, 1);
+    case 2:
+      return _mm512_extractf32x4_ps(r, 2);
+    default:
+      return _mm512_extractf32x4_ps(r, 3);
+  }
 }
 
 // Lanes whose coordinate base + offset lies in [0, limit).
@@ -194,14 +257,16 @@ TB_AVX512_INLINE __mmask16 inside(__m512i base, int offset, int limit, __mmask16
 }
 
 // V for the block's tiles from t0, channels [c0, c1).
+template <int M>
 TB_AVX512 void transform_inputs(const Conv2dParams& p, const Geometry& g, const float* x,
                                 int64_t t0, int c0, int c1, float* V) {
+  constexpr int A = M + 2;
   const int H = p.H, W = p.W, C = p.C;
   const int64_t hw = int64_t(H) * W;
   for (int group = 0; group < g.T / kLanes; ++group) {
     const Lanes lanes = tile_lanes(g, t0 + int64_t(group) * kLanes);
-    __mmask16 row_ok[6], col_ok[6];
-    for (int i = 0; i < 6; ++i) {
+    __mmask16 row_ok[A], col_ok[A];
+    for (int i = 0; i < A; ++i) {
       row_ok[i] = inside(lanes.row, i - 1, H, lanes.valid);
       col_ok[i] = inside(lanes.col, i - 1, W, lanes.valid);
     }
@@ -214,15 +279,15 @@ TB_AVX512 void transform_inputs(const Conv2dParams& p, const Geometry& g, const 
     const int sliver = group * kLanes / g.nr, offset = group * kLanes % g.nr;
     for (int c = c0; c < c1; ++c) {
       const float* xc = x + c * hw;
-      __m512 d[kTaps], t[kTaps];
-      for (int i = 0; i < 6; ++i)
-        for (int j = 0; j < 6; ++j)
-          d[6 * i + j] = _mm512_mask_i32gather_ps(
+      __m512 d[A * A], t[A * A];
+      for (int i = 0; i < A; ++i)
+        for (int j = 0; j < A; ++j)
+          d[A * i + j] = _mm512_mask_i32gather_ps(
               _mm512_setzero_ps(), __mmask16(row_ok[i] & col_ok[j]),
               _mm512_add_epi32(origin, _mm512_set1_epi32(i * W + j)), xc, 4);
-      for (int j = 0; j < 6; ++j) input_line(d + j, 6, t + j, 6);          // B^T d
-      for (int i = 0; i < 6; ++i) input_line(t + 6 * i, 1, d + 6 * i, 1);  // (B^T d) B
-      for (int xi = 0; xi < kTaps; ++xi)
+      for (int j = 0; j < A; ++j) Lines<M>::input(d + j, A, t + j, A);          // B^T d
+      for (int i = 0; i < A; ++i) Lines<M>::input(t + A * i, 1, d + A * i, 1);  // (B^T d) B
+      for (int xi = 0; xi < A * A; ++xi)
         _mm512_store_ps(V + xi * g.v_tap + (int64_t(sliver) * C + c) * g.nr + offset, d[xi]);
     }
   }
@@ -232,15 +297,17 @@ TB_AVX512 void transform_inputs(const Conv2dParams& p, const Geometry& g, const 
 // Each output row of the 16 tiles is transposed in registers (4x4 within each 128-bit lane),
 // so that a tile's row of 4 outputs is one 16-byte store: scatters (16 elements each, one
 // per output position) took a third of layer1's forward.
-TB_AVX512 void transform_outputs(const Conv2dParams& p, const Geometry& g, const float* M,
+template <int M>
+TB_AVX512 void transform_outputs(const Conv2dParams& p, const Geometry& g, const float* Mbuf,
                                  int64_t t0, int k0, int k1, const float* bias, bool accumulate,
                                  bool relu, float* y) {
+  constexpr int A = M + 2;
   const int H = p.H, W = p.W, K = p.K;
   const int64_t hw = int64_t(H) * W;
   for (int group = 0; group < g.T / kLanes; ++group) {
     const int64_t first = t0 + int64_t(group) * kLanes;
     if (first >= g.tiles) break;
-    // Per tile: where its top-left output lies in channel 0, how many of its 4 rows and 4
+    // Per tile: where its top-left output lies in channel 0, how many of its M rows and M
     // columns are inside the image (0 rows for lanes past the last tile).
     int64_t at[kLanes];
     int rows[kLanes];
@@ -249,19 +316,43 @@ TB_AVX512 void transform_outputs(const Conv2dParams& p, const Geometry& g, const
     for (int l = 0; l < kLanes; ++l) {
       const int64_t t = first + l;
       const int64_t within = t % per_image;
-      const int row = int(within / g.tw) * 4, col = int(within % g.tw) * 4;
+      const int row = int(within / g.tw) * M, col = int(within % g.tw) * M;
       at[l] = (t / per_image) * K * hw + int64_t(row) * W + col;
-      rows[l] = t < g.tiles ? std::min(4, H - row) : 0;
-      cols[l] = __mmask8((1u << std::min(4, W - col)) - 1u);
+      rows[l] = t < g.tiles ? std::min(M, H - row) : 0;
+      cols[l] = __mmask8((1u << std::min(M, W - col)) - 1u);
     }
     for (int k = k0; k < k1; ++k) {
-      __m512 m[kTaps], s[24], o[16];
-      for (int xi = 0; xi < kTaps; ++xi)
-        m[xi] = _mm512_load_ps(M + xi * g.m_tap + int64_t(k) * g.T + group * kLanes);
-      for (int j = 0; j < 6; ++j) output_line(m + j, 6, s + j, 6);          // A^T m: 4 rows of 6
-      for (int a = 0; a < 4; ++a) output_line(s + 6 * a, 1, o + 4 * a, 1);  // (A^T m) A
+      __m512 m[A * A], s[M * A], o[M * M];
+      for (int xi = 0; xi < A * A; ++xi)
+        m[xi] = _mm512_load_ps(Mbuf + xi * g.m_tap + int64_t(k) * g.T + group * kLanes);
+      for (int j = 0; j < A; ++j) Lines<M>::output(m + j, A, s + j, A);          // A^T m: M rows
+      for (int a = 0; a < M; ++a) Lines<M>::output(s + A * a, 1, o + M * a, 1);  // (A^T m) A
       float* yk = y + k * hw;
       const __m128 b = _mm_set1_ps(bias ? bias[k] : 0.0f);
+      const auto finish = [&](__m128 v, float* dst, __mmask8 mask) TB_AVX512_LAMBDA {
+        if (accumulate) v = _mm_add_ps(_mm_maskz_loadu_ps(mask, dst), v);
+        if (bias) v = _mm_add_ps(v, b);
+        if (relu) v = _mm_max_ps(v, _mm_setzero_ps());
+        _mm_mask_storeu_ps(dst, mask, v);
+      };
+      if constexpr (M == 2) {
+        // lo lane L: row a of tiles 4L and 4L + 1 (two floats each); hi: of 4L + 2, 4L + 3.
+        // A tile in the upper half is stored from 2 floats before its place, masked.
+        for (int a = 0; a < 2; ++a) {
+          const __m512 r[2] = {_mm512_unpacklo_ps(o[2 * a], o[2 * a + 1]),
+                               _mm512_unpackhi_ps(o[2 * a], o[2 * a + 1])};
+          for (int l = 0; l < kLanes; ++l) {
+            if (a >= rows[l]) continue;
+            const __m128 v = extract_lane(r[(l % 4) / 2], l / 4);
+            float* dst = yk + at[l] + int64_t(a) * W;
+            if (l % 2 == 0)
+              finish(v, dst, cols[l]);
+            else
+              finish(v, dst - 2, __mmask8(cols[l] << 2));
+          }
+        }
+        continue;
+      }
       for (int a = 0; a < 4; ++a) {
         // o[4a + c] holds output (a, c) of the 16 tiles; r[q] lane L: row a of tile 4L + q.
         const __m512 lo01 = _mm512_unpacklo_ps(o[4 * a], o[4 * a + 1]);
@@ -273,35 +364,15 @@ TB_AVX512 void transform_outputs(const Conv2dParams& p, const Geometry& g, const
             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(lo01), _mm512_castps_pd(lo23))),
             _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(hi01), _mm512_castps_pd(hi23))),
             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(hi01), _mm512_castps_pd(hi23)))};
-        for (int l = 0; l < kLanes; ++l) {
-          if (a >= rows[l]) continue;
-          __m128 v;
-          switch (l / 4) {  // the 128-bit lane: an immediate operand
-            case 0:
-              v = _mm512_extractf32x4_ps(r[l % 4], 0);
-              break;
-            case 1:
-              v = _mm512_extractf32x4_ps(r[l % 4], 1);
-              break;
-            case 2:
-              v = _mm512_extractf32x4_ps(r[l % 4], 2);
-              break;
-            default:
-              v = _mm512_extractf32x4_ps(r[l % 4], 3);
-              break;
-          }
-          float* dst = yk + at[l] + int64_t(a) * W;
-          if (accumulate) v = _mm_add_ps(_mm_maskz_loadu_ps(cols[l], dst), v);
-          if (bias) v = _mm_add_ps(v, b);
-          if (relu) v = _mm_max_ps(v, _mm_setzero_ps());
-          _mm_mask_storeu_ps(dst, cols[l], v);
-        }
+        for (int l = 0; l < kLanes; ++l)
+          if (a < rows[l])
+            finish(extract_lane(r[l % 4], l / 4), yk + at[l] + int64_t(a) * W, cols[l]);
       }
     }
   }
 }
 
-// The 36 GEMMs' micro-kernel calls for taps and row slivers [item0, item1) of one block:
+// The per-tap GEMMs' micro-kernel calls for taps and row slivers [item0, item1) of a block:
 // item = tap * (Kp / MR) + row sliver; each runs over the block's S column slivers.
 void multiply(const Conv2dParams& p, const Geometry& g, const detail::GemmKernel& kern,
               const float* U, const float* V, float* M, int64_t item0, int64_t item1) {
@@ -321,42 +392,44 @@ void multiply(const Conv2dParams& p, const Geometry& g, const detail::GemmKernel
 }  // namespace
 
 bool winograd_usable(const Conv2dParams& p, bool data_gradient) {
+  if (p.kernel != 3 || p.stride != 1 || p.pad != 1) return false;
   constexpr int64_t kIndexLimit = std::numeric_limits<int32_t>::max();
   // Below 16 channels the GEMMs are too short for the micro-kernel (a stem's 3 channels);
   // past 1024 the packed slivers outgrow the caches the blocking assumes.
   return p.kernel == 3 && p.stride == 1 && p.pad == 1 && p.C >= 16 && p.K >= 16 && p.C <= 1024 &&
          p.x_numel() < kIndexLimit && p.y_numel() < kIndexLimit && winograd_kernel() != nullptr &&
-         enabled(data_gradient);
+         output_tile(data_gradient) != 0;
 }
 
 const char* winograd_setting() {
   if (!winograd_kernel()) return "off (no AVX-512 micro-kernel)";
-  if (enabled(false)) return "forward and data gradients";
-  return enabled(true) ? "data gradients" : "off";
+  if (output_tile(false) == 4) return "F(4x4) forward and data gradients";
+  if (output_tile(false) == 2) return "F(2x2) forward, F(4x4) data gradients";
+  return output_tile(true) ? "F(4x4) data gradients" : "off";
 }
 
-WinogradScratch winograd_scratch_floats(const Conv2dParams& p, int threads) {
+WinogradScratch winograd_scratch_floats(const Conv2dParams& p, bool data_gradient, int threads) {
   const detail::GemmKernel* kern = winograd_kernel();
-  TB_CHECK(kern, "winograd: no AVX-512 micro-kernel on this CPU");
-  const Geometry g = geometry(p, *kern);
+  const int m = output_tile(data_gradient);
+  TB_CHECK(kern && m, "winograd: not for this convolution here");
+  const Geometry g = geometry(p, *kern, m);
   // Each thread works on blocks of its own when there are enough of them (see below).
   const size_t copies = g.blocks >= 2 * threads ? size_t(threads) : 1;
   const auto padded = [](size_t floats) { return (floats + 15) / 16 * 16; };
   return {g.weights, padded(g.inputs) * copies, padded(g.outputs) * copies};
 }
 
-void winograd_conv3x3(ThreadPool& pool, const Conv2dParams& p, const float* x, const float* w,
-                      const float* bias, float* y, bool accumulate, bool relu, float* weights_buf,
-                      float* inputs_buf, float* outputs_buf) {
-  const detail::GemmKernel* kern = winograd_kernel();
-  TB_CHECK(kern && p.kernel == 3 && p.stride == 1 && p.pad == 1,
-           "winograd: asked for a convolution it does not take");
-  TB_CHECK(!(relu && accumulate), "winograd: a fused ReLU cannot accumulate into y");
-  const Geometry g = geometry(p, *kern);
+namespace {
+
+template <int M>
+void run(ThreadPool& pool, const Conv2dParams& p, const detail::GemmKernel* kern, const float* x,
+         const float* w, const float* bias, float* y, bool accumulate, bool relu,
+         float* weights_buf, float* inputs_buf, float* outputs_buf) {
+  const Geometry g = geometry(p, *kern, M);
   pool.parallel_for(0, (p.K + kLanes - 1) / kLanes, [&](int64_t group) {
-    transform_weights(p, g, w, int(group) * kLanes, weights_buf);
+    transform_weights<M>(p, g, w, int(group) * kLanes, weights_buf);
   });
-  const int64_t items = int64_t(kTaps) * (g.kp / g.mr);
+  const int64_t items = int64_t(g.taps) * (g.kp / g.mr);
   const int threads = pool.size();
   const auto padded = [](size_t floats) { return (floats + 15) / 16 * 16; };
   if (g.blocks >= 2 * threads) {
@@ -365,12 +438,12 @@ void winograd_conv3x3(ThreadPool& pool, const Conv2dParams& p, const float* x, c
     std::atomic<int64_t> next{0};
     pool.run([&](int thread, int) {
       float* V = inputs_buf + thread * padded(g.inputs);
-      float* M = outputs_buf + thread * padded(g.outputs);
+      float* Mb = outputs_buf + thread * padded(g.outputs);
       for (int64_t b = next++; b < g.blocks; b = next++) {
         const int64_t t0 = b * g.T;
-        transform_inputs(p, g, x, t0, 0, p.C, V);
-        multiply(p, g, *kern, weights_buf, V, M, 0, items);
-        transform_outputs(p, g, M, t0, 0, p.K, bias, accumulate, relu, y);
+        transform_inputs<M>(p, g, x, t0, 0, p.C, V);
+        multiply(p, g, *kern, weights_buf, V, Mb, 0, items);
+        transform_outputs<M>(p, g, Mb, t0, 0, p.K, bias, accumulate, relu, y);
       }
     });
     return;
@@ -379,15 +452,31 @@ void winograd_conv3x3(ThreadPool& pool, const Conv2dParams& p, const float* x, c
   for (int64_t b = 0; b < g.blocks; ++b) {
     const int64_t t0 = b * g.T;
     pool.parallel_for_range(0, p.C, [&](int64_t lo, int64_t hi) {
-      transform_inputs(p, g, x, t0, int(lo), int(hi), inputs_buf);
+      transform_inputs<M>(p, g, x, t0, int(lo), int(hi), inputs_buf);
     });
     pool.parallel_for_range(0, items, [&](int64_t lo, int64_t hi) {
       multiply(p, g, *kern, weights_buf, inputs_buf, outputs_buf, lo, hi);
     });
     pool.parallel_for_range(0, p.K, [&](int64_t lo, int64_t hi) {
-      transform_outputs(p, g, outputs_buf, t0, int(lo), int(hi), bias, accumulate, relu, y);
+      transform_outputs<M>(p, g, outputs_buf, t0, int(lo), int(hi), bias, accumulate, relu, y);
     });
   }
+}
+
+}  // namespace
+
+void winograd_conv3x3(ThreadPool& pool, const Conv2dParams& p, bool data_gradient, const float* x,
+                      const float* w, const float* bias, float* y, bool accumulate, bool relu,
+                      float* weights_buf, float* inputs_buf, float* outputs_buf) {
+  const detail::GemmKernel* kern = winograd_kernel();
+  const int m = output_tile(data_gradient);
+  TB_CHECK(kern && m && p.kernel == 3 && p.stride == 1 && p.pad == 1,
+           "winograd: asked for a convolution it does not take");
+  TB_CHECK(!(relu && accumulate), "winograd: a fused ReLU cannot accumulate into y");
+  if (m == 4)
+    run<4>(pool, p, kern, x, w, bias, y, accumulate, relu, weights_buf, inputs_buf, outputs_buf);
+  else
+    run<2>(pool, p, kern, x, w, bias, y, accumulate, relu, weights_buf, inputs_buf, outputs_buf);
 }
 
 }  // namespace tb::cpu
