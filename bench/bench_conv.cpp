@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
     const char* name;
   };
   const Variant forward[] = {{"f2", "/winograd2"}, {"all", "/winograd4"}, {"0", "/direct"}};
-  const Variant backward[] = {{"dgrad", "/winograd4"}, {"0", "/direct"}};
+  const Variant backward[] = {{"backward", "/winograd"}, {"0", "/direct"}};
   for (const ConvShape& s : resnet18_convs(64))
     for (int pass : {0, 1}) {
       const bool applies = s.p.kernel == 3 && s.p.stride == 1 && s.p.C >= 16;

@@ -107,7 +107,7 @@ TEST_P(CpuConv, MatchesRefForwardAndBackwardWithAnyThreadCount) {
   const Vecf dy = uniform(rng, p.y_numel()), dx0 = uniform(rng, p.x_numel());
   // Winograd (conv_winograd.h) in the data gradient only, then in the forward with F(2x2)
   // (the default) and with F(4x4).
-  for (const char* winograd : {"dgrad", "f2", "all"}) {
+  for (const char* winograd : {"backward", "f2", "all"}) {
     testing::ScopedEnv env("TB_CPU_WINOGRAD", winograd);
     expect_matches_ref(std::string("conv2d, winograd ") + winograd, [&](Backend& be) {
       Vecf xv = x, wv = w, bv = b, dyv = dy, y(p.y_numel());

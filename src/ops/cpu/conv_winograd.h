@@ -17,9 +17,11 @@
 //
 // Where it runs (TB_CPU_WINOGRAD):
 //   f2 (default)  forward F(2x2, 3x3), data gradients F(4x4, 3x3)
-//   dgrad         data gradients only, F(4x4, 3x3)
+//   backward      data gradients only, F(4x4, 3x3)
 //   all           F(4x4, 3x3) in both
 //   0             never
+// (F(4x4) gives way to F(2x2) in layers with fewer than 128 of its tiles; weight gradients,
+// declared below, follow every setting but 0.)
 // Why not F(4x4) forward by default: a data gradient perturbs only gradients, but a forward
 // convolution perturbs the activations on which every later ReLU and batch norm decides. The
 // PyTorch golden (tests/golden, resnet18 at batch 4) matches to 1.1e-5 with the default (the
@@ -49,6 +51,7 @@ const char* winograd_setting();
 // weights, and per block of tiles the transformed inputs and the GEMMs' outputs.
 struct WinogradScratch {
   size_t weights = 0, inputs = 0, outputs = 0;
+  size_t x_copy = 0, dy_copy = 0;  // the weight gradient's channels-last copies
 };
 WinogradScratch winograd_scratch_floats(const Conv2dParams& p, bool data_gradient, int threads);
 
@@ -57,5 +60,17 @@ WinogradScratch winograd_scratch_floats(const Conv2dParams& p, bool data_gradien
 void winograd_conv3x3(ThreadPool& pool, const Conv2dParams& p, bool data_gradient, const float* x,
                       const float* w, const float* bias, float* y, bool accumulate, bool relu,
                       float* weights_buf, float* inputs_buf, float* outputs_buf);
+
+// The weight gradient dw[K,C,3,3] of such a convolution from x[N,C,H,W] and dy[N,K,H,W],
+// through F(2x2, 3x3) transposed (conv_winograd.cpp), whose transforms are exact in fp32: its
+// rounding is a direct sum's. Needs C and K multiples of 16. Runs under every TB_CPU_WINOGRAD
+// setting but 0.
+bool winograd_weight_gradient_usable(const Conv2dParams& p);
+// Its buffers: weights = the transformed gradient's sums, inputs = transformed x, outputs =
+// transformed dy, and channels-last copies of x (zero-padded) and dy.
+WinogradScratch winograd_weight_gradient_scratch_floats(const Conv2dParams& p);
+void winograd_weight_gradient(ThreadPool& pool, const Conv2dParams& p, const float* x,
+                              const float* dy, float* dw, float* sums_buf, float* x_buf,
+                              float* dy_buf, float* x_copy, float* dy_copy);
 
 }  // namespace tb::cpu

@@ -315,6 +315,10 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
   // strides scatter W^T dY back through col2im.
   const bool transposed_dx = dx_data && p.stride == 1 && p.pad <= p.kernel - 1;
   const bool col2im_dx = dx_data && !transposed_dx;
+  // dW of 3x3 stride-1 "same" convs through Winograd F(2x2, 3x3) transposed, whose rounding
+  // is a direct sum's (conv_winograd.h); then the chunks below have nothing left to do.
+  const bool winograd_dw = cpu::winograd_weight_gradient_usable(p);  // never with col2im_dx
+  const bool chunked = !winograd_dw;
   const int slots = pool_->size();
   const int64_t col_size = per_thread_stride(plan.ckk * plan.max_cols());
   const int64_t dy_size = per_thread_stride(int64_t(p.K) * plan.max_cols());
@@ -325,16 +329,17 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
   // (1 thread): faster than packing for layer1 (0.3 MB copy, -11%), layer3 (1.6 MB, -4%) and
   // layer3.0.conv1 (stride 2, 2.65 MB, -10%); slower for layer4 (4.6 MB, +6%). Not for 1x1
   // kernels: the copy is then all of col^T, read once (layer2's shortcut: 10.0 -> 10.8 ms).
-  const bool channels_last =
-      p.kernel > 1 && cpu::ChannelsLastColumns::usable(p) &&
-      size_t(cpu::ChannelsLastColumns::floats(p, plan.images)) * 4 * 2 <=
-          cpu::cpu_features().l2_bytes * 3;
+  const bool channels_last = chunked && p.kernel > 1 && cpu::ChannelsLastColumns::usable(p) &&
+                             size_t(cpu::ChannelsLastColumns::floats(p, plan.images)) * 4 * 2 <=
+                                 cpu::cpu_features().l2_bytes * 3;
   const int64_t last_size = per_thread_stride(cpu::ChannelsLastColumns::floats(p, plan.images));
   float* last_buf = channels_last ? scratch(kChannelsLast, size_t(last_size * slots)) : nullptr;
   float* dcols_buf = col2im_dx ? scratch(kColumnGrads, size_t(col_size * slots)) : nullptr;
-  float* dy_buf = plan.images > 1 ? scratch(kGathered, size_t(dy_size * slots)) : nullptr;
+  float* dy_buf =
+      chunked && plan.images > 1 ? scratch(kGathered, size_t(dy_size * slots)) : nullptr;
   // One partial weight gradient per chunk, unless a single chunk writes dw itself.
-  float* partials = plan.chunks > 1 ? scratch(kPartials, size_t(w_numel * plan.chunks)) : nullptr;
+  float* partials =
+      chunked && plan.chunks > 1 ? scratch(kPartials, size_t(w_numel * plan.chunks)) : nullptr;
   const float* xd = fptr(x);
   const float* wd = fptr(w);
   const float* dyd = fptr(dy);
@@ -350,40 +355,48 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
     dcol_options.a_packed = packed;
   }
 
-  for_each_chunk(*pool_, plan.chunks, [&](int chunk, int slot) {
-    const int n0 = chunk * plan.images, ni = plan.images_in(chunk, p.N);
-    const int64_t cols = int64_t(ni) * plan.pq;
-    // dW's GEMM packs col^T straight from x (conv_packer.h), unless x itself is col.
-    const cpu::ConvColumnsSource source{p, xd, n0, ni};
-    cpu::SgemmOptions dw_options = options;
-    cpu::ChannelsLastColumns last{p, last_buf + slot * last_size, ni};
-    if (channels_last) {
-      cpu::ChannelsLastColumns::fill(p, xd, n0, ni, last_buf + slot * last_size);
-      dw_options.b_rows = last.rows();
-    } else if (!(plan.direct && ni == 1)) {
-      dw_options.b_packer = source.transposed_packer();
-    }
-    const float* col = xd + int64_t(n0) * p.C * plan.hw;
-    const float* dyc = dyd + int64_t(n0) * p.K * plan.pq;
-    if (ni > 1) {
-      float* g = dy_buf + slot * dy_size;
-      gather_chunk(dyd, p.K, plan, n0, ni, g);
-      dyc = g;
-    }
-    float* dw_out = partials ? partials + chunk * w_numel : dwd;
-    cpu::sgemm(false, true, p.K, int(plan.ckk), int(cols), 1.0f, dyc, int(cols), col, int(cols),
-               0.0f, dw_out, int(plan.ckk), dw_options);
-    if (!col2im_dx) return;
-    float* dcol = dcols_buf + slot * col_size;
-    const int step = col2im_images(p, plan, ni);
-    for (int i0 = 0; i0 < ni; i0 += step) {
-      const int ns = std::min(step, ni - i0);
-      const int sub_cols = int(ns * plan.pq);
-      cpu::sgemm(true, false, int(plan.ckk), sub_cols, p.K, 1.0f, wd, int(plan.ckk),
-                 dyc + i0 * plan.pq, int(cols), 0.0f, dcol, sub_cols, dcol_options);
-      col2im(*pool_, p, plan, dcol, n0 + i0, ns, dx_data, accumulate_dx);
-    }
-  });
+  if (winograd_dw) {
+    const cpu::WinogradScratch ws = cpu::winograd_weight_gradient_scratch_floats(p);
+    cpu::winograd_weight_gradient(
+        *pool_, p, xd, dyd, dwd, scratch(kWinogradWeights, ws.weights),
+        scratch(kWinogradInputs, ws.inputs), scratch(kWinogradOutputs, ws.outputs),
+        scratch(kChannelsLast, ws.x_copy), scratch(kGathered, ws.dy_copy));
+  }
+  if (chunked)
+    for_each_chunk(*pool_, plan.chunks, [&](int chunk, int slot) {
+      const int n0 = chunk * plan.images, ni = plan.images_in(chunk, p.N);
+      const int64_t cols = int64_t(ni) * plan.pq;
+      // dW's GEMM packs col^T straight from x (conv_packer.h), unless x itself is col.
+      const cpu::ConvColumnsSource source{p, xd, n0, ni};
+      cpu::SgemmOptions dw_options = options;
+      cpu::ChannelsLastColumns last{p, last_buf + slot * last_size, ni};
+      if (channels_last) {
+        cpu::ChannelsLastColumns::fill(p, xd, n0, ni, last_buf + slot * last_size);
+        dw_options.b_rows = last.rows();
+      } else if (!(plan.direct && ni == 1)) {
+        dw_options.b_packer = source.transposed_packer();
+      }
+      const float* col = xd + int64_t(n0) * p.C * plan.hw;
+      const float* dyc = dyd + int64_t(n0) * p.K * plan.pq;
+      if (ni > 1) {
+        float* g = dy_buf + slot * dy_size;
+        gather_chunk(dyd, p.K, plan, n0, ni, g);
+        dyc = g;
+      }
+      float* dw_out = partials ? partials + chunk * w_numel : dwd;
+      cpu::sgemm(false, true, p.K, int(plan.ckk), int(cols), 1.0f, dyc, int(cols), col, int(cols),
+                 0.0f, dw_out, int(plan.ckk), dw_options);
+      if (!col2im_dx) return;
+      float* dcol = dcols_buf + slot * col_size;
+      const int step = col2im_images(p, plan, ni);
+      for (int i0 = 0; i0 < ni; i0 += step) {
+        const int ns = std::min(step, ni - i0);
+        const int sub_cols = int(ns * plan.pq);
+        cpu::sgemm(true, false, int(plan.ckk), sub_cols, p.K, 1.0f, wd, int(plan.ckk),
+                   dyc + i0 * plan.pq, int(cols), 0.0f, dcol, sub_cols, dcol_options);
+        col2im(*pool_, p, plan, dcol, n0 + i0, ns, dx_data, accumulate_dx);
+      }
+    });
 
   if (transposed_dx) {
     const int k = p.kernel, kk = k * k;
