@@ -93,7 +93,7 @@ class CudnnConvolutions {
   // for this shape); false when there is none or cuDNN refuses it for this shape.
   bool adopt_sibling(DType t, const ConvGeometry& g, Plan& p, int index);
   cudnnConvolutionDescriptor_t make_conv(DType t, const ConvGeometry& g);
-  size_t find_limit() const;
+  size_t find_limit(DType t) const;
   // Chooses pass `index` of plan p by measurement: find(results, n, count, out, ws, limit)
   // is cuDNN's exhaustive search. The choice goes into the cache.
   template <class Perf, class Find>
