@@ -31,7 +31,8 @@ std::string backend_description(const std::string& name) {
   if (name == "ref") return "plain-loop reference kernels, one thread: the oracle the others are tested against";
   if (name == "cpu")
     return "our kernels: packed AVX-512/AVX2 GEMM, convolutions as GEMMs over cache-sized im2col "
-           "chunks of images, threads";
+           "chunks of images (3x3 stride-1 ones through Winograd on AVX-512: TB_CPU_WINOGRAD), "
+           "threads";
 #ifdef TB_HAVE_ONEDNN
   if (name == "onednn") return "oneDNN (Intel's vendor CPU library) primitives, created once and cached";
 #endif
