@@ -169,7 +169,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuConv,
 // each achieves), and checks the off switch.
 TEST(CpuConvWinograd, StaysWithinAFewRoundingsOfRef) {
   // The first three have 128 or more F(4x4) tiles (the third with partial ones), so F(4x4)
-  // runs where asked; the last two have fewer and run F(2x2) (output_tile()).
+  // runs where asked; the last two have fewer and run F(2x2) (winograd_tile()).
   for (const ConvCase c :
        {ConvCase{2, 64, 32, 32, 64, 3, 1, 1, false}, ConvCase{8, 64, 16, 16, 32, 3, 1, 1, false},
         ConvCase{3, 32, 28, 30, 48, 3, 1, 1, false}, ConvCase{4, 512, 2, 2, 512, 3, 1, 1, false},

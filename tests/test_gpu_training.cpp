@@ -228,17 +228,25 @@ std::vector<double> six_captured_losses(const char* impl, DType dtype) {
   return losses;
 }
 
-// Exactly on `cuda`, whose kernels are deterministic; within cuDNN's run-to-run spread on
-// cudnn (two backends may time their way to different algorithms).
-void expect_same_losses(const char* impl, const std::vector<double>& a,
-                        const std::vector<double>& b) {
+// A setting read from the environment when a backend starts changes no result: six captured
+// steps with `variable` at each of two values give the same losses. Exactly on `cuda`, whose
+// kernels are deterministic; within cuDNN's run-to-run spread on cudnn (two backends may time
+// their way to different algorithms).
+void expect_setting_changes_no_result(const GpuCase& c, const char* variable, const char* first,
+                                      const char* second) {
+  std::vector<std::vector<double>> runs;
+  for (const char* value : {first, second}) {
+    testing::ScopedEnv env(variable, value);
+    runs.push_back(six_captured_losses(c.impl, c.dtype));
+  }
+  const std::vector<double>&a = runs[0], &b = runs[1];
   ASSERT_EQ(a.size(), b.size());
-  const bool exact = std::string(impl) == "cuda";
+  const bool exact = std::string(c.impl) == "cuda";
   for (size_t s = 0; s < a.size(); ++s) {
     if (exact)
-      EXPECT_EQ(b[s], a[s]) << "step " << s;
+      EXPECT_EQ(b[s], a[s]) << variable << ", step " << s;
     else
-      EXPECT_NEAR(b[s], a[s], 3e-3 * std::abs(a[s]) + 1e-5) << "step " << s;
+      EXPECT_NEAR(b[s], a[s], 3e-3 * std::abs(a[s]) + 1e-5) << variable << ", step " << s;
   }
 }
 
@@ -247,26 +255,16 @@ void expect_same_losses(const char* impl, const std::vector<double>& a,
 // would race. The same captured steps with it off and on must give the same losses.
 TEST_P(GpuTraining, ProgrammaticLaunchChangesNoResult) {
   TB_GPU_BACKEND_OR_SKIP(probe, GetParam().impl);
-  std::vector<std::vector<double>> runs;
-  for (const char* pdl : {"0", "1"}) {
-    testing::ScopedEnv env("TB_PDL", pdl);
-    runs.push_back(six_captured_losses(GetParam().impl, GetParam().dtype));
-  }
-  expect_same_losses(GetParam().impl, runs[0], runs[1]);
+  expect_setting_changes_no_result(GetParam(), "TB_PDL", "0", "1");
 }
 
-// cudnn computes small layers' filter gradients on a second stream (TB_CUDNN_SIDE_STREAM),
-// joined within the op: a missing wait would read a half-written dy or let the next op
-// overwrite x while the filter gradient still reads it. Off and on must train alike.
+// cudnn can compute filter gradients on a second stream (TB_CUDNN_SIDE_STREAM), joined within
+// the op: a missing wait would read a half-written dy or let the next op overwrite x while
+// the filter gradient still reads it. Off and on must train alike.
 TEST_P(GpuTraining, CudnnSideStreamChangesNoResult) {
   if (std::string(GetParam().impl) != "cudnn") GTEST_SKIP() << "a cudnn setting";
   TB_GPU_BACKEND_OR_SKIP(probe, GetParam().impl);
-  std::vector<std::vector<double>> runs;
-  for (const char* side : {"off", "on"}) {
-    testing::ScopedEnv env("TB_CUDNN_SIDE_STREAM", side);
-    runs.push_back(six_captured_losses(GetParam().impl, GetParam().dtype));
-  }
-  expect_same_losses(GetParam().impl, runs[0], runs[1]);
+  expect_setting_changes_no_result(GetParam(), "TB_CUDNN_SIDE_STREAM", "off", "on");
 }
 
 TEST_P(GpuTraining, StepsAfterTheFirstTwoAllocateNothing) {

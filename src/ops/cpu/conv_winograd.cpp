@@ -36,13 +36,14 @@ const detail::GemmKernel* micro_kernel() {
 }
 
 int requested_tile(bool data_gradient) {
+  // Read at every convolution (tests switch it), so no allocation here.
   const char* v = std::getenv("TB_CPU_WINOGRAD");
-  const std::string setting = v && *v ? v : kDefaultSetting;
-  if (setting == "0") return 0;
-  if (setting == "backward") return data_gradient ? 4 : 0;
-  if (setting == "f2") return data_gradient ? 4 : 2;
-  TB_INPUT_CHECK(setting == "all", "TB_CPU_WINOGRAD must be 0, backward, f2 or all, got '{}'",
-                 setting);
+  const char* setting = v && *v ? v : kDefaultSetting;
+  if (std::strcmp(setting, "0") == 0) return 0;
+  if (std::strcmp(setting, "backward") == 0) return data_gradient ? 4 : 0;
+  if (std::strcmp(setting, "f2") == 0) return data_gradient ? 4 : 2;
+  TB_INPUT_CHECK(std::strcmp(setting, "all") == 0,
+                 "TB_CPU_WINOGRAD must be 0, backward, f2 or all, got '{}'", setting);
   return 4;
 }
 
@@ -55,21 +56,10 @@ int64_t tap_stride(int64_t floats) {
 
 namespace {
 
-using winograd::input_line2;
-using winograd::kLanes;
-using winograd::micro_kernel;
-using winograd::requested_tile;
-using winograd::tap_stride;
+using namespace winograd;
 
-// The tile for this convolution: F(4x4) gives way to F(2x2) where the batch has fewer than 128
-// of its tiles (resnet18's layer4 at batch 64: 64). Its 36 x K x C transformed weights are
-// rebuilt per call and then serve too few tiles: layer4's forward took 27-29 ms with F(4x4)
-// against 18-21 with F(2x2), whose weights are 16 x K x C.
-int output_tile(const Conv2dParams& p, bool data_gradient) {
-  const int m = requested_tile(data_gradient);
-  const int64_t tiles4 = int64_t(p.N) * ((p.H + 3) / 4) * ((p.W + 3) / 4);
-  return m == 4 && tiles4 < 128 ? 2 : m;
-}
+// Floats of one copy of a per-thread buffer, rounded to 64 bytes.
+size_t per_thread_floats(size_t floats) { return (floats + 15) / 16 * 16; }
 
 struct Geometry {
   int m = 4, alpha = 6, taps = 36;  // output tile m x m from an input tile alpha x alpha
@@ -382,33 +372,37 @@ void multiply(const Conv2dParams& p, const Geometry& g, const detail::GemmKernel
 
 }  // namespace
 
-bool winograd_usable(const Conv2dParams& p, bool data_gradient) {
-  if (p.kernel != 3 || p.stride != 1 || p.pad != 1) return false;
+int winograd_tile(const Conv2dParams& p, bool data_gradient) {
   constexpr int64_t kIndexLimit = std::numeric_limits<int32_t>::max();
   // Below 16 channels the GEMMs are too short for the micro-kernel (a stem's 3 channels);
   // past 1024 the packed slivers outgrow the caches the blocking assumes.
-  return p.kernel == 3 && p.stride == 1 && p.pad == 1 && p.C >= 16 && p.K >= 16 && p.C <= 1024 &&
-         p.x_numel() < kIndexLimit && p.y_numel() < kIndexLimit && micro_kernel() != nullptr &&
-         output_tile(p, data_gradient) != 0;
+  if (p.kernel != 3 || p.stride != 1 || p.pad != 1 || p.C < 16 || p.K < 16 || p.C > 1024 ||
+      p.x_numel() >= kIndexLimit || p.y_numel() >= kIndexLimit || !micro_kernel())
+    return 0;
+  // F(4x4) gives way to F(2x2) where the batch has fewer than 128 of its tiles (resnet18's
+  // layer4 at batch 64: 64). Its 36 x K x C transformed weights are rebuilt per call and then
+  // serve too few tiles: layer4's forward took 27-29 ms with F(4x4) against 18-21 with F(2x2),
+  // whose weights are 16 x K x C.
+  const int m = requested_tile(data_gradient);
+  const int64_t tiles4 = int64_t(p.N) * ((p.H + 3) / 4) * ((p.W + 3) / 4);
+  return m == 4 && tiles4 < 128 ? 2 : m;
 }
 
 const char* winograd_setting() {
   if (!micro_kernel()) return "off (no AVX-512 micro-kernel)";
-  // F(4x4) where it is asked for means F(2x2) for layers of few tiles (output_tile).
+  // F(4x4) where it is asked for means F(2x2) for layers of few tiles (winograd_tile).
   if (requested_tile(false) == 4) return "F(4x4) forward and data gradients, weight gradients";
   if (requested_tile(false) == 2) return "F(2x2) forward, F(4x4) data gradients, weight gradients";
   return requested_tile(true) ? "F(4x4) data gradients, weight gradients" : "off";
 }
 
-WinogradScratch winograd_scratch_floats(const Conv2dParams& p, bool data_gradient, int threads) {
+WinogradScratch winograd_scratch_floats(const Conv2dParams& p, int tile, int threads) {
   const detail::GemmKernel* kern = micro_kernel();
-  const int m = output_tile(p, data_gradient);
-  TB_CHECK(kern && m, "winograd: not for this convolution here");
-  const Geometry g = geometry(p, *kern, m);
-  // Each thread works on blocks of its own when there are enough of them (see below).
+  TB_CHECK(kern && (tile == 2 || tile == 4), "winograd: no F({0}x{0}) here", tile);
+  const Geometry g = geometry(p, *kern, tile);
+  // Each thread works on blocks of its own when there are enough of them (see run()).
   const size_t copies = g.blocks >= 2 * threads ? size_t(threads) : 1;
-  const auto padded = [](size_t floats) { return (floats + 15) / 16 * 16; };
-  return {g.weights, padded(g.inputs) * copies, padded(g.outputs) * copies};
+  return {g.weights, per_thread_floats(g.inputs) * copies, per_thread_floats(g.outputs) * copies};
 }
 
 namespace {
@@ -423,14 +417,13 @@ void run(ThreadPool& pool, const Conv2dParams& p, const detail::GemmKernel* kern
   });
   const int64_t items = int64_t(g.taps) * (g.kp / g.mr);
   const int threads = pool.size();
-  const auto padded = [](size_t floats) { return (floats + 15) / 16 * 16; };
   if (g.blocks >= 2 * threads) {
     // Enough blocks: each thread takes whole blocks from a counter (the vCPUs of a shared VM
     // are not equally fast), with its own V and M.
     std::atomic<int64_t> next{0};
     pool.run([&](int thread, int) {
-      float* V = inputs_buf + thread * padded(g.inputs);
-      float* Mb = outputs_buf + thread * padded(g.outputs);
+      float* V = inputs_buf + thread * per_thread_floats(g.inputs);
+      float* Mb = outputs_buf + thread * per_thread_floats(g.outputs);
       for (int64_t b = next++; b < g.blocks; b = next++) {
         const int64_t t0 = b * g.T;
         transform_inputs<M>(p, g, x, t0, 0, p.C, V);
@@ -457,15 +450,14 @@ void run(ThreadPool& pool, const Conv2dParams& p, const detail::GemmKernel* kern
 
 }  // namespace
 
-void winograd_conv3x3(ThreadPool& pool, const Conv2dParams& p, bool data_gradient, const float* x,
+void winograd_conv3x3(ThreadPool& pool, const Conv2dParams& p, int tile, const float* x,
                       const float* w, const float* bias, float* y, bool accumulate, bool relu,
                       float* weights_buf, float* inputs_buf, float* outputs_buf) {
   const detail::GemmKernel* kern = micro_kernel();
-  const int m = output_tile(p, data_gradient);
-  TB_CHECK(kern && m && p.kernel == 3 && p.stride == 1 && p.pad == 1,
+  TB_CHECK(kern && (tile == 2 || tile == 4) && p.kernel == 3 && p.stride == 1 && p.pad == 1,
            "winograd: asked for a convolution it does not take");
   TB_CHECK(!(relu && accumulate), "winograd: a fused ReLU cannot accumulate into y");
-  if (m == 4)
+  if (tile == 4)
     run<4>(pool, p, kern, x, w, bias, y, accumulate, relu, weights_buf, inputs_buf, outputs_buf);
   else
     run<2>(pool, p, kern, x, w, bias, y, accumulate, relu, weights_buf, inputs_buf, outputs_buf);

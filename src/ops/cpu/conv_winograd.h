@@ -39,9 +39,10 @@ namespace tb::cpu {
 
 class ThreadPool;
 
-// Whether winograd_conv3x3 takes this convolution (and this CPU, and the setting), which is a
-// data gradient computed as a convolution (data_gradient) or a forward one.
-bool winograd_usable(const Conv2dParams& p, bool data_gradient);
+// The output tile winograd_conv3x3 would use for this convolution, a data gradient computed
+// as a convolution (data_gradient) or a forward one, on this CPU with this setting: 4
+// (F(4x4, 3x3)), 2 (F(2x2, 3x3)), or 0 where it does not take it.
+int winograd_tile(const Conv2dParams& p, bool data_gradient);
 
 // Where Winograd runs in this process, for reports (e.g. "F(2x2) forward, F(4x4) data
 // gradients", "off", "off (no AVX-512 micro-kernel)").
@@ -53,11 +54,12 @@ struct WinogradScratch {
   size_t weights = 0, inputs = 0, outputs = 0;
   size_t x_copy = 0, dy_copy = 0;  // the weight gradient's channels-last copies
 };
-WinogradScratch winograd_scratch_floats(const Conv2dParams& p, bool data_gradient, int threads);
+WinogradScratch winograd_scratch_floats(const Conv2dParams& p, int tile, int threads);
 
 // y[N,K,H,W] (=|+=) conv3x3(x[N,C,H,W], w[K,C,3,3]) (+ bias[K]) (then ReLU). The buffers are
-// at least winograd_scratch_floats(p) floats, 64-byte aligned.
-void winograd_conv3x3(ThreadPool& pool, const Conv2dParams& p, bool data_gradient, const float* x,
+// at least winograd_scratch_floats(p, tile, threads) floats, 64-byte aligned; tile is
+// winograd_tile()'s (not 0).
+void winograd_conv3x3(ThreadPool& pool, const Conv2dParams& p, int tile, const float* x,
                       const float* w, const float* bias, float* y, bool accumulate, bool relu,
                       float* weights_buf, float* inputs_buf, float* outputs_buf);
 

@@ -10,7 +10,7 @@
 
 #include "ops/cpu/gemm_kernels.h"
 
-// Only functions marked TB_AVX512 use AVX-512; winograd_usable() and its kin send other CPUs
+// Only functions marked TB_AVX512 use AVX-512; winograd_tile() and its kin send other CPUs
 // to the direct path before any of them runs.
 #define TB_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
 #define TB_AVX512_LAMBDA \

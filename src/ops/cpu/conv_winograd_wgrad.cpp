@@ -1,6 +1,5 @@
 // The weight gradient of the cpu backend's Winograd convolutions (conv_winograd.h).
 #include <algorithm>
-#include <limits>
 
 #include "core/error.h"
 #include "ops/cpu/conv_in_place.h"
@@ -19,11 +18,7 @@ namespace tb::cpu {
 // Its transforms are exact in fp32 (constants 1 and 1/2), so dW rounds as a direct sum does.
 namespace {
 
-using winograd::input_line2;
-using winograd::kLanes;
-using winograd::micro_kernel;
-using winograd::requested_tile;
-using winograd::tap_stride;
+using namespace winograd;
 
 constexpr int kWgradTaps = 16;
 constexpr int kWgradBlock = 256;
@@ -178,10 +173,8 @@ TB_AVX512 void wgrad_output(const Conv2dParams& p, const WgradGeometry& g, const
 }  // namespace
 
 bool winograd_weight_gradient_usable(const Conv2dParams& p) {
-  constexpr int64_t kIndexLimit = std::numeric_limits<int32_t>::max();
   return p.kernel == 3 && p.stride == 1 && p.pad == 1 && p.C % kLanes == 0 && p.K % kLanes == 0 &&
-         p.C <= 1024 && int64_t(p.H) * p.W * kLanes < kIndexLimit && micro_kernel() != nullptr &&
-         requested_tile(true) != 0;
+         p.C <= 1024 && micro_kernel() != nullptr && requested_tile(true) != 0;
 }
 
 WinogradScratch winograd_weight_gradient_scratch_floats(const Conv2dParams& p) {

@@ -212,9 +212,9 @@ void CpuBackend::conv_forward_chunks(const Conv2dParams& p, const float* xd, con
   // The data gradient of 3x3 stride-1 "same" convs (and, if asked, their forward) through
   // Winograd F(4x4, 3x3) where the CPU has AVX-512: a quarter of the multiplies
   // (conv_winograd.h says why the forward stays direct by default).
-  if (cpu::winograd_usable(p, data_gradient)) {
-    const cpu::WinogradScratch s = cpu::winograd_scratch_floats(p, data_gradient, pool_->size());
-    cpu::winograd_conv3x3(*pool_, p, data_gradient, xd, wd, bias, yd, accumulate, relu,
+  if (const int tile = cpu::winograd_tile(p, data_gradient)) {
+    const cpu::WinogradScratch s = cpu::winograd_scratch_floats(p, tile, pool_->size());
+    cpu::winograd_conv3x3(*pool_, p, tile, xd, wd, bias, yd, accumulate, relu,
                           scratch(kWinogradWeights, s.weights), scratch(kWinogradInputs, s.inputs),
                           scratch(kWinogradOutputs, s.outputs));
     return;
