@@ -53,7 +53,8 @@ std::vector<float> filled(int64_t n) {
 
 Tensor view(std::vector<float>& v, Shape s) { return Tensor(v.data(), DType::f32, s); }
 
-// pass: 0 forward, 1 backward (data and weight gradients, as conv2d_backward runs them).
+// pass: 0 forward, 1 backward (data and weight gradients, as conv2d_backward runs them),
+// 2 the weight gradient alone (no dx): the data gradient's share is pass 1 less pass 2.
 // setting: TB_CPU_WINOGRAD for the run (0: direct; f2: forward F(2x2, 3x3); all: F(4x4, 3x3)
 // forward; any but 0: F(4x4, 3x3) data gradients).
 void bench_conv(benchmark::State& state, ConvShape s, int pass, const char* setting) {
@@ -67,12 +68,12 @@ void bench_conv(benchmark::State& state, ConvShape s, int pass, const char* sett
     if (pass == 0)
       cpu.conv2d_forward(p, view(x, xs), view(w, ws), Tensor(), view(y, ys));
     else
-      cpu.conv2d_backward(p, view(x, xs), view(w, ws), view(y, ys), view(dx, xs), view(dw, ws),
-                          Tensor(), false);
+      cpu.conv2d_backward(p, view(x, xs), view(w, ws), view(y, ys),
+                          pass == 1 ? view(dx, xs) : Tensor(), view(dw, ws), Tensor(), false);
   };
   run();  // sizes the scratch buffers
   const double flops =
-      2.0 * double(p.N) * p.K * p.P() * p.Q() * p.C * p.kernel * p.kernel * (pass == 0 ? 1 : 2);
+      2.0 * double(p.N) * p.K * p.P() * p.Q() * p.C * p.kernel * p.kernel * (pass == 1 ? 2 : 1);
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
     run();
@@ -121,12 +122,13 @@ int main(int argc, char** argv) {
   const Variant forward[] = {{"f2", "/winograd2"}, {"all", "/winograd4"}, {"0", "/direct"}};
   const Variant backward[] = {{"backward", "/winograd"}, {"0", "/direct"}};
   for (const ConvShape& s : resnet18_convs(64))
-    for (int pass : {0, 1}) {
+    for (int pass : {0, 1, 2}) {
       const bool applies = s.p.kernel == 3 && s.p.stride == 1 && s.p.C >= 16;
       for (const Variant& v : pass == 0 ? std::vector<Variant>(forward, forward + 3)
                                         : std::vector<Variant>(backward, backward + 2)) {
         if (!applies && std::string(v.setting) != "0") continue;
-        const std::string name = s.name + (pass == 0 ? "/fwd" : "/bwd") + (applies ? v.name : "");
+        static const char* kPassNames[] = {"/fwd", "/bwd", "/dw"};
+        const std::string name = s.name + kPassNames[pass] + (applies ? v.name : "");
         benchmark::RegisterBenchmark(name.c_str(), bench_conv, s, pass, v.setting)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);

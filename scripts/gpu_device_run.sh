@@ -33,14 +33,16 @@ if has tests; then
 fi
 
 if has profile; then
-  echo "== per-layer profile, resnet18: bf16 batch 64, then bf16 batch 512"
+  # PROFILE_MODEL (default resnet18) and PROFILE_BATCHES (default "64 512") pick the runs.
+  PM=${PROFILE_MODEL:-resnet18}
+  echo "== per-layer profile, $PM bf16, batch ${PROFILE_BATCHES:-64 512}"
   for impl in ${PROFILE_IMPLS:-cudnn cuda}; do
-    tb timeout 120 $B/trainbench profile --model resnet18 --impl $impl --batch-size 64 \
-      --precision bf16 --json "$OUT/profile_${impl}_b64.json" > "$OUT/profile_${impl}_b64.log" 2>&1
-    echo "$impl bf16 b64: $(tail -1 "$OUT/profile_${impl}_b64.log")"
-    tb timeout 120 $B/trainbench profile --model resnet18 --impl $impl --batch-size 512 \
-      --precision bf16 --repeats 5 --json "$OUT/profile_$impl.json" > "$OUT/profile_$impl.log" 2>&1
-    echo "$impl bf16 b512: $(tail -1 "$OUT/profile_$impl.log")"
+    for b in ${PROFILE_BATCHES:-64 512}; do
+      f="$OUT/profile_${PM}_${impl}_b$b"
+      tb timeout 120 $B/trainbench profile --model $PM --impl $impl --batch-size $b \
+        --precision bf16 --repeats 5 --json "$f.json" > "$f.log" 2>&1
+      echo "$impl bf16 b$b: $(tail -1 "$f.log")"
+    done
   done
 fi
 
@@ -200,10 +202,13 @@ if has cpu; then
   (cd devdata && OUT="$OUT" timeout 300 python3 torch_anchor.py cpu > /tmp/torch_cpu.log 2>&1)
   python3 scripts/cpu_compare.py "$OUT/cpu_throughput.jsonl" "$OUT/torch_anchor.jsonl"
   # Where the all-threads step goes (one file: at most 8 come back from a call).
+  # CPU_PROFILE_THREADS (default: all cores) may list several counts.
   for m in ${CPU_PROFILE_MODELS:-alexnet_lite resnet18}; do
-    for impl in cpu onednn; do
-      echo "== $m $impl $(nproc) threads"
-      tb timeout 120 $B/trainbench profile --model $m --impl $impl --batch-size 64 --repeats 5
+    for t in ${CPU_PROFILE_THREADS:-$(nproc)}; do
+      for impl in cpu onednn; do
+        echo "== $m $impl $t threads"
+        tb timeout 120 $B/trainbench profile --model $m --impl $impl --batch-size 64 --repeats 5 --threads $t
+      done
     done
   done > "$OUT/cpu_profile.log" 2>&1
   grep -E "^== |^sum of" "$OUT/cpu_profile.log"

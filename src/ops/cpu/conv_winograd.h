@@ -70,7 +70,8 @@ void winograd_conv3x3(ThreadPool& pool, const Conv2dParams& p, int tile, const f
 bool winograd_weight_gradient_usable(const Conv2dParams& p);
 // Its buffers: weights = the transformed gradient's sums, inputs = transformed x, outputs =
 // transformed dy, and channels-last copies of x (zero-padded) and dy.
-WinogradScratch winograd_weight_gradient_scratch_floats(const Conv2dParams& p);
+// threads: the pool's size (with enough groups of tiles each thread gets buffers of its own).
+WinogradScratch winograd_weight_gradient_scratch_floats(const Conv2dParams& p, int threads);
 void winograd_weight_gradient(ThreadPool& pool, const Conv2dParams& p, const float* x,
                               const float* dy, float* dw, float* sums_buf, float* x_buf,
                               float* dy_buf, float* x_copy, float* dy_copy);

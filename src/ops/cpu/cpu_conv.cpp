@@ -356,7 +356,7 @@ void CpuBackend::conv2d_backward(const Conv2dParams& p, const Tensor& x, const T
   }
 
   if (winograd_dw) {
-    const cpu::WinogradScratch ws = cpu::winograd_weight_gradient_scratch_floats(p);
+    const cpu::WinogradScratch ws = cpu::winograd_weight_gradient_scratch_floats(p, pool_->size());
     cpu::winograd_weight_gradient(
         *pool_, p, xd, dyd, dwd, scratch(kWinogradWeights, ws.weights),
         scratch(kWinogradInputs, ws.inputs), scratch(kWinogradOutputs, ws.outputs),
