@@ -138,7 +138,7 @@ void run(const ThroughputOptions& o) {
   if (std::find(o.impls.begin(), o.impls.end(), "cpu") != o.impls.end())
     fmt::print(
         "GFLOP/s and % peak count each model's direct arithmetic. cpu's Winograd convolutions "
-        "(3x3, stride 1; here: {}; TB_CPU_WINOGRAD=0|dgrad|f2|all) do fewer multiplies, so "
+        "(3x3, stride 1; here: {}; TB_CPU_WINOGRAD=0|backward|f2|all) do fewer multiplies, so "
         "its % can pass what the FMA units did.\n",
         cpu::winograd_setting());
 }
