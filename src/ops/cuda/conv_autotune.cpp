@@ -42,31 +42,32 @@ float time_runs(cudaStream_t s, int reps, const std::function<void()>& run) {
 
 // Names the kernels' tile list in cache keys: a cached tile index means nothing to another
 // list, so change this whenever conv_mma.cu's, conv_wgmma.cu's or conv_fma.cu's tiles change.
-constexpr const char* kKernelSet = "conv-v7";
+constexpr const char* kKernelSet = "conv-v8";
 
 }  // namespace
 
-std::string ConvAutotuner::cache_key(ConvPass pass, DType t, const ConvGeometry& g) const {
+std::string ConvAutotuner::cache_key(ConvPass pass, DType t, const ConvGeometry& g,
+                                     bool accumulate) const {
   static const char* kPass[] = {"fprop", "dgrad", "wgrad"};
   // The wgmma tiles may be switched off (TB_CONV_WGMMA=0): a choice made without them is not
   // the choice with them, and the other way round.
-  return fmt::format("{} {}{}|{}|{}|n{} c{} h{} w{} k{} r{} s{} stride{} pad{}", device_,
-                     kKernelSet, wgmma_available() ? "+wgmma" : "", dtype_name(t),
-                     kPass[int(pass)], g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.stride, g.pad);
+  return fmt::format("{} {}{}|{}|{}{}|n{} c{} h{} w{} k{} r{} s{} stride{} pad{}", device_,
+                     kKernelSet, wgmma_available() ? "+wgmma" : "", dtype_name(t), kPass[int(pass)],
+                     accumulate ? "+acc" : "", g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.stride, g.pad);
 }
 
-ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_count,
-                                 ConvPass pass, DType t, const ConvGeometry& g, size_t out_bytes,
-                                 const Runner& run) {
-  const std::array<int, 13> key{int(pass), int(t), g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.stride,
-                                g.pad, g.P, g.Q};
+ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_count, ConvPass pass,
+                                 DType t, const ConvGeometry& g, size_t out_bytes,
+                                 const Runner& run, bool accumulate) {
+  const std::array<int, 14> key{int(pass), int(t), g.N,      g.C,   g.H, g.W, g.K,
+                                g.R,       g.S,    g.stride, g.pad, g.P, g.Q, int(accumulate)};
   auto it = chosen_.find(key);
   if (it != chosen_.end()) return it->second;
   ConvLaunch best = plan_conv(pass, t, g, sm_count);
   // A shape that differs from a timed one only in its batch (an epoch's last, partial batch)
   // takes the timed shape's tile and split, when they apply to it, instead of a second search.
   for (const auto& [other, launch] : chosen_) {
-    std::array<int, 13> mine = key;
+    std::array<int, 14> mine = key;
     mine[2] = other[2];
     if (other != mine || other[2] == g.N) continue;
     ConvLaunch candidates[kMaxConvCandidates];
@@ -82,7 +83,7 @@ ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_c
   if (autotune_enabled()) {
     ConvLaunch candidates[kMaxConvCandidates];
     const int count = conv_candidates(pass, t, g, sm_count, candidates, kMaxConvCandidates);
-    const std::string cache_key_text = cache_key(pass, t, g);
+    const std::string cache_key_text = cache_key(pass, t, g, accumulate);
     if (const auto hit = cache_.find(cache_key_text); hit && hit->is_object()) {
       // Taken only if it is still one of this shape's candidates.
       auto number = [&](const char* name) {
@@ -101,6 +102,7 @@ ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_c
     size_t ws_bytes = 0;
     for (int i = 0; i < count; ++i) ws_bytes = std::max(ws_bytes, candidates[i].workspace);
     void* scratch_out = backend.allocate(out_bytes);
+    if (accumulate) TB_CUDA_CHECK(cudaMemsetAsync(scratch_out, 0, out_bytes, stream));
     void* scratch_ws = ws_bytes ? backend.allocate(ws_bytes) : nullptr;
     float best_ms = std::numeric_limits<float>::max();
     const bool log = autotune_log();

@@ -19,19 +19,21 @@ namespace tb::gpu {
 class ConvAutotuner {
  public:
   // run(launch, workspace, output) enqueues the pass writing `output`; out_bytes sizes the
-  // scratch output used while timing.
+  // scratch output used while timing. accumulate: a data gradient added into dx, chosen apart
+  // from the plain one (its epilogue also reads dx; the scratch output starts zeroed).
   using Runner = std::function<void(const ConvLaunch&, void*, void*)>;
   ConvLaunch choose(Backend& backend, cudaStream_t stream, int sm_count, ConvPass pass, DType t,
-                    const ConvGeometry& g, size_t out_bytes, const Runner& run);
+                    const ConvGeometry& g, size_t out_bytes, const Runner& run,
+                    bool accumulate = false);
   // Names the GPU in cache keys; set before the first choose().
   void set_device(const std::string& name) { device_ = name; }
   int searches() const { return searches_; }
   const AlgorithmCache& cache() const { return cache_; }
 
  private:
-  std::string cache_key(ConvPass pass, DType t, const ConvGeometry& g) const;
+  std::string cache_key(ConvPass pass, DType t, const ConvGeometry& g, bool accumulate) const;
 
-  std::map<std::array<int, 13>, ConvLaunch> chosen_;
+  std::map<std::array<int, 14>, ConvLaunch> chosen_;
   AlgorithmCache cache_;
   std::string device_;
   int searches_ = 0;

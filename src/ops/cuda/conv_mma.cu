@@ -157,8 +157,22 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, MIN_BLOCKS)
 
   // ---- epilogue ------------------------------------------------------------------------
   const int grp = lane >> 2, tig = lane & 3;
+  const bool read_dx = reads_dx<T, kPass>(ep);
 #pragma unroll
-  for (int mi = 0; mi < Cfg::MI; ++mi)
+  for (int mi = 0; mi < Cfg::MI; ++mi) {
+    // Both rows' dx pairs, all read before any store (reads_dx).
+    uint32_t prev[2][Cfg::NI];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int64_t m = m0 + warp_m * Cfg::WM + mi * 16 + grp + half * 8;
+#pragma unroll
+      for (int ni = 0; ni < Cfg::NI; ++ni) {
+        const int col = n0 + warp_n * Cfg::WN + ni * 8 + tig * 2;
+        prev[half][ni] = read_dx && m < work.gs.M && col < work.gs.N
+                             ? load_pair(ep, work.gs.N, output_row(g, work, m), col)
+                             : 0u;
+      }
+    }
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int64_t m = m0 + warp_m * Cfg::WM + mi * 16 + grp + half * 8;
@@ -168,9 +182,11 @@ __global__ void __launch_bounds__(WARPS_M* WARPS_N * 32, MIN_BLOCKS)
       for (int ni = 0; ni < Cfg::NI; ++ni) {
         const int col = n0 + warp_n * Cfg::WN + ni * 8 + tig * 2;
         if (col >= work.gs.N) continue;
-        store_pair(ep, work, row, col, acc[mi][ni][half * 2], acc[mi][ni][half * 2 + 1]);
+        store_pair(ep, work, row, col, acc[mi][ni][half * 2], acc[mi][ni][half * 2 + 1],
+                   prev[half][ni]);
       }
     }
+  }
 }
 
 // Tile shapes. The first seven use 64x32 warp tiles. The copies of the large tiles keep more

@@ -178,6 +178,7 @@ __global__ void __launch_bounds__(WG * 128, MIN_BLOCKS)
   // warpgroup holds rows 16 * w4 + grp (+ 8) of each 64-row slice, columns 8 j + 2 tig (+ 1).
   const int w4 = warp & 3, grp = lane >> 2, tig = lane & 3;
   if constexpr (!kSwap) {
+    const bool read_dx = reads_dx<T, kPass>(ep);
 #pragma unroll
     for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
@@ -185,12 +186,18 @@ __global__ void __launch_bounds__(WG * 128, MIN_BLOCKS)
         const int64_t m = m0 + (wg * MI + mi) * 64 + w4 * 16 + grp + half * 8;
         if (m >= work.gs.M) continue;
         const int64_t row = output_row(g, work, m);
+        uint32_t prev[BN / 8];  // the row's dx pairs, all read before any store
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j) {
+          const int col = n0 + j * 8 + tig * 2;
+          prev[j] = read_dx && col < work.gs.N ? load_pair(ep, work.gs.N, row, col) : 0u;
+        }
 #pragma unroll
         for (int j = 0; j < BN / 8; ++j) {
           const int col = n0 + j * 8 + tig * 2;
           if (col >= work.gs.N) continue;
-          store_pair(ep, work, row, col, acc[mi][4 * j + 2 * half],
-                     acc[mi][4 * j + 2 * half + 1]);
+          store_pair(ep, work, row, col, acc[mi][4 * j + 2 * half], acc[mi][4 * j + 2 * half + 1],
+                     prev[j]);
         }
       }
   } else {
@@ -211,13 +218,42 @@ __global__ void __launch_bounds__(WG * 128, MIN_BLOCKS)
           staged[p * Cfg::kStageLd + c] = acc[mi][4 * j + e];
         }
     __syncthreads();
-    for (int i = tid; i < BM * BN / 4; i += Cfg::kThreads) {
-      const int p = i / (BN / 4), c = (i % (BN / 4)) * 4;
-      const int64_t m = m0 + p;
-      const int col = n0 + c;
-      if (m >= work.gs.M || col >= work.gs.N) continue;
-      const float4 v = *reinterpret_cast<const float4*>(staged + p * Cfg::kStageLd + c);
-      store_quad(ep, work, output_row(g, work, m), col, v);
+    // Batches of kBatch quads per thread: an accumulating data gradient reads a batch's dx
+    // quads before storing any of them (reads_dx).
+    constexpr int kQuads = BM * BN / 4, kBatch = 8;
+    static_assert(kQuads % (Cfg::kThreads * kBatch) == 0, "whole batches of quads");
+    const bool read_dx = reads_dx<T, kPass>(ep);
+    // Quad i: pixel p (GEMM row m) and channels c .. c + 3 (column col) of the tile.
+    struct Quad {
+      int p, c;
+      int64_t m;
+      int col;
+      bool inside;
+    };
+    const auto quad = [&](int i) {
+      Quad q;
+      q.p = i / (BN / 4);
+      q.c = (i % (BN / 4)) * 4;
+      q.m = m0 + q.p;
+      q.col = n0 + q.c;
+      q.inside = q.m < work.gs.M && q.col < work.gs.N;
+      return q;
+    };
+    for (int i0 = tid; i0 < kQuads; i0 += Cfg::kThreads * kBatch) {
+      uint2 prev[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const Quad q = quad(i0 + b * Cfg::kThreads);
+        prev[b] = read_dx && q.inside ? load_quad(ep, work.gs.N, output_row(g, work, q.m), q.col)
+                                      : uint2{};
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const Quad q = quad(i0 + b * Cfg::kThreads);
+        if (!q.inside) continue;
+        const float4 v = *reinterpret_cast<const float4*>(staged + q.p * Cfg::kStageLd + q.c);
+        store_quad(ep, work, output_row(g, work, q.m), q.col, v, prev[b]);
+      }
     }
   }
 #endif

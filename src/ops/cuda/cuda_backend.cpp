@@ -145,9 +145,14 @@ class CudaBackend final : public GpuBackend {
     const void* wk = dx.defined() ? krsc_weights(w, t, g.K, g.C, g.R, g.S, /*reuse=*/true) : nullptr;
     ConvLaunch ld;
     if (dx.defined())
-      ld = choose(ConvPass::dgrad, t, g, dx.bytes(), [&](const ConvLaunch& c, void* ws, void* out) {
-        conv_dgrad(c, t, g, dy.data, wk, out, false, ws, stream());
-      });
+      // Timed as it runs: an accumulating epilogue also reads dx, and the fastest tile for
+      // that is not always the plain one's.
+      ld = choose(
+          ConvPass::dgrad, t, g, dx.bytes(),
+          [&](const ConvLaunch& c, void* ws, void* out) {
+            conv_dgrad(c, t, g, dy.data, wk, out, accumulate_dx, ws, stream());
+          },
+          accumulate_dx);
     void* side_ws = side_workspace(lw.workspace);
     fork_side();
     conv_wgrad(lw, t, gw, xw, dy.data, dww, side_ws, side_stream());
@@ -185,9 +190,10 @@ class CudaBackend final : public GpuBackend {
     return xp;
   }
   ConvLaunch choose(ConvPass pass, DType t, const ConvGeometry& g, size_t out_bytes,
-                    const ConvAutotuner::Runner& run) {
+                    const ConvAutotuner::Runner& run, bool accumulate = false) {
     Stopwatch clock;
-    const ConvLaunch l = tuner_.choose(*this, stream(), sm_count(), pass, t, g, out_bytes, run);
+    const ConvLaunch l =
+        tuner_.choose(*this, stream(), sm_count(), pass, t, g, out_bytes, run, accumulate);
     search_seconds_ += clock.seconds();
     return l;
   }
