@@ -185,10 +185,19 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
   }
 
+  const bool read_dx = reads_dx<T, kPass>(ep);
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
     const int64_t row = m0 + ty * TM + i;
     if (row >= gs.M) continue;
+    // An accumulating data gradient reads the row's dx values before it stores any
+    // (reads_dx in conv_tile_loader.cuh says why).
+    float had[TN];
+#pragma unroll
+    for (int j = 0; j < TN; ++j) {
+      const int col = n0 + tx * TN + j;
+      had[j] = read_dx && col < gs.N ? to_float(ep.out[row * gs.N + col]) : 0.0f;
+    }
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
       const int col = n0 + tx * TN + j;
@@ -200,7 +209,7 @@ __global__ void __launch_bounds__(kThreads)
       }
       T* dst = ep.out + row * gs.N + col;
       if (kPass == ConvPass::fprop && ep.bias) v += ep.bias[col];
-      if (kPass == ConvPass::dgrad && ep.accumulate) v += to_float(*dst);
+      if (kPass == ConvPass::dgrad && ep.accumulate) v += had[j];
       *dst = from_float<T>(v);
     }
   }

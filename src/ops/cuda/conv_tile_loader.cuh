@@ -391,15 +391,8 @@ __device__ __forceinline__ int64_t output_row(const ConvGeometry& g,
   return kPass == ConvPass::dgrad ? dgrad_pixel(g, work.cls, m) : m;
 }
 
-// Whether an epilogue adds into the existing dx (an accumulating data gradient, unsplit).
-// Such an epilogue reads all of a thread's dx values for a row (or a batch of quads) first,
-// with load_pair / load_quad, and then stores them: read one by one before each store, every
-// read waited out a DRAM round trip (the compiler cannot move a load above a store that may
-// alias it), and resnet50's accumulating 1x1 data gradients ran 3-5x slower than plain ones.
-template <class T, ConvPass kPass>
-__device__ __forceinline__ bool reads_dx(const Epilogue<T>& ep) {
-  return kPass == ConvPass::dgrad && ep.accumulate && !ep.partials;
-}
+// An accumulating data gradient's dx values, read with these before the epilogue's stores
+// (reads_dx in conv_common.cuh).
 template <class T>
 __device__ __forceinline__ uint32_t load_pair(const Epilogue<T>& ep, int64_t n_cols, int64_t row,
                                               int col) {
