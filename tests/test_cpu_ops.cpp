@@ -159,10 +159,12 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuConv,
                                            ConvCase{16, 8, 14, 14, 16, 3, 1, 1, true},
                                            // one-image chunks read in place with no padded
                                            // grid (W a multiple of 16); F(2x2) on whole tile
-                                           // rows (32 wide): the forward, and with one image
-                                           // the data gradient too, accumulating or not
+                                           // rows (16 and 8 tiles wide): the forward, and with
+                                           // one image the data gradient too, accumulating or
+                                           // not
                                            ConvCase{2, 16, 32, 32, 16, 3, 1, 1, true},
                                            ConvCase{1, 16, 32, 32, 16, 3, 1, 1, false},
+                                           ConvCase{1, 16, 16, 16, 32, 3, 1, 1, false},
                                            // stride-2 col2im over rows of 16 and more
                                            ConvCase{2, 16, 40, 40, 16, 3, 2, 1, false}));
 

@@ -302,10 +302,11 @@ TB_AVX512 void transform_outputs(const Conv2dParams& p, const Geometry& g, const
       rows[l] = t < g.tiles ? std::min(M, H - row) : 0;
       cols[l] = __mmask8((1u << std::min(M, W - col)) - 1u);
     }
-    // F(2x2) on images 32 tiles wide and more (a multiple of 16, every tile whole): a group's
-    // 16 tiles lie side by side in one tile row (groups start at multiples of 16 tiles).
-    const bool whole_row =
-        M == 2 && g.tw % kLanes == 0 && H % 2 == 0 && W % 2 == 0 && first + kLanes <= g.tiles;
+    // F(2x2) on images whose tile rows are a multiple of 8 tiles (16 pixels), every tile
+    // whole: each half of a group lies side by side in one tile row (groups start at
+    // multiples of 16 tiles).
+    const bool whole_row = M == 2 && g.tw % (kLanes / 2) == 0 && H % 2 == 0 && W % 2 == 0 &&
+                           first + kLanes <= g.tiles;
     for (int k = k0; k < k1; ++k) {
       __m512 m[A * A], s[M * A], o[M * M];
       for (int xi = 0; xi < A * A; ++xi)
@@ -323,9 +324,10 @@ TB_AVX512 void transform_outputs(const Conv2dParams& p, const Geometry& g, const
       if constexpr (M == 2) {
         // lo lane L: row a of tiles 4L and 4L + 1 (two floats each); hi: of 4L + 2, 4L + 3.
         if (whole_row) {
-          // The 16 tiles side by side: row a of them is 32 floats of y, lanes in the order
-          // lo.0 hi.0 lo.1 hi.1 | lo.2 hi.2 lo.3 hi.3. Two stores instead of 16 masked ones;
-          // the same arithmetic per element.
+          // Each 8 tiles side by side: row a of them is 16 floats of y, lanes in the order
+          // lo.0 hi.0 lo.1 hi.1 (tiles 0-7) and lo.2 hi.2 lo.3 hi.3 (tiles 8-15, in the same
+          // tile row or the next). Two stores instead of 16 masked ones; the same arithmetic
+          // per element.
           const auto finish16 = [&](__m512 v, float* dst) TB_AVX512_LAMBDA {
             if (accumulate) v = _mm512_add_ps(_mm512_loadu_ps(dst), v);
             if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[k]));
@@ -337,9 +339,10 @@ TB_AVX512 void transform_outputs(const Conv2dParams& p, const Geometry& g, const
             const __m512 hi = _mm512_unpackhi_ps(o[2 * a], o[2 * a + 1]);
             const __m512 left = _mm512_shuffle_f32x4(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
             const __m512 right = _mm512_shuffle_f32x4(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));
-            float* dst = yk + at[0] + int64_t(a) * W;
-            finish16(_mm512_shuffle_f32x4(left, left, _MM_SHUFFLE(3, 1, 2, 0)), dst);
-            finish16(_mm512_shuffle_f32x4(right, right, _MM_SHUFFLE(3, 1, 2, 0)), dst + 16);
+            finish16(_mm512_shuffle_f32x4(left, left, _MM_SHUFFLE(3, 1, 2, 0)),
+                     yk + at[0] + int64_t(a) * W);
+            finish16(_mm512_shuffle_f32x4(right, right, _MM_SHUFFLE(3, 1, 2, 0)),
+                     yk + at[kLanes / 2] + int64_t(a) * W);
           }
           continue;
         }
