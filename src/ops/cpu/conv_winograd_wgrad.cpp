@@ -50,7 +50,18 @@ struct WgradGeometry {
   int64_t end_block(int64_t group) const {
     return std::min(blocks, (group + 1) * blocks_per_group);
   }
+  // Whether each thread takes whole groups (with buffers of its own) or all threads share
+  // each block: the scratch sizes and the run must agree on it.
+  bool threads_take_groups(int threads) const { return groups >= threads; }
 };
+
+// dy's shape for its channels-last copy: K channels, no padding.
+Conv2dParams dy_copy_shape(const Conv2dParams& p) {
+  Conv2dParams d = p;
+  d.C = p.K;
+  d.pad = 0;
+  return d;
+}
 
 WgradGeometry wgrad_geometry(const Conv2dParams& p, const detail::GemmKernel& kern) {
   WgradGeometry g;
@@ -222,11 +233,9 @@ WinogradScratch winograd_weight_gradient_scratch_floats(const Conv2dParams& p, i
   const detail::GemmKernel* kern = micro_kernel();
   TB_CHECK(kern, "winograd: no AVX-512 micro-kernel on this CPU");
   const WgradGeometry g = wgrad_geometry(p, *kern);
-  Conv2dParams dy_shape = p;
-  dy_shape.C = p.K;
-  dy_shape.pad = 0;
+  const Conv2dParams dy_shape = dy_copy_shape(p);
   // Threads on groups: a block's transforms and copies per thread; else one of each, shared.
-  const bool by_group = g.groups >= threads;
+  const bool by_group = g.threads_take_groups(threads);
   const size_t copies = by_group ? size_t(threads) : 1;
   const int images = by_group ? g.block_images : p.N;
   WinogradScratch s;
@@ -246,12 +255,10 @@ void winograd_weight_gradient(ThreadPool& pool, const Conv2dParams& p, const flo
            "winograd: asked for a weight gradient it does not take");
   const WgradGeometry g = wgrad_geometry(p, *kern);
   // Channels-last copies, x zero-padded by 1 (conv_in_place.h's).
-  Conv2dParams dy_shape = p;
-  dy_shape.C = p.K;
-  dy_shape.pad = 0;
+  const Conv2dParams dy_shape = dy_copy_shape(p);
   const int64_t items = int64_t(kWgradTaps) * (g.kp / g.mr) * (g.cp / g.nr);
   const int64_t per_image = int64_t(g.th) * g.tw;
-  if (g.groups >= pool.size()) {
+  if (g.threads_take_groups(pool.size())) {
     const int64_t x_floats = copy_floats(p, g.block_images);
     const int64_t dy_floats = copy_floats(dy_shape, g.block_images);
     std::atomic<int64_t> next{0};

@@ -411,7 +411,7 @@ __device__ __forceinline__ uint2 load_quad(const Epilogue<T>& ep, int64_t n_cols
 template <class T, ConvPass kPass>
 __device__ __forceinline__ void store_pair(const Epilogue<T>& ep, const ConvBlockWork<kPass>& work,
                                            int64_t row, int col, float v0, float v1,
-                                           uint32_t prev = 0) {
+                                           uint32_t prev) {
   const int64_t n_cols = work.gs.N;
   if (ep.partials) {
     float2* dst = reinterpret_cast<float2*>(
@@ -438,7 +438,7 @@ __device__ __forceinline__ void store_pair(const Epilogue<T>& ep, const ConvBloc
 // (`prev` from load_quad).
 template <class T, ConvPass kPass>
 __device__ __forceinline__ void store_quad(const Epilogue<T>& ep, const ConvBlockWork<kPass>& work,
-                                           int64_t row, int col, float4 v, uint2 prev = {}) {
+                                           int64_t row, int col, float4 v, uint2 prev) {
   const int64_t n_cols = work.gs.N;
   if (ep.partials) {
     *reinterpret_cast<float4*>(ep.partials + (int64_t(work.split) * work.out_rows + row) * n_cols +
