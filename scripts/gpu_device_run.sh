@@ -3,7 +3,7 @@
 # carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
 # sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
 # machine's. Sections (default: tests bench torch sanitizer): tests nsys wgmma profile bench
-# torch search train study cpu sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
+# torch search train study cpu cpuconv sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
 # back); the last lines printed are the comparison table.
 set -uo pipefail
 OUT=${OUT:-/tmp/tb-out}
@@ -212,6 +212,46 @@ if has cpu; then
     done
   done > "$OUT/cpu_profile.log" 2>&1
   grep -E "^== |^sum of" "$OUT/cpu_profile.log"
+fi
+
+if has cpuconv; then
+  # Each resnet18 convolution pass alone (bench_conv) at 1 thread and at every core: which
+  # layers lose most when the step runs on all cores. CPUCONV_FILTER picks the benchmarks.
+  echo "== resnet18 convolution passes, 1 thread and $(nproc) (bench_conv)"
+  for t in 1 $(nproc) ${CPUCONV_AB:+ab}; do
+    [ $t = ab ] && { export $CPUCONV_AB; t=$(nproc); }
+    TRAINBENCH_THREADS=$t tb timeout 200 $B/bench_conv --benchmark_min_time=0.2 \
+      --benchmark_filter="${CPUCONV_FILTER:--(direct|winograd4)}" 2>&1 | grep -E "^resnet18|peak"
+  done > "$OUT/cpuconv.log" 2>&1
+  [ -n "${CPUCONV_AB:-}" ] && unset "${CPUCONV_AB%%=*}"
+  python3 - "$OUT/cpuconv.log" <<'PY'
+import re, sys
+runs, cur = [], None
+for line in open(sys.argv[1]):
+    if line.startswith("measured FMA peak"):
+        cur = {}; runs.append(cur)
+    m = re.match(r"(resnet18/\S+)/real_time\s+([\d.]+) ms", line)
+    if m and cur is not None:
+        cur[m.group(1)] = float(m.group(2))
+if len(runs) >= 2:
+    one, many = runs[0], runs[1:]
+    print(f"{'pass':34s} {'1t ms':>8s} " + " ".join(f"{'all ms':>8s} {'scaling':>8s}" for _ in many))
+    for k in one:
+        if all(k in m for m in many):
+            print(f"{k:34s} {one[k]:8.2f} " + " ".join(f"{m[k]:8.2f} {one[k] / m[k]:7.1f}x" for m in many))
+PY
+  # CPUCONV_AB="VAR=value": the all-cores passes again with that setting (the table's last
+  # columns), then resnet18's whole cpu step at all cores, default and setting, twice over.
+  if [ -n "${CPUCONV_AB:-}" ]; then
+    echo "(last columns: $CPUCONV_AB)"
+    for round in 1 2; do
+      for setting in default $CPUCONV_AB; do
+        env $([ "$setting" = default ] || echo "$setting") LD_LIBRARY_PATH=$TBLIB timeout 120 \
+          $B/trainbench throughput --model resnet18 --impl cpu --threads $(nproc) --batch-size 64 \
+          --warmup 2 --repeats 7 2>&1 | grep -E "^resnet" | sed "s/^/$setting  /"
+      done
+    done
+  fi
 fi
 
 if has sanitizer; then
