@@ -218,38 +218,6 @@ TEST(CpuConvWinograd, StaysWithinAFewRoundingsOfRef) {
   }
 }
 
-// Where there are too few blocks of tiles for each thread to take its own, the threads share
-// waves of blocks (conv_winograd.cpp, conv_winograd_wgrad.cpp); one block at a time
-// (TB_CPU_WINOGRAD_WAVE=1) must give the same bits, F(2x2) and F(4x4), every pass.
-TEST(CpuConvWinograd, WavesOfBlocksGiveTheSameBitsAsOneBlockAtATime) {
-  // 8 threads: forward 3 blocks of F(2x2) tiles, weight gradient 2 blocks; then F(4x4) data
-  // gradients over several blocks, the last one partial.
-  for (const ConvCase c :
-       {ConvCase{4, 32, 20, 20, 48, 3, 1, 1, false}, ConvCase{9, 64, 16, 16, 32, 3, 1, 1, false}}) {
-    const Conv2dParams p{c.N, c.C, c.H, c.W, c.K, c.kernel, c.stride, c.pad, false};
-    const Shape xs{p.N, p.C, p.H, p.W}, ws{p.K, p.C, 3, 3}, ys{p.N, p.K, p.H, p.W};
-    Rng rng(5);
-    Vecf x = uniform(rng, p.x_numel()), w = uniform(rng, p.w_numel()),
-         dy = uniform(rng, p.y_numel());
-    CpuBackend cpu(8);
-    const auto run = [&](const char* wave) {
-      testing::ScopedEnv env("TB_CPU_WINOGRAD_WAVE", wave);
-      Vecf y(p.y_numel()), dx(p.x_numel()), dw(p.w_numel());
-      cpu.conv2d_forward(p, tf(x, xs), tf(w, ws), Tensor(), tf(y, ys));
-      cpu.conv2d_backward(p, tf(x, xs), tf(w, ws), tf(dy, ys), tf(dx, xs), tf(dw, ws), Tensor(),
-                          false);
-      return Outputs{y, dx, dw};
-    };
-    for (const char* winograd : {"f2", "all"}) {
-      testing::ScopedEnv env("TB_CPU_WINOGRAD", winograd);
-      const Outputs waves = run(""), one = run("1");
-      for (size_t i = 0; i < waves.size(); ++i)
-        EXPECT_TRUE(same_bits(waves[i], one[i]))
-            << "C=" << c.C << " K=" << c.K << " " << winograd << ": output " << i;
-    }
-  }
-}
-
 // --- linear ------------------------------------------------------------------------------
 
 TEST(CpuOps, LinearMatchesRefForwardAndBackward) {

@@ -47,17 +47,6 @@ int requested_tile(bool data_gradient) {
   return 4;
 }
 
-int64_t wave_limit() {
-  // Read at every convolution (tests and benchmarks switch it), so no allocation here.
-  const char* v = std::getenv("TB_CPU_WINOGRAD_WAVE");
-  if (!v || !*v) return std::numeric_limits<int64_t>::max();
-  char* end = nullptr;
-  const long long asked = std::strtoll(v, &end, 10);
-  TB_INPUT_CHECK(*end == '\0' && asked >= 1,
-                 "TB_CPU_WINOGRAD_WAVE must be a block count of 1 or more, got '{}'", v);
-  return asked;
-}
-
 int64_t tap_stride(int64_t floats) {
   const int64_t padded = (floats + 15) / 16 * 16;
   return padded % 1024 == 0 ? padded + 16 : padded + (padded % 1024 < 64 ? 32 : 0);
@@ -409,44 +398,6 @@ void multiply(const Conv2dParams& p, const Geometry& g, const detail::GemmKernel
   }
 }
 
-// The same GEMMs for a wave of blocks [b0, b1) sharing the threads, items [item0, item1):
-// block b's V and M lie `in_floats` and `out_floats` past block b0's. Within each tap of the
-// range, blocks go outer and the row slivers inner, so the thread's slivers of U stay in its
-// caches for every block of the wave and a block's V sliver serves all its row slivers.
-void multiply_wave(const Conv2dParams& p, const Geometry& g, const detail::GemmKernel& kern,
-                   const float* U, const float* V, float* M, int64_t in_floats, int64_t out_floats,
-                   int64_t blocks, int64_t item0, int64_t item1) {
-  const int slivers_k = g.kp / g.mr;
-  const detail::TileStore store;  // C = A * B
-  for (int64_t item = item0; item < item1;) {
-    const int64_t tap = item / slivers_k, kb0 = item % slivers_k;
-    const int64_t kb1 = std::min<int64_t>(slivers_k, kb0 + (item1 - item));
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int s = 0; s < g.slivers; ++s) {
-        const float* bv = V + b * in_floats + tap * g.v_tap + int64_t(s) * p.C * g.nr;
-        for (int64_t kb = kb0; kb < kb1; ++kb) {
-          const float* a = U + tap * g.u_tap + kb * p.C * g.mr;
-          float* c = M + b * out_floats + tap * g.m_tap + kb * g.mr * g.T + s * g.nr;
-          kern.kernel(p.C, a, bv, c, g.T, g.mr, g.nr, store);
-        }
-      }
-    item += kb1 - kb0;
-  }
-}
-
-// How many blocks share the threads at a time where there are too few for each thread to
-// take its own (run()): as many as fit kWaveBytes of V and M together, so that each phase
-// is cut among the threads once per wave, not once per block. A function of the shape alone
-// (and wave_limit()); the bits do not depend on it.
-int64_t wave_blocks(const Geometry& g) {
-  constexpr int64_t kWaveBytes = int64_t(64) << 20;
-  const int64_t per_block = int64_t(per_thread_floats(g.inputs) + per_thread_floats(g.outputs)) * 4;
-  return std::clamp<int64_t>(kWaveBytes / per_block, 1, std::min(g.blocks, wave_limit()));
-}
-
-// Whether each thread takes whole blocks of its own (run()); the scratch sizes follow it.
-bool threads_take_blocks(const Geometry& g, int threads) { return g.blocks >= 2 * threads; }
-
 }  // namespace
 
 int winograd_tile(const Conv2dParams& p, bool data_gradient) {
@@ -477,9 +428,8 @@ WinogradScratch winograd_scratch_floats(const Conv2dParams& p, int tile, int thr
   const detail::GemmKernel* kern = micro_kernel();
   TB_CHECK(kern && (tile == 2 || tile == 4), "winograd: no F({0}x{0}) here", tile);
   const Geometry g = geometry(p, *kern, tile);
-  // Each thread works on blocks of its own when there are enough of them; otherwise a wave
-  // of blocks is transformed at once (see run()).
-  const size_t copies = threads_take_blocks(g, threads) ? size_t(threads) : size_t(wave_blocks(g));
+  // Each thread works on blocks of its own when there are enough of them (see run()).
+  const size_t copies = g.blocks >= 2 * threads ? size_t(threads) : 1;
   return {g.weights, per_thread_floats(g.inputs) * copies, per_thread_floats(g.outputs) * copies};
 }
 
@@ -495,7 +445,7 @@ void run(ThreadPool& pool, const Conv2dParams& p, const detail::GemmKernel* kern
   });
   const int64_t items = int64_t(g.taps) * (g.kp / g.mr);
   const int threads = pool.size();
-  if (threads_take_blocks(g, threads)) {
+  if (g.blocks >= 2 * threads) {
     // Enough blocks: each thread takes whole blocks from a counter (the vCPUs of a shared VM
     // are not equally fast), with its own V and M.
     std::atomic<int64_t> next{0};
@@ -511,40 +461,17 @@ void run(ThreadPool& pool, const Conv2dParams& p, const detail::GemmKernel* kern
     });
     return;
   }
-  // Few blocks (small images, or many threads): the threads share a wave of blocks, phase by
-  // phase: the wave's input transforms cut by (block, channels), its GEMMs by (tap, row
-  // sliver) with every block of the wave inside (multiply_wave), its output transforms by
-  // (block, output channels). resnet18's layers 3 and 4 at 16 threads: 6 to 22 blocks, each
-  // of which took three cuts of the pool with a few microseconds of work per thread in each.
-  const int64_t in_floats = int64_t(per_thread_floats(g.inputs));
-  const int64_t out_floats = int64_t(per_thread_floats(g.outputs));
-  const int64_t wave = wave_blocks(g);
-  for (int64_t b0 = 0; b0 < g.blocks; b0 += wave) {
-    const int64_t blocks = std::min(wave, g.blocks - b0);
-    // (block, channel) pairs [lo, hi), a block's run of channels at a time.
-    const auto by_block = [](int64_t lo, int64_t hi, int channels, auto&& fn) {
-      for (int64_t i = lo; i < hi;) {
-        const int64_t b = i / channels;
-        const int c0 = int(i % channels);
-        const int c1 = int(std::min<int64_t>(channels, c0 + (hi - i)));
-        fn(b, c0, c1);
-        i += c1 - c0;
-      }
-    };
-    pool.parallel_for_range(0, blocks * p.C, [&](int64_t lo, int64_t hi) {
-      by_block(lo, hi, p.C, [&](int64_t b, int c0, int c1) {
-        transform_inputs<M>(p, g, x, (b0 + b) * g.T, c0, c1, inputs_buf + b * in_floats);
-      });
+  // Few blocks (small images, or many threads): the threads share each block, phase by phase.
+  for (int64_t b = 0; b < g.blocks; ++b) {
+    const int64_t t0 = b * g.T;
+    pool.parallel_for_range(0, p.C, [&](int64_t lo, int64_t hi) {
+      transform_inputs<M>(p, g, x, t0, int(lo), int(hi), inputs_buf);
     });
     pool.parallel_for_range(0, items, [&](int64_t lo, int64_t hi) {
-      multiply_wave(p, g, *kern, weights_buf, inputs_buf, outputs_buf, in_floats, out_floats,
-                    blocks, lo, hi);
+      multiply(p, g, *kern, weights_buf, inputs_buf, outputs_buf, lo, hi);
     });
-    pool.parallel_for_range(0, blocks * p.K, [&](int64_t lo, int64_t hi) {
-      by_block(lo, hi, p.K, [&](int64_t b, int k0, int k1) {
-        transform_outputs<M>(p, g, outputs_buf + b * out_floats, (b0 + b) * g.T, k0, k1, bias,
-                             accumulate, relu, y);
-      });
+    pool.parallel_for_range(0, p.K, [&](int64_t lo, int64_t hi) {
+      transform_outputs<M>(p, g, outputs_buf, t0, int(lo), int(hi), bias, accumulate, relu, y);
     });
   }
 }

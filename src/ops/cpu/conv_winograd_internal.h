@@ -31,12 +31,6 @@ const detail::GemmKernel* micro_kernel();
 // forward too). Weight gradients go through Winograd under every setting but 0.
 int requested_tile(bool data_gradient);
 
-// The most blocks of tiles the threads share at a time where there are too few blocks for
-// each thread to take its own (forward, data and weight gradients): TB_CPU_WINOGRAD_WAVE, for
-// comparisons (1: one block at a time, the schedule before waves); unset: no limit beyond
-// the waves' memory budget.
-int64_t wave_limit();
-
 // Floats from one tap's part of a buffer to the next: `floats` rounded up to a multiple of
 // 16 (64-byte alignment) and kept off multiples of 1024 (4 KiB). Parts 4 KiB apart fall in
 // one L1 set, and a transform touches all of them per vector: with unpadded parts (36 KiB

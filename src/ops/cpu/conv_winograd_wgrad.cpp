@@ -51,18 +51,8 @@ struct WgradGeometry {
     return std::min(blocks, (group + 1) * blocks_per_group);
   }
   // Whether each thread takes whole groups (with buffers of its own) or all threads share
-  // waves of blocks: the scratch sizes and the run must agree on it.
+  // each block: the scratch sizes and the run must agree on it.
   bool threads_take_groups(int threads) const { return groups >= threads; }
-  int64_t u_floats() const { return kWgradTaps * u_tap; }  // one block's transformed dy
-  int64_t v_floats() const { return kWgradTaps * v_tap; }  // and x
-  // Blocks the threads share at a time: as many as fit 64 MiB of transforms, so that each
-  // phase is cut among the threads once per wave, not once per block (TB_CPU_WINOGRAD_WAVE=1:
-  // one block at a time). A function of the shape alone; the bits do not depend on it.
-  int64_t wave_blocks() const {
-    constexpr int64_t kWaveBytes = int64_t(64) << 20;
-    return std::clamp<int64_t>(kWaveBytes / ((u_floats() + v_floats()) * 4), 1,
-                               std::min(blocks, wave_limit()));
-  }
 };
 
 // dy's shape for its channels-last copy: K channels, no padding.
@@ -250,9 +240,8 @@ WinogradScratch winograd_weight_gradient_scratch_floats(const Conv2dParams& p, i
   const int images = by_group ? g.block_images : p.N;
   WinogradScratch s;
   s.weights = size_t(g.groups * g.sum_floats);
-  const size_t buffers = by_group ? size_t(threads) : size_t(g.wave_blocks());
-  s.inputs = buffers * size_t(g.v_floats());
-  s.outputs = buffers * size_t(g.u_floats());
+  s.inputs = copies * size_t(kWgradTaps * g.v_tap);
+  s.outputs = copies * size_t(kWgradTaps * g.u_tap);
   s.x_copy = copies * size_t(copy_floats(p, images));
   s.dy_copy = copies * size_t(copy_floats(dy_shape, images));
   return s;
@@ -298,29 +287,15 @@ void winograd_weight_gradient(ThreadPool& pool, const Conv2dParams& p, const flo
       ChannelsLastColumns::fill(dy_shape, dy, int(n), 1,
                                 dy_copy + n * ChannelsLastColumns::floats(dy_shape, 1));
     });
-    // A wave of blocks at a time: its transforms cut by tiles, then its GEMMs by item, each
-    // thread adding the wave's blocks into its items' sums in block order.
-    const int64_t wave = g.wave_blocks();
-    for (int64_t b0 = 0; b0 < g.blocks; b0 += wave) {
-      const int64_t b1 = std::min(g.blocks, b0 + wave);
-      pool.parallel_for_range(
-          b0 * kWgradBlock, std::min(g.tiles, b1 * kWgradBlock), [&](int64_t lo, int64_t hi) {
-            for (int64_t t = lo; t < hi;) {
-              const int64_t b = t / kWgradBlock, start = b * kWgradBlock;
-              const int64_t end = std::min(hi, start + kWgradBlock);
-              wgrad_transforms(p, g, x_copy, dy_copy, 0, start, t, end,
-                               dy_buf + (b - b0) * g.u_floats(), x_buf + (b - b0) * g.v_floats());
-              t = end;
-            }
-          });
+    for (int64_t b = 0; b < g.blocks; ++b) {
+      const int64_t t0 = b * kWgradBlock, t1 = std::min(g.tiles, t0 + kWgradBlock);
+      const int64_t grp = g.group_of(b);
+      pool.parallel_for_range(t0, t1, [&](int64_t lo, int64_t hi) {
+        wgrad_transforms(p, g, x_copy, dy_copy, 0, t0, lo, hi, dy_buf, x_buf);
+      });
       pool.parallel_for_range(0, items, [&](int64_t lo, int64_t hi) {
-        for (int64_t b = b0; b < b1; ++b) {
-          const int64_t t0 = b * kWgradBlock, t1 = std::min(g.tiles, t0 + kWgradBlock);
-          const int64_t grp = g.group_of(b);
-          wgrad_multiply(p, g, *kern, dy_buf + (b - b0) * g.u_floats(),
-                         x_buf + (b - b0) * g.v_floats(), m_buf + grp * g.sum_floats, int(t1 - t0),
-                         b > g.first_block(grp), lo, hi);
-        }
+        wgrad_multiply(p, g, *kern, dy_buf, x_buf, m_buf + grp * g.sum_floats, int(t1 - t0),
+                       b > g.first_block(grp), lo, hi);
       });
     }
   }
