@@ -159,8 +159,17 @@ PY
   }
   # TRAIN_RECIPES=targets: only the two recipes behind the targets (a shorter call);
   # variants: those two, with three more seeds of the Fashion-MNIST one on a warm cache;
-  # fashion: Fashion-MNIST alternatives only, for a short call.
-  if [ "${TRAIN_RECIPES:-all}" = fashion ]; then
+  # fashion: Fashion-MNIST alternatives only, for a short call; mnist: MNIST step counts.
+  if [ "${TRAIN_RECIPES:-all}" = mnist ]; then
+    # MNIST alone: the target's recipe, then shorter ones on the warm cache (MNIST_STEPS).
+    M="--dataset mnist --batch-size 256 --epochs 2 --lr 0.1"
+    {
+      recipe "mnist b256 320 steps lr0.1" $M --max-steps 320
+      for steps in ${MNIST_STEPS:-288 256}; do
+        SEEDS="1 2 3 4 5" WARM_ONLY=1 recipe "mnist b256 $steps steps lr0.1" $M --max-steps $steps
+      done
+    } > "$OUT/train.log" 2>&1
+  elif [ "${TRAIN_RECIPES:-all}" = fashion ]; then
     F="--dataset fashion-mnist --batch-size 512 --epochs 6 --validation 0 --lr 0.15"
     {
       recipe "fashion b512 6ep lr0.15 clip2 ls0.1" $F --clip-grad-norm 2 --label-smoothing 0.1
