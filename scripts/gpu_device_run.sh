@@ -3,7 +3,7 @@
 # carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
 # sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
 # machine's. Sections (default: tests bench torch sanitizer): tests nsys wgmma profile bench
-# torch search train study cpu cpuconv sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
+# torch search train study cpu cpuconv census sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
 # back); the last lines printed are the comparison table.
 set -uo pipefail
 OUT=${OUT:-/tmp/tb-out}
@@ -112,6 +112,17 @@ if has bench; then
         grep -E "^resnet" | sed "s/^/$setting  /"
     done
   done
+fi
+
+if has census; then
+  # What one captured step launches (TB_GRAPH_CENSUS): resnet18 bf16, CENSUS_BATCH (64).
+  echo "== graph census: resnet18 bf16 b${CENSUS_BATCH:-64}"
+  for impl in cudnn cuda; do
+    TB_GRAPH_CENSUS=1 tb timeout 100 $B/trainbench throughput --model resnet18 --impl $impl \
+      --batch-size ${CENSUS_BATCH:-64} --precision bf16 --warmup 2 --repeats 5 2>&1 |
+      grep -E "graph census|^ +[0-9]+ x " | sed "s/^/$impl /"
+  done > "$OUT/census.log" 2>&1
+  grep -E "graph census" "$OUT/census.log"
 fi
 
 if has search; then

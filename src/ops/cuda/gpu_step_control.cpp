@@ -11,6 +11,7 @@
 #include "ops/cuda/dataset_kernels.h"
 #include "ops/cuda/gpu_backend.h"
 #include "ops/cuda/gpu_expect.h"
+#include "ops/cuda/graph_census.h"
 #include "ops/cuda/loss_optimizer_kernels.h"
 
 namespace tb::gpu {
@@ -249,6 +250,7 @@ void GpuBackend::begin_capture() {
 int GpuBackend::end_capture() {
   cudaGraph_t graph = nullptr;
   TB_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  if (graph_census_wanted()) fmt::print(stderr, "{}: {}", impl_, graph_census(graph));
   cudaGraphExec_t exec = nullptr;
   const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);
