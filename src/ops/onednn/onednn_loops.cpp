@@ -1,7 +1,8 @@
 // The ops oneDNN has no primitive for (dropout with our counter-based mask, softmax
 // cross-entropy with label smoothing, the SGD and Adam updates) and plain copies: loops
 // with the ref backend's exact arithmetic, spread over the same OpenMP threads oneDNN uses.
-// GCC vectorises them; they are memory-bound, so that is all they need.
+// GCC vectorises them (SGD through the cpu backend's loop, cpu/sgd_step.h); they are
+// memory-bound, so that is all they need.
 #include <omp.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cstring>
 
 #include "core/rng.h"
+#include "ops/cpu/sgd_step.h"
 #include "ops/dropout_range.h"
 #include "ops/onednn/onednn_backend.h"
 #include "ops/onednn/onednn_checks.h"
@@ -154,16 +156,16 @@ void OneDnnBackend::sgd_update(const SgdUpdateParams& p, const Tensor& param, co
   const float* g_in = f32(op, "grad", grad, p.n);
   float* buf = p.momentum != 0.0f ? f32(op, "momentum_buffer", momentum_buffer, p.n) : nullptr;
   state_->weights.note_write(w, sizeof(float) * size_t(p.n));
-  // The ref backend's operations in its order (PyTorch's single-tensor SGD).
-#pragma omp parallel for schedule(static) if (p.n >= kParallelMin)
-  for (int64_t i = 0; i < p.n; ++i) {
-    float g = g_in[i];
-    if (p.weight_decay != 0.0f) g += p.weight_decay * w[i];
-    if (buf) {
-      buf[i] = p.momentum * buf[i] + g;
-      g = p.nesterov ? g + p.momentum * buf[i] : buf[i];
-    }
-    w[i] -= p.lr * g;
+  // The ref backend's operations in its order (PyTorch's single-tensor SGD), through the
+  // vectorised loop the cpu backend uses: written here with the flags tested per element, it
+  // stayed scalar: resnet18 at 1 thread, 2-vCPU Xeon, 14.2 -> 8.9 ms a step (16-vCPU host:
+  // 18 ms before, against the cpu backend's 9).
+  const cpu::SgdStep step{p.lr, p.weight_decay, p.momentum, p.nesterov};
+  const int chunks = p.n >= kParallelMin ? threads_ : 1;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int c = 0; c < chunks; ++c) {
+    const int64_t lo = p.n * c / chunks, hi = p.n * (c + 1) / chunks;
+    cpu::sgd_step(step, w + lo, g_in + lo, buf ? buf + lo : nullptr, hi - lo);
   }
 }
 
