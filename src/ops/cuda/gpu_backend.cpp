@@ -231,11 +231,9 @@ void GpuBackend::adopt_persistent_copies() {
   }
   // Against the memory in use now, between steps: the step's own (the first step's peak
   // may hold an algorithm search's scratch). The copies replace one conversion launch per
-  // layer and pass with one per step: at most 1/64 more memory for them. On an H100,
-  // interleaved (gpu-notes v15): resnet18 b512 cudnn +1.5-2.0% (1,300 -> 1,321 MiB),
-  // resnet34 +1.4% (2,204 -> 2,244); resnet50 b512 (47 MiB of copies in 6.6 GiB) stays
-  // without, as its memory is within 15 MiB of PyTorch's. Until session 13 the bound was
-  // 1/16, which left every batch-512 ResNet without them.
+  // layer and pass with one per step, worth 1.5-2% at batch 512 (gpu-notes v15), for at
+  // most 1/64 more memory: resnet50 at b512, whose peak sits within 15 MiB of PyTorch's,
+  // stays without them.
   constexpr size_t kMemoryPerCopyByte = 64;
   bytes = size_t(elements) * dtype_size(t);
   if (copies_rule_ == CopiesRule::automatic && bytes * kMemoryPerCopyByte < bytes_in_use_) return;
