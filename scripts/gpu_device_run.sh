@@ -2,7 +2,7 @@
 # One call on the GPU machine (the device tool), from the repository root, with devdata/
 # carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
 # sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
-# machine's. Sections (default: tests bench torch sanitizer): tests nsys wgmma profile bench
+# machine's. Sections (default: tests bench torch sanitizer): tests nsys ncu wgmma profile bench
 # torch search train study cpu cpuconv census sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
 # back); the last lines printed are the comparison table.
 set -uo pipefail
@@ -67,6 +67,52 @@ calls = sum(int(r["Instances"]) for r in rows)
 print(f"{len(rows)} kernels, {calls} launches, {total / 1e6:.2f} ms of kernel time")
 for r in rows[:25]:
     print(f'{float(r["Time (%)"]):5.1f}% {int(r["Instances"]):6d} x {float(r["Avg (ns)"]) / 1e3:8.1f} us  {r["Name"][:110]}')
+PY
+    done
+  fi
+fi
+
+if has ncu; then
+  # Each kernel of one captured step, timed alone by Nsight Compute (gpu__time_duration, no
+  # cache flush, clocks as found): TB_PROFILE_REPLAY brackets one replay with
+  # cudaProfilerStart/Stop, so warm-up, searches and autotuning stay out. The step's own
+  # median (a run without ncu) beside the kernels' sum says how much of it is gaps between
+  # launches and memsets. NCU_RUNS="impl:batch ..." (default cudnn:64 cudnn:512 cuda:64);
+  # NCU_ENV="VAR=value ..." for both runs. cuDNN's persistent batch norm cannot be timed alone
+  # (its blocks wait for each other), so cudnn runs take TB_CUDNN_BATCH_NORM=ours here.
+  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  echo "== kernels of one step (ncu): resnet18 bf16, ${NCU_RUNS:-cudnn:64 cudnn:512 cuda:64}"
+  if [ -z "$NCU" ]; then echo "no ncu on this machine"; else
+    for run in ${NCU_RUNS:-cudnn:64 cudnn:512 cuda:64}; do
+      impl=${run%:*}; b=${run#*:}
+      args="throughput --model ${NCU_MODEL:-resnet18} --impl $impl --batch-size $b --precision bf16"
+      # A first run fills the algorithm cache and gives the step time without the profiler.
+      bn=; [ $impl = cudnn ] && bn=TB_CUDNN_BATCH_NORM=ours
+      tb env $bn ${NCU_ENV:-} timeout 120 $B/trainbench $args --warmup 3 --repeats 20 > /tmp/tb/ncu_step.log 2>&1
+      step=$(grep -E "^${NCU_MODEL:-resnet18}" /tmp/tb/ncu_step.log | head -1)
+      tb env $bn ${NCU_ENV:-} TB_PROFILE_REPLAY=6 timeout 300 $NCU --profile-from-start off --graph-profiling node \
+        --metrics gpu__time_duration.sum --clock-control none --cache-control none --csv \
+        --print-units base --log-file "/tmp/tb/ncu_${impl}_b$b.csv" \
+        $B/trainbench $args --warmup 3 --repeats 5 > /tmp/tb/ncu_run.log 2>&1 ||
+        tail -5 /tmp/tb/ncu_run.log
+      echo "-- $impl b$b $bn ${NCU_ENV:-}, without the profiler: $step"
+      python3 - "/tmp/tb/ncu_${impl}_b$b.csv" "$OUT/ncu_kernels.txt" "$impl b$b" <<'PY'
+import csv, sys, collections
+lines = [l for l in open(sys.argv[1]) if l.startswith('"')]
+rows = [r for r in csv.DictReader(lines) if r.get("Metric Name") == "gpu__time_duration.sum"]
+us = [(r["Kernel Name"], float(r["Metric Value"].replace(",", "")) / 1e3) for r in rows]
+total = sum(t for _, t in us)
+by = collections.defaultdict(lambda: [0, 0.0])
+for n, t in us:
+    by[n][0] += 1; by[n][1] += t
+head = f"{len(us)} kernels, {total:.1f} us of kernel time (each timed alone)"
+print(head)
+for n, (c, t) in sorted(by.items(), key=lambda kv: -kv[1][1])[:14]:
+    print(f"{100 * t / total:5.1f}% {c:4d} x {t / c:7.1f} us  {n[:100]}")
+with open(sys.argv[2], "a") as f:
+    f.write(f"== {sys.argv[3]}: {head}\n")
+    for i, (n, t) in enumerate(us):
+        f.write(f"{i:4d} {t:8.2f} us  {n}\n")
 PY
     done
   fi

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstring>
 
+#include <cuda_profiler_api.h>
+
 #include "data/dataset.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/dataset_kernels.h"
@@ -262,6 +264,14 @@ int GpuBackend::end_capture() {
 void GpuBackend::replay(int graph) {
   TB_CHECK(graph >= 0 && graph < int(graphs_.size()), "{}: no captured graph {}", impl_, graph);
   ++weights_version_;  // the step updates the weights on the device
+  if (profile_this_replay()) {
+    TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    TB_CUDA_CHECK(cudaProfilerStart());
+    TB_CUDA_CHECK(cudaGraphLaunch(graphs_[size_t(graph)], stream_));
+    TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    TB_CUDA_CHECK(cudaProfilerStop());
+    return;
+  }
   TB_CUDA_CHECK(cudaGraphLaunch(graphs_[size_t(graph)], stream_));
 }
 

@@ -92,6 +92,15 @@ bool graph_census_wanted() {
   return wanted;
 }
 
+bool profile_this_replay() {
+  static const long wanted = [] {
+    const char* v = std::getenv("TB_PROFILE_REPLAY");
+    return v && *v ? std::strtol(v, nullptr, 10) : 0L;
+  }();
+  static long replays = 0;
+  return wanted > 0 && ++replays == wanted;
+}
+
 std::string graph_census(cudaGraph_t graph) {
   Census c;
   count(graph, c);

@@ -16,4 +16,10 @@ bool graph_census_wanted();
 // together).
 std::string graph_census(cudaGraph_t graph);
 
+// TB_PROFILE_REPLAY=N: the N-th graph replay of this process (counted from 1) runs between
+// cudaProfilerStart and cudaProfilerStop, so that a profiler started with its collection
+// off (`ncu --profile-from-start off`) sees exactly one captured step and none of the
+// warm-up, algorithm searches or autotuning before it. Returns whether this replay is it.
+bool profile_this_replay();
+
 }  // namespace tb::gpu
