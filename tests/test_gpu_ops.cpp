@@ -211,6 +211,45 @@ TEST_P(GpuOps, ConvEveryCandidateLaunchMatchesRef) {
     }
   }
 }
+
+// The weight layout conversions (fp32 K,C,R,S <-> K,R,S,C in the tested dtype) put every
+// element in its place: one tensor at a time, many through one segment table, and back.
+// The shapes take one and several blocks per filter (channels beyond a block's tile), 1x1
+// filters, and a filter whose taps overflow the tile (handled element by element).
+TEST_P(GpuOps, WeightLayoutConversionsPutEveryElementInPlace) {
+  if (std::string(GetParam().impl) != "cuda") GTEST_SKIP() << "shared kernels: run once";
+  using namespace tb::gpu;
+  const Shape shapes[] = {{5, 3, 3, 3},   {7, 600, 3, 3},  {3, 4500, 1, 1},
+                          {2, 3, 65, 65}, {10, 512, 1, 1}, {4, 9, 7, 7}};
+  std::vector<KrscSegment> table;
+  std::vector<Tensor> batched;
+  std::vector<std::vector<float>> masters;
+  int64_t blocks = 0;
+  for (const Shape& s : shapes) {
+    const int K = int(s[0]), C = int(s[1]), R = int(s[2]), S = int(s[3]);
+    const std::string what = "K" + std::to_string(K) + " C" + std::to_string(C) + " " +
+                             std::to_string(R) + "x" + std::to_string(S);
+    masters.push_back(in(s.numel()));  // representable in t(): conversions are exact
+    const Tensor w = dev->upload(masters.back(), s, DType::f32, false);
+    const Tensor one = dev->empty(s, t()), back = dev->empty(s, DType::f32);
+    batched.push_back(dev->empty(s, t()));
+    gpu->synchronize();
+    weights_to_krsc(t(), w.ptr<float>(), one.data, K, C, R, S, 0);
+    weights_from_krsc(t(), one.data, back.ptr<float>(), K, C, R, S, 0);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+    EXPECT_EQ(dev->download(one), masters.back()) << what << " to K,R,S,C";  // read as KRSC
+    EXPECT_EQ(dev->download(back, false), masters.back()) << what << " back to K,C,R,S";
+    table.push_back({w.ptr<float>(), batched.back().data, K, C, R, S, blocks});
+    blocks += krsc_blocks(K, C, R, S);
+  }
+  const Tensor gtable = dev->empty(Shape{int64_t(table.size() * sizeof(KrscSegment))}, DType::u8);
+  gpu->copy_from_host(gtable.data, table.data(), table.size() * sizeof(KrscSegment));
+  gpu->synchronize();
+  weights_to_krsc(t(), static_cast<const KrscSegment*>(gtable.data), int(table.size()), blocks, 0);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  for (size_t i = 0; i < table.size(); ++i)
+    EXPECT_EQ(dev->download(batched[i]), masters[i]) << "segment " << i;
+}
 #endif
 
 TEST_P(GpuOps, LinearForwardAndBackwardMatchRef) {

@@ -58,56 +58,96 @@ __global__ void reduce_kernel(ConvGeometry g, int splits, const float* __restric
   }
 }
 
-// out[i] (K,R,S,C) from w (K,C,R,S).
-template <class T>
-__device__ __forceinline__ void krsc_element(const float* __restrict__ w, T* out, int C, int R,
-                                             int S, int64_t i) {
-  const int c = int(i % C);
-  int64_t rest = i / C;
-  const int s = int(rest % S);
-  rest /= S;
-  const int r = int(rest % R), k = int(rest / R);
-  out[i] = from_float<T>(w[((int64_t(k) * C + c) * R + r) * S + s]);
+// ---- Weight layout: fp32 K,C,R,S (the graph's) <-> K,R,S,C in the activation dtype ----
+// Per filter k the two layouts are a [C][R*S] matrix and its transpose [R*S][C], so each
+// block moves one k's channels [c0, c0 + n) for every r,s through shared memory: its reads
+// and its writes are both contiguous runs. (Element-wise loops read or wrote at a stride of C
+// or R*S elements, one DRAM sector per element: the resnet18 weight refresh took 101 us on an
+// H100 where its 67 MB need ~25.)
+constexpr int kTileFloats = 4096;
+
+// Channels per block for a filter of RS = R*S taps; one when a channel's taps overflow the
+// tile (filters over 64x64, which then go element by element).
+__host__ __device__ inline int tile_channels(int C, int RS) {
+  const int fit = RS > kTileFloats ? 1 : kTileFloats / RS;
+  return C < fit ? C : fit;
 }
 
-template <class T>
-__global__ void krsc_kernel(const float* __restrict__ w, T* out, int K, int C, int R, int S) {
-  pdl_begin();
-  const int64_t total = int64_t(K) * C * R * S;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x)
-    krsc_element(w, out, C, R, S, i);
+__host__ __device__ inline int64_t tile_blocks(int K, int C, int RS) {
+  const int cc = tile_channels(C, RS);
+  return int64_t(K) * ((C + cc - 1) / cc);
 }
 
-// Element i of the concatenated segments: a binary search for its segment (a few dozen).
-template <class T>
-__global__ void krsc_segments_kernel(const KrscSegment* segments, int count, int64_t total) {
-  pdl_begin();
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    int lo = 0, hi = count - 1;
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (segments[mid].begin <= i) lo = mid; else hi = mid - 1;
+// Block `unit` of one weight tensor: kToKrsc converts fp32 K,C,R,S to T K,R,S,C, otherwise
+// T K,R,S,C back to fp32 K,C,R,S.
+template <class T, bool kToKrsc>
+__device__ __forceinline__ void transpose_block(const void* src, void* dst, int C, int RS,
+                                                int64_t unit, float* tile) {
+  const int cc = tile_channels(C, RS);
+  const int chunks = (C + cc - 1) / cc;
+  const int64_t k = unit / chunks;
+  const int c0 = int(unit % chunks) * cc;
+  const int n = min(cc, C - c0);
+  const int64_t row = k * C * RS;  // filter k starts here in both layouts
+  if (RS > kTileFloats) {  // one channel, its taps straight through
+    for (int rs = threadIdx.x; rs < RS; rs += blockDim.x) {
+      const int64_t kcrs = row + int64_t(c0) * RS + rs, krsc = row + int64_t(rs) * C + c0;
+      if (kToKrsc)
+        static_cast<T*>(dst)[krsc] = from_float<T>(static_cast<const float*>(src)[kcrs]);
+      else
+        static_cast<float*>(dst)[kcrs] = to_float(static_cast<const T*>(src)[krsc]);
     }
-    const KrscSegment& g = segments[lo];
-    krsc_element(g.w, static_cast<T*>(g.out), g.C, g.R, g.S, i - g.begin);
+    return;
+  }
+  // In the tile, channel c's taps are tile[c * RS, (c + 1) * RS): the K,C,R,S order. (Loads
+  // batched eight per thread before their stores ran slower on an H100: 66 against 50 us for
+  // resnet18's weight refresh; docs/gpu-notes.md v16.)
+  const int count = n * RS;
+  if (kToKrsc) {
+    const float* w = static_cast<const float*>(src) + row + int64_t(c0) * RS;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) tile[i] = w[i];
+    __syncthreads();
+    T* out = static_cast<T*>(dst) + row + c0;
+    for (int j = threadIdx.x; j < count; j += blockDim.x) {
+      const int rs = j / n, c = j - rs * n;
+      out[int64_t(rs) * C + c] = from_float<T>(tile[c * RS + rs]);
+    }
+  } else {
+    const T* g = static_cast<const T*>(src) + row + c0;
+    for (int j = threadIdx.x; j < count; j += blockDim.x) {
+      const int rs = j / n, c = j - rs * n;
+      tile[c * RS + rs] = to_float(g[int64_t(rs) * C + c]);
+    }
+    __syncthreads();
+    float* out = static_cast<float*>(dst) + row + int64_t(c0) * RS;
+    for (int i = threadIdx.x; i < count; i += blockDim.x) out[i] = tile[i];
   }
 }
 
-template <class T>
-__global__ void kcrs_kernel(const T* __restrict__ w, float* out, int K, int C, int R, int S) {
+constexpr int kTileThreads = 256;
+
+template <class T, bool kToKrsc>
+__global__ void __launch_bounds__(kTileThreads)
+    transpose_kernel(const void* src, void* dst, int C, int RS) {
+  __shared__ float tile[kTileFloats];
   pdl_begin();
-  const int64_t total = int64_t(K) * C * R * S;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int s = int(i % S);
-    int64_t rest = i / S;
-    const int r = int(rest % R);
-    rest /= R;
-    const int c = int(rest % C), k = int(rest / C);
-    out[i] = to_float(w[((int64_t(k) * R + r) * S + s) * C + c]);
+  transpose_block<T, kToKrsc>(src, dst, C, RS, blockIdx.x, tile);
+}
+
+// Block b of the concatenation: a binary search for its segment (a few dozen).
+template <class T>
+__global__ void __launch_bounds__(kTileThreads)
+    krsc_segments_kernel(const KrscSegment* segments, int count) {
+  __shared__ float tile[kTileFloats];
+  pdl_begin();
+  const int64_t b = blockIdx.x;
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (segments[mid].begin <= b) lo = mid; else hi = mid - 1;
   }
+  const KrscSegment& g = segments[lo];
+  transpose_block<T, true>(g.w, g.out, g.C, g.R * g.S, b - g.begin, tile);
 }
 
 // The most fp32 partials one launch may use. Split partials cover the whole output per split:
@@ -259,30 +299,33 @@ void conv_wgrad(const ConvLaunch& l, DType t, const ConvGeometry& g, const void*
     fma_wgrad(l, t, g, x, dy, dw, workspace, s);
 }
 
+int64_t krsc_blocks(int K, int C, int R, int S) { return tile_blocks(K, C, R * S); }
+
 void weights_to_krsc(DType t, const float* w_kcrs, void* w_krsc, int K, int C, int R, int S,
                      cudaStream_t s) {
-  const int64_t n = int64_t(K) * C * R * S;
+  const int64_t blocks = krsc_blocks(K, C, R, S);
+  if (blocks == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    launch_kernel(krsc_kernel<T>, blocks_for(n, 256), 256, 0, s, w_kcrs, static_cast<T*>(w_krsc), K,
-                  C, R, S);
+    launch_kernel(transpose_kernel<T, true>, unsigned(blocks), kTileThreads, 0, s,
+                  static_cast<const void*>(w_kcrs), w_krsc, C, R * S);
   });
 }
 
-void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t total,
+void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t blocks,
                      cudaStream_t s) {
-  if (count == 0 || total == 0) return;
+  if (count == 0 || blocks == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    launch_kernel(krsc_segments_kernel<T>, blocks_for(total, 256), 256, 0, s, segments, count,
-                  total);
+    launch_kernel(krsc_segments_kernel<T>, unsigned(blocks), kTileThreads, 0, s, segments, count);
   });
 }
 
 void weights_from_krsc(DType t, const void* w_krsc, float* w_kcrs, int K, int C, int R, int S,
                        cudaStream_t s) {
-  const int64_t n = int64_t(K) * C * R * S;
+  const int64_t blocks = krsc_blocks(K, C, R, S);
+  if (blocks == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    launch_kernel(kcrs_kernel<T>, blocks_for(n, 256), 256, 0, s, static_cast<const T*>(w_krsc),
-                  w_kcrs, K, C, R, S);
+    launch_kernel(transpose_kernel<T, false>, unsigned(blocks), kTileThreads, 0, s, w_krsc,
+                  static_cast<void*>(w_kcrs), C, R * S);
   });
 }
 

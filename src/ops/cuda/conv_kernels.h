@@ -61,15 +61,19 @@ void conv_wgrad(const ConvLaunch& l, DType t, const ConvGeometry& g, const void*
 // w_krsc[K,R,S,C] (dtype t) = w_kcrs[K,C,R,S] (fp32)
 void weights_to_krsc(DType t, const float* w_kcrs, void* w_krsc, int K, int C, int R, int S,
                      cudaStream_t s);
-// Many weight tensors in one launch: segment j's elements are [begin_j, begin_{j+1}) of the
-// concatenation (begins ascending from 0, the table in device memory).
+// The blocks one weight tensor's conversion takes (either way): one per filter and chunk of
+// channels.
+int64_t krsc_blocks(int K, int C, int R, int S);
+// Many weight tensors in one launch: segment j takes blocks [begin_j, begin_{j+1}) of the
+// launch (begins ascending from 0, each segment krsc_blocks() of them; the table in device
+// memory).
 struct KrscSegment {
   const float* w;  // K,C,R,S fp32
   void* out;       // K,R,S,C in dtype t
   int K, C, R, S;
   int64_t begin;
 };
-void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t total,
+void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t blocks,
                      cudaStream_t s);
 // w_kcrs[K,C,R,S] (fp32) = w_krsc[K,R,S,C] (dtype t): a weight gradient back to the graph.
 void weights_from_krsc(DType t, const void* w_krsc, float* w_kcrs, int K, int C, int R, int S,

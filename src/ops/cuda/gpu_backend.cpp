@@ -243,12 +243,12 @@ void GpuBackend::adopt_persistent_copies() {
     const int64_t n = int64_t(c.K) * c.C * c.R * c.S;
     c.copy = allocate(size_t(n) * dtype_size(t));
     table.push_back({static_cast<const float*>(w), c.copy, c.K, c.C, c.R, c.S, begin});
-    begin += n;
+    begin += krsc_blocks(c.K, c.C, c.R, c.S);
   }
   copy_table_ = static_cast<KrscSegment*>(allocate(sizeof(KrscSegment) * table.size()));
   copy_from_host(copy_table_, table.data(), sizeof(KrscSegment) * table.size());
   copy_count_ = int(table.size());
-  copy_elements_ = elements;
+  copy_blocks_ = begin;
   copy_dtype_ = t;
   copies_version_ = ~uint64_t(0);
   persistent_copies_ = true;
@@ -263,7 +263,7 @@ void GpuBackend::drop_persistent_copies() {
   weight_copies_.clear();
   copy_table_ = nullptr;
   copy_count_ = 0;
-  copy_elements_ = 0;
+  copy_blocks_ = 0;
 }
 
 void* GpuBackend::side_workspace(size_t bytes) {
@@ -291,7 +291,7 @@ const void* GpuBackend::krsc_weights(const Tensor& w, DType t, int K, int C, int
                     known->second.S == S;
   if (persistent_copies_ && same) {
     if (copies_version_ != weights_version_) {
-      weights_to_krsc(copy_dtype_, copy_table_, copy_count_, copy_elements_, stream_);
+      weights_to_krsc(copy_dtype_, copy_table_, copy_count_, copy_blocks_, stream_);
       copies_version_ = weights_version_;
     }
     return known->second.copy;

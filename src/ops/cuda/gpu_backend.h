@@ -274,7 +274,7 @@ class GpuBackend : public Backend, public GpuStepControl {
   uint64_t steps_begun_ = 0;  // uncaptured begin_step calls while the copies are shared
   KrscSegment* copy_table_ = nullptr;
   int copy_count_ = 0;
-  int64_t copy_elements_ = 0;
+  int64_t copy_blocks_ = 0;  // of the table's one conversion launch
   DType copy_dtype_ = DType::f32;
   bool persistent_copies_ = false;
   // TB_WEIGHT_COPIES=auto (the size rule in adopt_persistent_copies), on or off: read once.

@@ -95,9 +95,11 @@ class CudnnConvolutions {
   cudnnConvolutionDescriptor_t make_conv(DType t, const ConvGeometry& g);
   size_t find_limit(DType t) const;
   // Chooses pass `index` of plan p by measurement: find(results, n, count, out, ws, limit)
-  // is cuDNN's exhaustive search. The choice goes into the cache.
-  template <class Perf, class Find>
-  void search(Plan& p, int index, DType t, const ConvGeometry& g, size_t out_bytes, Find find);
+  // is cuDNN's exhaustive search, whose candidates are then timed again one by one through
+  // run(result, out, ws) (retime()). The choice goes into the cache.
+  template <class Perf, class Find, class Run>
+  void search(Plan& p, int index, DType t, const ConvGeometry& g, size_t out_bytes, Find find,
+              Run run);
   // Takes (algo, math) for pass `index` of plan p if cuDNN accepts it for this shape (asking
   // its workspace size); false otherwise.
   bool adopt(DType t, Plan& p, int index, int algo, cudnnMathType_t math);
