@@ -73,11 +73,6 @@ __host__ __device__ inline int tile_channels(int C, int RS) {
   return C < fit ? C : fit;
 }
 
-__host__ __device__ inline int64_t tile_blocks(int K, int C, int RS) {
-  const int cc = tile_channels(C, RS);
-  return int64_t(K) * ((C + cc - 1) / cc);
-}
-
 // Block `unit` of one weight tensor: kToKrsc converts fp32 K,C,R,S to T K,R,S,C, otherwise
 // T K,R,S,C back to fp32 K,C,R,S.
 template <class T, bool kToKrsc>
@@ -299,7 +294,10 @@ void conv_wgrad(const ConvLaunch& l, DType t, const ConvGeometry& g, const void*
     fma_wgrad(l, t, g, x, dy, dw, workspace, s);
 }
 
-int64_t krsc_blocks(int K, int C, int R, int S) { return tile_blocks(K, C, R * S); }
+int64_t krsc_blocks(int K, int C, int R, int S) {
+  const int cc = tile_channels(C, R * S);
+  return int64_t(K) * ((C + cc - 1) / cc);
+}
 
 void weights_to_krsc(DType t, const float* w_kcrs, void* w_krsc, int K, int C, int R, int S,
                      cudaStream_t s) {
