@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/gpu_timing.h"
 
 namespace tb::gpu {
 namespace {
@@ -21,23 +22,6 @@ bool autotune_enabled() {
 bool autotune_log() {
   const char* v = std::getenv("TB_CONV_AUTOTUNE_LOG");
   return v && *v && std::strcmp(v, "0") != 0;
-}
-
-// Milliseconds per run, over `reps` runs after one warm-up.
-float time_runs(cudaStream_t s, int reps, const std::function<void()>& run) {
-  cudaEvent_t a, b;
-  TB_CUDA_CHECK(cudaEventCreate(&a));
-  TB_CUDA_CHECK(cudaEventCreate(&b));
-  run();
-  TB_CUDA_CHECK(cudaEventRecord(a, s));
-  for (int i = 0; i < reps; ++i) run();
-  TB_CUDA_CHECK(cudaEventRecord(b, s));
-  TB_CUDA_CHECK(cudaEventSynchronize(b));
-  float ms = 0;
-  TB_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return ms / float(reps);
 }
 
 // Names the kernels' tile list in cache keys: a cached tile index means nothing to another

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/gpu_timing.h"
 #include "ops/cuda/strided_pixels_kernels.h"
 #include "ops/cudnn/cudnn_check.h"
 #include "ops/cudnn/cudnn_types.h"
@@ -50,10 +51,10 @@ const Perf& pick(const Perf* results, int count, DType t, const char* pass, Algo
 // overhead each: at batch 64, where resnet18's convolutions take 10-30 us, they ranked the
 // candidates by noise, and one search took an fp32 NCHW fallback (transposes and an FMA
 // kernel, 115 us) over 17 us tensor-core kernels (docs/gpu-notes.md v16). So every usable
-// candidate whose cuDNN time could still be the best is timed again here, on the stream,
-// between events: kWarmRuns runs, then the median of kTimedRuns. Their times replace
-// cuDNN's, and the results are sorted again.
-constexpr int kWarmRuns = 1, kTimedRuns = 5;
+// candidate whose cuDNN time could still be the best is timed again here as the autotuner
+// times our kernels (time_runs), its time replacing cuDNN's, and the results are sorted
+// again.
+constexpr int kTimedRuns = 5;
 constexpr float kUntimed = 1e6f;  // added to cuDNN's time (ms) of a candidate not timed again
 
 template <class Perf, class Run>
@@ -65,8 +66,6 @@ void retime(Perf* results, int count, DType t, size_t limit, cudaStream_t stream
         (best < 0 || results[i].time < best))
       best = results[i].time;
   if (best < 0) return;
-  cudaEvent_t marks[kTimedRuns + 1];
-  for (cudaEvent_t& e : marks) TB_CUDA_CHECK(cudaEventCreate(&e));
   for (int i = 0; i < count; ++i) {
     Perf& r = results[i];
     if (r.status != CUDNN_STATUS_SUCCESS || !math_allowed(t, r.mathType)) continue;
@@ -74,20 +73,8 @@ void retime(Perf* results, int count, DType t, size_t limit, cudaStream_t stream
       r.time += kUntimed;  // ranked after every retimed one, order kept
       continue;
     }
-    for (int k = 0; k < kWarmRuns; ++k) run(r, out, ws);
-    TB_CUDA_CHECK(cudaEventRecord(marks[0], stream));
-    for (int k = 0; k < kTimedRuns; ++k) {
-      run(r, out, ws);
-      TB_CUDA_CHECK(cudaEventRecord(marks[k + 1], stream));
-    }
-    TB_CUDA_CHECK(cudaEventSynchronize(marks[kTimedRuns]));
-    float ms[kTimedRuns];
-    for (int k = 0; k < kTimedRuns; ++k)
-      TB_CUDA_CHECK(cudaEventElapsedTime(&ms[k], marks[k], marks[k + 1]));
-    std::nth_element(ms, ms + kTimedRuns / 2, ms + kTimedRuns);
-    r.time = ms[kTimedRuns / 2];
+    r.time = time_runs(stream, kTimedRuns, [&] { run(r, out, ws); });
   }
-  for (cudaEvent_t e : marks) cudaEventDestroy(e);
   std::stable_sort(results, results + count, [](const Perf& a, const Perf& b) {
     const bool ua = a.status == CUDNN_STATUS_SUCCESS, ub = b.status == CUDNN_STATUS_SUCCESS;
     return ua != ub ? ua : a.time < b.time;
