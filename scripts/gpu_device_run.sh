@@ -251,6 +251,25 @@ PY
   cat "$OUT/train.log"
 fi
 
+if has firststep; then
+  # Where a warm-cache run's first step goes: each layer of the first forward and backward
+  # timed alone (TB_TRACE_FIRST_PASS=1), with CUDA's lazy and eager kernel loading.
+  echo "== the first step, layer by layer (MNIST recipe, warm algorithm cache)"
+  export TB_ALGO_CACHE=/tmp/tb/algo-cache-first.json
+  for impl in ${FIRST_IMPLS:-cudnn cuda}; do
+    F="$B/trainbench train --model resnet18 --data-dir devdata/data --impl $impl --precision bf16
+       --optimizer sgd --momentum 0.9 --nesterov --lr-schedule one-cycle --no-progress
+       --dataset mnist --batch-size 256 --epochs 1 --max-steps 20 --lr 0.1"
+    tb timeout 120 $F > /dev/null 2>&1  # fills the algorithm cache
+    for mode in LAZY EAGER; do
+      echo "-- $impl, CUDA_MODULE_LOADING=$mode"
+      CUDA_MODULE_LOADING=$mode TB_TRACE_FIRST_PASS=1 tb timeout 120 $F 2>&1 |
+        grep -A8 '^first .* pass\|^first steps'
+    done
+  done 2>&1 | tee "$OUT/first_step.log"
+  unset TB_ALGO_CACHE
+fi
+
 if has study; then
   echo "== a study with PyTorch rows on the GPU (trainbench bench)"
   tb timeout 300 $B/trainbench bench --no-progress --data-dir devdata/data --dataset mnist \

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/memory_plan.h"
+#include "nn/first_pass_trace.h"
 #include "nn/layer.h"
 #include "train/optimizer.h"
 
@@ -171,6 +172,7 @@ class Graph {
   DType param_dtype_ = DType::f32;
   bool training_ = false;
   PlanOptions options_;
+  FirstPassTrace first_pass_trace_;  // TB_TRACE_FIRST_PASS=1
 };
 
 }  // namespace tb
