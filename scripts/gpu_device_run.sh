@@ -194,7 +194,7 @@ if has train; then
   # The first run of each recipe starts from an empty algorithm cache (it measures cuDNN's
   # algorithms); the seeds after it find them in the cache, as any later run on this machine.
   export TB_ALGO_CACHE=/tmp/tb/algo-cache-train.json
-  T="$B/trainbench train --model resnet18 --data-dir devdata/data --impl ${TRAIN_IMPL:-cudnn}
+  T="$B/trainbench train --model resnet18 --data-dir devdata/data
      --precision bf16 --optimizer sgd --momentum 0.9 --nesterov
      --lr-schedule one-cycle --no-progress --results $OUT/train.jsonl"
   recipe() {  # label, then train options; runs seeds 1 (cold cache) 1 2 3 (warm)
@@ -203,7 +203,7 @@ if has train; then
     # Variants share the warm cache the recipe before them left: seeds 1 2 3 (or $SEEDS).
     if [ "${WARM_ONLY:-0}" = 1 ]; then seeds="${SEEDS:-1 2 3}"; else rm -f "$TB_ALGO_CACHE"; fi
     for seed in $seeds; do
-      tb timeout 120 $T --weight-decay ${WD:-5e-4} "$@" --seed $seed > /tmp/train_run.log 2>&1 || tail -3 /tmp/train_run.log
+      tb timeout 120 $T --impl ${IMPL:-${TRAIN_IMPL:-cudnn}} --weight-decay ${WD:-5e-4} "$@" --seed $seed > /tmp/train_run.log 2>&1 || tail -3 /tmp/train_run.log
       python3 - "$OUT/train.jsonl" "$label" <<'PY'
 import json, sys
 r = [json.loads(l) for l in open(sys.argv[1])][-1]
@@ -216,7 +216,8 @@ PY
   }
   # TRAIN_RECIPES=targets: only the two recipes behind the issue's targets (a shorter call);
   # variants: those two, with three more seeds of the Fashion-MNIST one on a warm cache;
-  # fashion: Fashion-MNIST alternatives only, for a short call; mnist: MNIST step counts.
+  # fashion: Fashion-MNIST alternatives only, for a short call; mnist: MNIST step counts;
+  # sweep: the recipes in $SWEEP.
   if [ "${TRAIN_RECIPES:-all}" = mnist ]; then
     # MNIST alone: the target's recipe, then shorter ones on the warm cache (MNIST_STEPS).
     M="--dataset mnist --batch-size 256 --epochs 2 --lr 0.1"
@@ -224,6 +225,19 @@ PY
       recipe "mnist b256 320 steps lr0.1" $M --max-steps 320
       for steps in ${MNIST_STEPS:-288 256}; do
         SEEDS="1 2 3 4 5" WARM_ONLY=1 recipe "mnist b256 $steps steps lr0.1" $M --max-steps $steps
+      done
+    } > "$OUT/train.log" 2>&1
+  elif [ "${TRAIN_RECIPES:-all}" = sweep ]; then
+    # SWEEP: recipes separated by ';', each "label: train options", on one warm cache (the
+    # first recipe fills it); SWEEP_SEEDS (default 1 2 3) for each.
+    {
+      first=1
+      IFS=';' read -ra recipes <<< "$SWEEP"
+      for r in "${recipes[@]}"; do
+        # A label starting with the word cuda runs that recipe on --impl cuda.
+        label=${r%%:*}; opts=${r#*:}; impl=cudnn; [[ $label == cuda* ]] && impl=cuda
+        if [ $first = 1 ]; then IMPL=$impl recipe "$label" $opts; first=0
+        else IMPL=$impl SEEDS="${SWEEP_SEEDS:-1 2 3}" WARM_ONLY=1 recipe "$label" $opts; fi
       done
     } > "$OUT/train.log" 2>&1
   elif [ "${TRAIN_RECIPES:-all}" = fashion ]; then
