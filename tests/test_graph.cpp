@@ -15,6 +15,7 @@
 #include "nn/models.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/ref/ref_backend.h"
+#include "test_util.h"
 #include "train/classifier.h"
 #include "train/optimizer.h"
 #include "training_compare.h"
@@ -182,6 +183,27 @@ TEST(GraphMemory, ReuseLeavesRefTrainingBitIdentical) {
                    train_steps(*backend, small_residual_net(), kReuseOnly, 4, 3));
   expect_identical(train_steps(*backend, build_model("cifar_cnn", {1, 28, 28, 10}), kPlain, 3, 2),
                    train_steps(*backend, build_model("cifar_cnn", {1, 28, 28, 10}), kReuseOnly, 3, 2));
+}
+
+// TB_TRACE_FIRST_PASS=1 times the first forward and backward pass node by node and says so
+// on stderr; the numbers it trains to are the same.
+TEST(Graph, FirstPassTraceChangesNoResultAndNamesTheLayers) {
+  auto backend = make_ref_backend();
+  const auto plain = train_steps(*backend, small_residual_net(), PlanOptions{}, 4, 3);
+  const testing::ScopedEnv trace("TB_TRACE_FIRST_PASS", "1");
+  ::testing::internal::CaptureStderr();
+  const auto traced = train_steps(*backend, small_residual_net(), PlanOptions{}, 4, 3);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  expect_identical(plain, traced);
+  EXPECT_NE(err.find("first forward pass, batch 4"), std::string::npos) << err;
+  EXPECT_NE(err.find("first backward pass, batch 4"), std::string::npos) << err;
+  EXPECT_NE(err.find("fc2"), std::string::npos) << err;
+  // Once per direction and batch size: three steps, one forward and one backward trace.
+  size_t forwards = 0;
+  for (size_t at = err.find("first forward"); at != std::string::npos;
+       at = err.find("first forward", at + 1))
+    ++forwards;
+  EXPECT_EQ(forwards, 1u) << err;
 }
 
 TEST(GraphMemory, ReuseLeavesCpuResNetTrainingBitIdentical) {

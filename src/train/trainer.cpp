@@ -323,10 +323,12 @@ TrainResult Trainer::run() {
       result_.model["algorithm_search_seconds"] = search.seconds;
       result_.model["algorithms_measured"] = search.measured;
       result_.model["algorithms_cached"] = search.cached;
-      log_ << fmt::format("first steps: {:.3f} s (set-up: {:.3f} s choosing convolution "
-                          "algorithms, then kernel loading), {:.3f} s (graph capture); included "
-                          "in epoch 1's time\n",
-                          first_steps[0], search.seconds, first_steps[1]);
+      log_ << fmt::format(
+          "first steps: {:.3f} s (set-up: {:.3f} s choosing convolution "
+          "algorithms, then the libraries' and kernels' loading), {:.3f} s (graph "
+          "capture); included in epoch 1's time (TB_TRACE_FIRST_PASS=1 shows "
+          "which layers pay it)\n",
+          first_steps[0], search.seconds, first_steps[1]);
       if (search.measured + search.cached > 0)
         log_ << fmt::format(
             "convolution algorithms: {} measured, {} from the cache{}\n", search.measured,
