@@ -3,7 +3,7 @@
 # carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
 # sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
 # machine's. Sections (default: tests bench torch sanitizer): tests nsys ncu wgmma profile bench
-# torch search train firststep study cpu cpuconv census sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
+# torch search train firststep fusion study cpu cpuconv census sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
 # back); the last lines printed are the comparison table.
 set -uo pipefail
 OUT=${OUT:-/tmp/tb-out}
@@ -285,6 +285,13 @@ if has firststep; then
     done
   done 2>&1 | tee "$OUT/first_step.log"
   unset TB_ALGO_CACHE
+fi
+
+if has fusion; then
+  # Does cuDNN's graph API fuse batch-norm statistics (and the previous normalise + ReLU) into
+  # resnet18's convolutions on this GPU, and at what cost? (bench/bench_cudnn_fusion.cpp)
+  echo "== cuDNN graph API: convolution + batch-norm statistics (bench_cudnn_fusion)"
+  tb timeout 240 $B/bench_cudnn_fusion --benchmark_min_time=0.2 2>&1 | tee "$OUT/cudnn_fusion.log"
 fi
 
 if has study; then
