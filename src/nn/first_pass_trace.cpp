@@ -6,21 +6,15 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "core/timer.h"
-
 namespace tb {
 
-bool FirstPassTrace::begin(bool backward, int n) {
-  // Read at every pass (a getenv per pass is nothing), so a test can turn it on and off.
+void FirstPassTrace::arm() {
   const char* v = std::getenv("TB_TRACE_FIRST_PASS");
-  if (!v || std::strcmp(v, "1") != 0) return false;
-  return traced_.insert({backward, n}).second;
+  armed_ = v && std::strcmp(v, "1") == 0;
 }
 
-void FirstPassTrace::time(const std::string& node, const std::function<void()>& run) {
-  Stopwatch clock;
-  run();
-  times_.emplace_back(clock.seconds(), node);
+bool FirstPassTrace::begin(bool backward, int n) {
+  return armed_ && traced_.insert({backward, n}).second;
 }
 
 void FirstPassTrace::finish(bool backward, int n) {

@@ -87,6 +87,7 @@ void Graph::plan(Backend& backend, int max_batch, GraphPrecision precision, bool
                  gradients_share_pays(max_batch, precision, training));
   memory_->allocate(backend);
   backend_ = &backend;
+  first_pass_trace_.arm();
 
   // Zero everything once: gradient padding must stay zero for flat optimizer updates.
   for (const auto& [category, bytes] : memory_->bytes_by_category())
@@ -336,33 +337,28 @@ void Graph::forward(int n, bool training, uint64_t seed, uint64_t step) {
   TB_CHECK(planned(), "forward before plan");
   TB_CHECK(n > 0 && n <= max_batch_, "batch of {} exceeds the planned {}", n, max_batch_);
   TB_CHECK(!training || training_, "training forward on a graph planned for inference");
-  if (first_pass_trace_.begin(false, n)) {
-    for (size_t j = 1; j < nodes_.size(); ++j)
-      first_pass_trace_.time(nodes_[j].name, [&] {
-        backend_->synchronize();
-        forward_node(j, n, training, seed, step);
-        backend_->synchronize();
-      });
-    first_pass_trace_.finish(false, n);
-    return;
+  const bool trace = first_pass_trace_.begin(false, n);
+  for (size_t j = 1; j < nodes_.size(); ++j) {
+    if (!trace)
+      forward_node(j, n, training, seed, step);
+    else
+      first_pass_trace_.time(nodes_[j].name, *backend_,
+                             [&] { forward_node(j, n, training, seed, step); });
   }
-  for (size_t j = 1; j < nodes_.size(); ++j) forward_node(j, n, training, seed, step);
+  if (trace) first_pass_trace_.finish(false, n);
 }
 
 void Graph::backward(int n, uint64_t seed, uint64_t step) {
   TB_CHECK(training_, "backward on a graph planned for inference");
   TB_CHECK(n > 0 && n <= max_batch_, "batch of {} exceeds the planned {}", n, max_batch_);
-  if (first_pass_trace_.begin(true, n)) {
-    for (size_t j = nodes_.size(); j-- > 1;)
-      first_pass_trace_.time(nodes_[j].name, [&] {
-        backend_->synchronize();
-        backward_node(j, n, seed, step);
-        backend_->synchronize();
-      });
-    first_pass_trace_.finish(true, n);
-    return;
+  const bool trace = first_pass_trace_.begin(true, n);
+  for (size_t j = nodes_.size(); j-- > 1;) {
+    if (!trace)
+      backward_node(j, n, seed, step);
+    else
+      first_pass_trace_.time(nodes_[j].name, *backend_, [&] { backward_node(j, n, seed, step); });
   }
-  for (size_t j = nodes_.size(); j-- > 1;) backward_node(j, n, seed, step);
+  if (trace) first_pass_trace_.finish(true, n);
 }
 
 Tensor Graph::input(int n) const {
