@@ -14,14 +14,12 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -30,6 +28,10 @@
 #ifdef TB_HAVE_CUDA
 #include <cuda_runtime.h>
 #include <cudnn.h>
+
+#include "core/rng.h"
+#include "ops/cuda/cuda_check.h"
+#include "ops/cudnn/cudnn_check.h"
 #endif
 
 namespace {
@@ -57,19 +59,11 @@ int64_t batch() {
 
 #ifdef TB_HAVE_CUDA
 
-void check(cudnnStatus_t s, const char* what) {
-  if (s != CUDNN_STATUS_SUCCESS)
-    throw std::runtime_error(std::string(what) + ": " + cudnnGetErrorString(s));
-}
-void check(cudaError_t s, const char* what) {
-  if (s != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(s));
-}
-
 // One backend descriptor, destroyed with its owner.
 class Desc {
  public:
   explicit Desc(cudnnBackendDescriptorType_t type) {
-    check(cudnnBackendCreateDescriptor(type, &d_), "cudnnBackendCreateDescriptor");
+    TB_CUDNN_CHECK(cudnnBackendCreateDescriptor(type, &d_));
   }
   ~Desc() {
     if (d_) cudnnBackendDestroyDescriptor(d_);
@@ -79,7 +73,7 @@ class Desc {
   template <class T>
   void set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, const T* values,
            int64_t count = 1) {
-    check(cudnnBackendSetAttribute(d_, name, type, count, values), "cudnnBackendSetAttribute");
+    TB_CUDNN_CHECK(cudnnBackendSetAttribute(d_, name, type, count, values));
   }
   void set_desc(cudnnBackendAttributeName_t name, const Desc& other) {
     set(name, CUDNN_TYPE_BACKEND_DESCRIPTOR, &other.d_);
@@ -105,8 +99,8 @@ float from_bf16(uint16_t h) {
 
 void* upload(const void* host, size_t bytes) {
   void* p = nullptr;
-  check(cudaMalloc(&p, bytes), "cudaMalloc");
-  check(cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  TB_CUDA_CHECK(cudaMalloc(&p, bytes));
+  TB_CUDA_CHECK(cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice));
   return p;
 }
 
@@ -152,7 +146,7 @@ struct Probe {
     t.set(CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, &id);
     t.set(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, &align);
     t.set(CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, &v);
-    check(t.finalize(), "tensor");
+    TB_CUDNN_CHECK(t.finalize());
     return t;
   }
 
@@ -161,13 +155,13 @@ struct Probe {
     const cudnnDataType_t prec = CUDNN_DATA_FLOAT;
     pw.set(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, &mode);
     pw.set(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, &prec);
-    check(pw.finalize(), "pointwise descriptor");
+    TB_CUDNN_CHECK(pw.finalize());
     Desc& op = make(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR);
     op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw);
     op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x);
     if (b) op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, *b);
     op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y);
-    check(op.finalize(), "pointwise operation");
+    TB_CUDNN_CHECK(op.finalize());
     return op;
   }
 
@@ -175,9 +169,9 @@ struct Probe {
   // empty string, or why no plan could be made.
   std::string build(Form form, const Shape& s) {
     N = batch(), C = s.C, HW = s.HW;
-    check(cudnnCreate(&handle), "cudnnCreate");
-    check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
-    check(cudnnSetStream(handle, stream), "cudnnSetStream");
+    TB_CUDNN_CHECK(cudnnCreate(&handle));
+    TB_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    TB_CUDNN_CHECK(cudnnSetStream(handle, stream));
     const cudnnDataType_t bf16 = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
     std::vector<const Desc*> ops;
 
@@ -207,7 +201,7 @@ struct Probe {
     conv.set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, one, 2);
     conv.set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, pad, 2);
     conv.set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, pad, 2);
-    check(conv.finalize(), "convolution descriptor");
+    TB_CUDNN_CHECK(conv.finalize());
     Desc& fprop = make(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
     const float alpha = 1.0f, beta = 0.0f;
     fprop.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, *conv_in);
@@ -216,7 +210,7 @@ struct Probe {
     fprop.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, conv);
     fprop.set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, &alpha);
     fprop.set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, &beta);
-    check(fprop.finalize(), "convolution forward operation");
+    TB_CUDNN_CHECK(fprop.finalize());
     ops.push_back(&fprop);
 
     if (form != Form::conv) {
@@ -229,7 +223,7 @@ struct Probe {
       stats.set_desc(CUDNN_ATTR_OPERATION_GENSTATS_XDESC, y);
       stats.set_desc(CUDNN_ATTR_OPERATION_GENSTATS_SUMDESC, sum);
       stats.set_desc(CUDNN_ATTR_OPERATION_GENSTATS_SQSUMDESC, sqsum);
-      check(stats.finalize(), "genstats operation");
+      TB_CUDNN_CHECK(stats.finalize());
       ops.push_back(&stats);
     }
 
@@ -261,10 +255,9 @@ struct Probe {
         raw_configs.push_back(configs.back()->get());
       }
       int64_t got = 0;
-      check(
-          cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                   CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got, raw_configs.data()),
-          "heuristic results");
+      TB_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                              CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got,
+                                              raw_configs.data()));
       for (int64_t i = 0; i < got; ++i) {
         ++tried;
         auto p = std::make_unique<Desc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
@@ -284,9 +277,8 @@ struct Probe {
     Desc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
     cudnnBackendDescriptor_t raw = engine.get();
     int64_t n = 0, index = -1;
-    check(cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
-                                   CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &raw),
-          "engine of a configuration");
+    TB_CUDNN_CHECK(cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
+                                            CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &raw));
     cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n,
                              &index);
     cudnnBackendBehaviorNote_t notes[8];
@@ -305,20 +297,17 @@ struct Probe {
   std::string prepare(Form form) {
     const int64_t act = N * HW * HW * C, filt = C * 9 * C;
     std::vector<uint16_t> xs(static_cast<size_t>(act)), ws(static_cast<size_t>(filt));
-    uint64_t state = 12345;
-    auto uniform = [&] {  // in [-1, 1)
-      state = state * 6364136223846793005ull + 1442695040888963407ull;
-      return float(int64_t(state >> 40) - (int64_t(1) << 23)) / float(1 << 23);
-    };
+    tb::Rng rng(12345);
+    auto uniform = [&] { return float(rng.uniform(-1.0, 1.0)); };
     for (auto& v : xs) v = to_bf16(uniform());
     const float wscale = 1.0f / std::sqrt(float(9 * C));
     for (auto& v : ws) v = to_bf16(uniform() * wscale);
     buffers[kX] = upload(xs.data(), xs.size() * 2);
     buffers[kW] = upload(ws.data(), ws.size() * 2);
-    check(cudaMalloc(&buffers[kY], size_t(act) * 2), "cudaMalloc");
+    TB_CUDA_CHECK(cudaMalloc(&buffers[kY], size_t(act) * 2));
     if (form != Form::conv) {
-      check(cudaMalloc(&buffers[kSum], size_t(C) * 4), "cudaMalloc");
-      check(cudaMalloc(&buffers[kSqSum], size_t(C) * 4), "cudaMalloc");
+      TB_CUDA_CHECK(cudaMalloc(&buffers[kSum], size_t(C) * 4));
+      TB_CUDA_CHECK(cudaMalloc(&buffers[kSqSum], size_t(C) * 4));
     }
     if (form == Form::bnrelu_conv_genstats) {
       std::vector<float> scale(static_cast<size_t>(C)), bias(static_cast<size_t>(C));
@@ -328,10 +317,9 @@ struct Probe {
       buffers[kBias] = upload(bias.data(), bias.size() * 4);
     }
     int64_t ws_bytes = 0, n = 0;
-    check(cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                   CUDNN_TYPE_INT64, 1, &n, &ws_bytes),
-          "workspace size");
-    if (ws_bytes > 0) check(cudaMalloc(&workspace, size_t(ws_bytes)), "cudaMalloc");
+    TB_CUDNN_CHECK(cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                            CUDNN_TYPE_INT64, 1, &n, &ws_bytes));
+    if (ws_bytes > 0) TB_CUDA_CHECK(cudaMalloc(&workspace, size_t(ws_bytes)));
     label += ", workspace " + std::to_string(ws_bytes / 1024) + " KiB";
     std::vector<int64_t> ids;
     std::vector<void*> ptrs;
@@ -342,23 +330,23 @@ struct Probe {
     pack->set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, ptrs.data(),
               int64_t(ptrs.size()));
     pack->set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, &workspace);
-    check(pack->finalize(), "variant pack");
+    TB_CUDNN_CHECK(pack->finalize());
     run();
-    check(cudaStreamSynchronize(stream), "first run");
+    TB_CUDA_CHECK(cudaStreamSynchronize(stream));
     return form == Form::conv ? std::string() : check_statistics();
   }
 
-  void run() { check(cudnnBackendExecute(handle, plan->get(), pack->get()), "execute"); }
+  void run() { TB_CUDNN_CHECK(cudnnBackendExecute(handle, plan->get(), pack->get())); }
 
   // The engine's sums against Y's own, per channel, in double.
   std::string check_statistics() {
     const int64_t act = N * HW * HW * C;
     std::vector<uint16_t> y(static_cast<size_t>(act));
     std::vector<float> sum(static_cast<size_t>(C)), sqsum(static_cast<size_t>(C));
-    check(cudaMemcpy(y.data(), buffers[kY], y.size() * 2, cudaMemcpyDeviceToHost), "copy y");
-    check(cudaMemcpy(sum.data(), buffers[kSum], sum.size() * 4, cudaMemcpyDeviceToHost), "sum");
-    check(cudaMemcpy(sqsum.data(), buffers[kSqSum], sqsum.size() * 4, cudaMemcpyDeviceToHost),
-          "sqsum");
+    TB_CUDA_CHECK(cudaMemcpy(y.data(), buffers[kY], y.size() * 2, cudaMemcpyDeviceToHost));
+    TB_CUDA_CHECK(cudaMemcpy(sum.data(), buffers[kSum], sum.size() * 4, cudaMemcpyDeviceToHost));
+    TB_CUDA_CHECK(
+        cudaMemcpy(sqsum.data(), buffers[kSqSum], sqsum.size() * 4, cudaMemcpyDeviceToHost));
     std::vector<double> s(static_cast<size_t>(C)), q(static_cast<size_t>(C)),
         a(static_cast<size_t>(C));
     for (int64_t i = 0; i < act; ++i) {
@@ -419,15 +407,15 @@ void bench_form(benchmark::State& state, Form form, Shape shape) {
   }
   Probe& p = *probes[key];
   cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "event");
-  check(cudaEventCreate(&stop), "event");
+  TB_CUDA_CHECK(cudaEventCreate(&start));
+  TB_CUDA_CHECK(cudaEventCreate(&stop));
   for (auto _ : state) {
-    check(cudaEventRecord(start, p.stream), "record");
+    TB_CUDA_CHECK(cudaEventRecord(start, p.stream));
     p.run();
-    check(cudaEventRecord(stop, p.stream), "record");
-    check(cudaEventSynchronize(stop), "synchronize");
+    TB_CUDA_CHECK(cudaEventRecord(stop, p.stream));
+    TB_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0;
-    check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+    TB_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
     state.SetIterationTime(ms / 1e3);
   }
   cudaEventDestroy(start);
