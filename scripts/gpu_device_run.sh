@@ -220,11 +220,11 @@ PY
   # sweep: the recipes in $SWEEP.
   if [ "${TRAIN_RECIPES:-all}" = mnist ]; then
     # MNIST alone: the target's recipe, then shorter ones on the warm cache (MNIST_STEPS).
-    M="--dataset mnist --batch-size 256 --epochs 2 --lr 0.1"
+    M="--dataset mnist --batch-size 256 --epochs 2 --lr 0.15 --clip-grad-norm 2 --label-smoothing 0.1"
     {
-      recipe "mnist b256 320 steps lr0.1" $M --max-steps 320
-      for steps in ${MNIST_STEPS:-288 256}; do
-        SEEDS="1 2 3 4 5" WARM_ONLY=1 recipe "mnist b256 $steps steps lr0.1" $M --max-steps $steps
+      recipe "mnist b256 256 steps lr0.15 clip2 ls0.1" $M --max-steps 256
+      for steps in ${MNIST_STEPS:-240 224}; do
+        SEEDS="1 2 3 4 5" WARM_ONLY=1 recipe "mnist b256 $steps steps lr0.15 clip2 ls0.1" $M --max-steps $steps
       done
     } > "$OUT/train.log" 2>&1
   elif [ "${TRAIN_RECIPES:-all}" = sweep ]; then
