@@ -364,10 +364,10 @@ PY
 fi
 
 if has sanitizer; then
-  echo "== compute-sanitizer (memcheck), training steps (plain and clipped) on both backends, the clip kernels"
+  echo "== compute-sanitizer (memcheck), training steps (plain and clipped) on both backends, the clip kernels, cudnn's small-channel route"
   CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
   TB_CONV_AUTOTUNE=0 tb timeout 240 $CS --tool memcheck --error-exitcode 9 $B/trainbench_tests \
-    --gtest_filter="${SANITIZE_TESTS:-Backends/GpuTraining.CapturedStepsMatchHostSteps/cuda_bf16:Backends/GpuTraining.CapturedStepsMatchHostSteps/cudnn_bf16:Backends/GpuOps.ClipGradNormMatchesRef/cuda_fp32:Backends/GpuOps.BatchNorm*/cudnn_bf16:Backends/GpuOps.WeightLayout*}" \
+    --gtest_filter="${SANITIZE_TESTS:-Backends/GpuTraining.CapturedStepsMatchHostSteps/cuda_bf16:Backends/GpuTraining.CapturedStepsMatchHostSteps/cudnn_bf16:Backends/GpuOps.ClipGradNormMatchesRef/cuda_fp32:Backends/GpuOps.BatchNorm*/cudnn_bf16:Backends/GpuOps.WeightLayout*:Backends/GpuOps.CudnnSmallChannel*/cudnn_bf16}" \
     > "$OUT/sanitizer.log" 2>&1
   echo "exit $?"
   grep -E "ERROR SUMMARY|PASSED|FAILED|Invalid" "$OUT/sanitizer.log" | head -10

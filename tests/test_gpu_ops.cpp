@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -54,6 +55,9 @@ class GpuOps : public ::testing::TestWithParam<GpuCase> {
 
   // Forward and backward of one convolution shape against ref.
   void check_conv(const ConvShape& c, bool accumulate);
+  // check_conv on each shape under each value of a cudnn route switch (cudnn only).
+  void check_cudnn_routes(const char* variable, std::initializer_list<const char*> routes,
+                          std::initializer_list<ConvShape> shapes);
 
   std::unique_ptr<Backend> gpu;
   std::unique_ptr<Backend> ref = make_ref_backend();
@@ -97,23 +101,38 @@ TEST_P(GpuOps, Conv2dForwardAndBackwardMatchRef) {
 // cudnn runs a 1x1 stride-2 pass directly (the default) or through gathered pixels, whole or
 // in chunks of images: every route must match.
 TEST_P(GpuOps, CudnnStridedPointwiseRoutesMatchRef) {
+  check_cudnn_routes("TB_CUDNN_STRIDED_1X1", {"direct", "gathered", "gathered:2"},
+                     {{3, 16, 6, 6, 8, 1, 2, 0, false},
+                      {2, 24, 7, 9, 16, 1, 2, 0, true},
+                      {5, 8, 5, 5, 8, 1, 3, 0, false}});
+}
+
+// cudnn runs convolutions with fewer than 8 input channels as cuBLASLt products over im2col
+// rows (16-bit types; the default), whole or in chunks of images, or through cuDNN: every
+// route must match, strided and padded, with and without a data gradient to add to.
+TEST_P(GpuOps, CudnnSmallChannelRoutesMatchRef) {
+  check_cudnn_routes("TB_CUDNN_SMALL_C", {"gemm", "gemm:2", "cudnn"},
+                     {{5, 3, 9, 7, 16, 3, 1, 1, true},     // a stem, odd image
+                      {3, 3, 9, 9, 8, 3, 2, 1, false},     // stride 2
+                      {2, 1, 12, 12, 8, 5, 1, 0, false},   // 5x5 on one channel
+                      {4, 4, 6, 5, 24, 3, 1, 2, false}});  // padding beyond the kernel
+}
+
+void GpuOps::check_cudnn_routes(const char* variable, std::initializer_list<const char*> routes,
+                                std::initializer_list<ConvShape> shapes) {
   if (std::string(GetParam().impl) != "cudnn") GTEST_SKIP() << "cudnn's routes only";
-  const ConvShape shapes[] = {{3, 16, 6, 6, 8, 1, 2, 0, false},
-                              {2, 24, 7, 9, 16, 1, 2, 0, true},
-                              {5, 8, 5, 5, 8, 1, 3, 0, false}};
-  for (const char* route : {"direct", "gathered", "gathered:2"}) {
-    tb::testing::ScopedEnv env("TB_CUDNN_STRIDED_1X1", route);
+  for (const char* route : routes) {
+    tb::testing::ScopedEnv env(variable, route);
     dev.reset();  // its buffers belong to the backend being replaced
     gpu = backend_or_null("cudnn");
     dev = std::make_unique<DeviceData>(*gpu);
     for (const ConvShape& c : shapes)
       for (bool accumulate : {false, true}) {
-        SCOPED_TRACE(std::string(route) + (accumulate ? " accumulate" : ""));
+        SCOPED_TRACE(std::string(variable) + "=" + route + (accumulate ? " accumulate" : ""));
         check_conv(c, accumulate);
       }
   }
 }
-
 
 void GpuOps::check_conv(const ConvShape& c, bool accumulate) {
   const Conv2dParams p{c.N, c.C, c.H, c.W, c.K, c.kernel, c.stride, c.pad, c.bias};

@@ -95,8 +95,8 @@ void CublasLtLinear::backward_data(DType t, int N, int in, int out, const void* 
 }
 
 void CublasLtLinear::backward_weights(DType t, int N, int in, int out, const void* x,
-                                      const void* dy, float* dw) {
-  run(gemm(2, t, N, in, out), x, dy, dw, 0.0f);
+                                      const void* dy, float* dw, bool accumulate) {
+  run(gemm(2, t, N, in, out), x, dy, dw, accumulate ? 1.0f : 0.0f);
 }
 
 }  // namespace tb::gpu

@@ -30,8 +30,18 @@ class CublasLtLinear {
   // dx[N,in] (=|+=) dy[N,out] w[out,in]
   void backward_data(DType t, int N, int in, int out, const void* dy, const void* w, void* dx,
                      bool accumulate);
-  // dw[out,in] (fp32) = dy^T x
-  void backward_weights(DType t, int N, int in, int out, const void* x, const void* dy, float* dw);
+  // dw[out,in] (fp32) (=|+=) dy^T x
+  void backward_weights(DType t, int N, int in, int out, const void* x, const void* dy, float* dw,
+                        bool accumulate = false);
+
+  // The workspace bytes forward() and backward_weights() of these sizes ask for (their
+  // algorithm is chosen on the first ask), for callers that share the workspace.
+  size_t forward_scratch(DType t, int N, int in, int out) {
+    return gemm(0, t, N, in, out).workspace;
+  }
+  size_t backward_weights_scratch(DType t, int N, int in, int out) {
+    return gemm(2, t, N, in, out).workspace;
+  }
 
   static constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 

@@ -1,6 +1,8 @@
 // CudnnBackend: GpuBackend with convolutions, training-mode batch norm, pooling and ReLU from
 // cuDNN and linear layers from cuBLASLt (batch norm in evaluation mode, max pooling's
-// backward, and any case cuDNN refuses, run the shared kernels).
+// backward, and any case cuDNN refuses, run the shared kernels). Convolutions with fewer than
+// 8 input channels (stems) run forward and filter gradient as cuBLASLt products
+// (small_channel_conv.h).
 // Weights reach both libraries as K,R,S,C copies in the activation dtype, refreshed at every
 // use; weight gradients come back in that layout and dtype and are converted to the graph's
 // fp32 K,C,R,S.
@@ -18,6 +20,7 @@
 #include "ops/cudnn/cudnn_batch_norm.h"
 #include "ops/cudnn/cudnn_conv.h"
 #include "ops/cudnn/cudnn_pool_activation.h"
+#include "ops/cudnn/small_channel_conv.h"
 
 namespace tb {
 namespace gpu {
@@ -37,6 +40,7 @@ class CudnnBackend final : public GpuBackend {
             convs_.handle(), [this](size_t b) { return allocate_internal(b); },
             [this](void* p) { release(p); }, [this](size_t b) { return workspace(b); }),
         pool_activation_(convs_.handle()),
+        small_channel_(stream(), [this](size_t b) { return workspace(b); }),
         side_stream_outputs_(side_stream_outputs_from_env()) {
     if (side_stream_outputs_ > 0) convs_.set_side_stream(side_stream());
   }
@@ -55,8 +59,12 @@ class CudnnBackend final : public GpuBackend {
     same_dtype(x, y, "y");
     const DType t = x.dtype;
     const ConvGeometry g = geometry(p);
-    const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
-    convs_.forward(t, g, x.data, wk, y.data);
+    if (small_channel_.takes(t, g)) {
+      small_channel_.forward(t, g, x.data, fp32(w, p.w_numel(), "w"), y.data);
+    } else {
+      const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
+      convs_.forward(t, g, x.data, wk, y.data);
+    }
     if (p.has_bias) add_bias(t, y.data, fp32(bias, p.K, "bias"), int64_t(g.N) * g.P * g.Q, g.K, stream());
   }
 
@@ -69,12 +77,21 @@ class CudnnBackend final : public GpuBackend {
     same_dtype(x, dy, "dy");
     const DType t = x.dtype;
     const ConvGeometry g = geometry(p);
-    const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S, /*reuse=*/true);
     if (dx.defined()) {
       expect(dx, p.x_numel(), "dx");
       same_dtype(x, dx, "dx");
     }
     float* dw32 = fp32(dw, p.w_numel(), "dw");
+    if (small_channel_.takes(t, g)) {
+      // A stem has no data gradient; any other layer's comes from cuDNN.
+      if (dx.defined())
+        convs_.backward_data(t, g, dy.data, krsc_weights(w, t, g.K, g.C, g.R, g.S, true), dx.data,
+                             accumulate_dx);
+      small_channel_.backward_filter(t, g, x.data, dy.data, dw32);
+      if (p.has_bias) bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
+      return;
+    }
+    const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S, /*reuse=*/true);
     if (beside(g)) {
       // The filter gradient (and its conversion) on the side stream, the data gradient on
       // the main one, each in its own part of one workspace; joined before this returns, so
@@ -231,6 +248,7 @@ class CudnnBackend final : public GpuBackend {
   CublasLtLinear linear_;
   CudnnBatchNorm batch_norm_;
   CudnnPoolActivation pool_activation_;
+  SmallChannelConv small_channel_;
   int64_t side_stream_outputs_;
 };
 

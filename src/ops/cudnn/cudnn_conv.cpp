@@ -13,6 +13,7 @@
 #include "ops/cuda/strided_pixels_kernels.h"
 #include "ops/cudnn/cudnn_check.h"
 #include "ops/cudnn/cudnn_types.h"
+#include "ops/cudnn/route_setting.h"
 
 namespace tb::gpu {
 namespace {
@@ -169,19 +170,10 @@ CudnnConvolutions::CudnnConvolutions(Backend& backend, cudaStream_t stream, Work
   if (const char* v = std::getenv("TB_CUDNN_SEARCH_LOG"); v && std::strcmp(v, "1") == 0)
     log_searches_ = true;
   // TB_CUDNN_STRIDED_1X1=direct (the default) or gathered[:IMAGES] (chunks of that many).
-  if (const char* v = std::getenv("TB_CUDNN_STRIDED_1X1"); v && *v) {
-    const std::string setting = v;
-    const size_t colon = setting.find(':');
-    const std::string route = setting.substr(0, colon);
-    TB_INPUT_CHECK(route == "direct" || route == "gathered",
-                   "TB_CUDNN_STRIDED_1X1 must be direct or gathered[:IMAGES], got '{}'", setting);
-    strided_.gathered = route == "gathered";
-    if (colon != std::string::npos) {
-      strided_.chunk_images = std::atoi(setting.c_str() + colon + 1);
-      TB_INPUT_CHECK(strided_.chunk_images > 0, "TB_CUDNN_STRIDED_1X1: bad chunk size in '{}'",
-                     setting);
-    }
-  }
+  const RouteSetting strided = route_setting_from_env("TB_CUDNN_STRIDED_1X1", "direct", "gathered",
+                                                      /*fallback_chunked=*/false);
+  strided_.gathered = strided.chunked;
+  strided_.chunk_images = strided.chunk_images;
   TB_CUDNN_CHECK(cudnnCreate(&handle_));
   TB_CUDNN_CHECK(cudnnSetStream(handle_, stream_));
   int device = 0;

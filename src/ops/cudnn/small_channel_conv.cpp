@@ -1,0 +1,86 @@
+#include "ops/cudnn/small_channel_conv.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "ops/cuda/small_channel_kernels.h"
+#include "ops/cudnn/route_setting.h"
+
+namespace tb::gpu {
+namespace {
+
+size_t round256(size_t n) { return (n + 255) / 256 * 256; }
+
+}  // namespace
+
+SmallChannelConv::SmallChannelConv(cudaStream_t stream, WorkspaceFn workspace)
+    : stream_(stream), workspace_(std::move(workspace)), gemm_(stream, [this](size_t b) {
+        return static_cast<char*>(workspace_(scratch_offset_ + b)) + scratch_offset_;
+      }) {
+  const RouteSetting r = route_setting_from_env("TB_CUDNN_SMALL_C", "cudnn", "gemm",
+                                                /*fallback_chunked=*/true);
+  enabled_ = r.chunked;
+  forced_chunk_ = r.chunk_images;
+}
+
+bool SmallChannelConv::takes(DType t, const ConvGeometry& g) const {
+  // Fewer than 8 channels: below that cuDNN has no tensor-core kernel for 16-bit channels-last
+  // data. K a multiple of 8 keeps y's rows whole 16-byte vectors for cuBLASLt.
+  return enabled_ && (t == DType::bf16 || t == DType::f16) && g.C < 8 && g.C * g.R * g.S <= 64 &&
+         g.K % 8 == 0;
+}
+
+int SmallChannelConv::chunk_images(DType t, const ConvGeometry& g) const {
+  if (forced_chunk_ > 0) return std::min(forced_chunk_, g.N);
+  const size_t per_image = size_t(g.P) * g.Q * small_channel_row(g) * dtype_size(t);
+  return int(std::clamp<size_t>(kChunkBytes / per_image, 1, size_t(g.N)));
+}
+
+char* SmallChannelConv::reserve(size_t front, size_t cols, size_t scratch) {
+  scratch_offset_ = round256(front) + round256(cols);
+  return static_cast<char*>(workspace_(scratch_offset_ + scratch));
+}
+
+void SmallChannelConv::forward(DType t, const ConvGeometry& g, const void* x, const float* w,
+                               void* y) {
+  // Workspace: [filter rows][cols of one chunk][cuBLASLt's scratch].
+  const int kp = small_channel_row(g), chunk = chunk_images(t, g);
+  const int64_t pixels = int64_t(g.P) * g.Q;
+  const int last = g.N - (g.N - 1) / chunk * chunk;  // images in the last chunk
+  const size_t scratch = std::max(gemm_.forward_scratch(t, int(chunk * pixels), kp, g.K),
+                                  gemm_.forward_scratch(t, int(last * pixels), kp, g.K));
+  const size_t rows_bytes = size_t(g.K) * kp * dtype_size(t);
+  char* base = reserve(rows_bytes, size_t(chunk * pixels) * kp * dtype_size(t), scratch);
+  char* cols = base + round256(rows_bytes);
+  pack_filter_rows(t, w, g, base, stream_);
+  for (int n0 = 0; n0 < g.N; n0 += chunk) {
+    const int count = std::min(chunk, g.N - n0);
+    im2col_rows(t, x, g, n0, count, cols, stream_);
+    void* yc = static_cast<char*>(y) + size_t(n0 * pixels) * g.K * dtype_size(t);
+    gemm_.forward(t, int(count * pixels), kp, g.K, cols, base, yc);
+  }
+}
+
+void SmallChannelConv::backward_filter(DType t, const ConvGeometry& g, const void* x,
+                                       const void* dy, float* dw) {
+  // Workspace: [fp32 filter-row gradient][cols of one chunk][cuBLASLt's scratch].
+  const int kp = small_channel_row(g), chunk = chunk_images(t, g);
+  const int64_t pixels = int64_t(g.P) * g.Q;
+  const int last = g.N - (g.N - 1) / chunk * chunk;
+  const size_t scratch = std::max(gemm_.backward_weights_scratch(t, int(chunk * pixels), kp, g.K),
+                                  gemm_.backward_weights_scratch(t, int(last * pixels), kp, g.K));
+  const size_t rows_bytes = size_t(g.K) * kp * sizeof(float);
+  char* base = reserve(rows_bytes, size_t(chunk * pixels) * kp * dtype_size(t), scratch);
+  char* cols = base + round256(rows_bytes);
+  float* drows = reinterpret_cast<float*>(base);
+  for (int n0 = 0; n0 < g.N; n0 += chunk) {
+    const int count = std::min(chunk, g.N - n0);
+    im2col_rows(t, x, g, n0, count, cols, stream_);
+    const void* dyc = static_cast<const char*>(dy) + size_t(n0 * pixels) * g.K * dtype_size(t);
+    gemm_.backward_weights(t, int(count * pixels), kp, g.K, cols, dyc, drows,
+                           /*accumulate=*/n0 > 0);
+  }
+  unpack_filter_rows(drows, g, dw, stream_);
+}
+
+}  // namespace tb::gpu
