@@ -146,9 +146,7 @@ size_t filter_bytes(DType t, const ConvGeometry& g) {
 constexpr size_t kGatherChunkBytes = size_t(16) << 20;
 
 int gather_chunk(DType t, const ConvGeometry& g, int chunk_images) {
-  if (chunk_images > 0) return std::min(chunk_images, g.N);
-  const size_t per_image = image_offset(t, 1, g.P, g.Q, g.C);
-  return int(std::clamp<size_t>(kGatherChunkBytes / per_image, 1, size_t(g.N)));
+  return images_per_chunk(chunk_images, g.N, image_offset(t, 1, g.P, g.Q, g.C), kGatherChunkBytes);
 }
 
 // fn(gc, n0) for each chunk of g's images: gc is g with the chunk's batch, n0 its first image.

@@ -1,5 +1,6 @@
 #include "ops/cudnn/route_setting.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -25,6 +26,11 @@ RouteSetting route_setting_from_env(const char* variable, const std::string& pla
                    setting);
   }
   return r;
+}
+
+int images_per_chunk(int forced, int N, size_t per_image, size_t budget) {
+  if (forced > 0) return std::min(forced, N);
+  return int(std::clamp<size_t>(budget / std::max<size_t>(per_image, 1), 1, size_t(N)));
 }
 
 }  // namespace tb::gpu

@@ -2,16 +2,11 @@
 
 #include <algorithm>
 
-#include "core/error.h"
+#include "core/memory_plan.h"
 #include "ops/cuda/small_channel_kernels.h"
 #include "ops/cudnn/route_setting.h"
 
 namespace tb::gpu {
-namespace {
-
-size_t round256(size_t n) { return (n + 255) / 256 * 256; }
-
-}  // namespace
 
 SmallChannelConv::SmallChannelConv(cudaStream_t stream, WorkspaceFn workspace)
     : stream_(stream), workspace_(std::move(workspace)), gemm_(stream, [this](size_t b) {
@@ -31,13 +26,12 @@ bool SmallChannelConv::takes(DType t, const ConvGeometry& g) const {
 }
 
 int SmallChannelConv::chunk_images(DType t, const ConvGeometry& g) const {
-  if (forced_chunk_ > 0) return std::min(forced_chunk_, g.N);
-  const size_t per_image = size_t(g.P) * g.Q * small_channel_row(g) * dtype_size(t);
-  return int(std::clamp<size_t>(kChunkBytes / per_image, 1, size_t(g.N)));
+  return images_per_chunk(forced_chunk_, g.N,
+                          size_t(g.P) * g.Q * small_channel_row(g) * dtype_size(t), kChunkBytes);
 }
 
 char* SmallChannelConv::reserve(size_t front, size_t cols, size_t scratch) {
-  scratch_offset_ = round256(front) + round256(cols);
+  scratch_offset_ = MemoryPlan::aligned(front) + MemoryPlan::aligned(cols);
   return static_cast<char*>(workspace_(scratch_offset_ + scratch));
 }
 
@@ -51,7 +45,7 @@ void SmallChannelConv::forward(DType t, const ConvGeometry& g, const void* x, co
                                   gemm_.forward_scratch(t, int(last * pixels), kp, g.K));
   const size_t rows_bytes = size_t(g.K) * kp * dtype_size(t);
   char* base = reserve(rows_bytes, size_t(chunk * pixels) * kp * dtype_size(t), scratch);
-  char* cols = base + round256(rows_bytes);
+  char* cols = base + MemoryPlan::aligned(rows_bytes);
   pack_filter_rows(t, w, g, base, stream_);
   for (int n0 = 0; n0 < g.N; n0 += chunk) {
     const int count = std::min(chunk, g.N - n0);
@@ -71,7 +65,7 @@ void SmallChannelConv::backward_filter(DType t, const ConvGeometry& g, const voi
                                   gemm_.backward_weights_scratch(t, int(last * pixels), kp, g.K));
   const size_t rows_bytes = size_t(g.K) * kp * sizeof(float);
   char* base = reserve(rows_bytes, size_t(chunk * pixels) * kp * dtype_size(t), scratch);
-  char* cols = base + round256(rows_bytes);
+  char* cols = base + MemoryPlan::aligned(rows_bytes);
   float* drows = reinterpret_cast<float*>(base);
   for (int n0 = 0; n0 < g.N; n0 += chunk) {
     const int count = std::min(chunk, g.N - n0);
