@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/env_choice.h"
 #include "ops/cuda/batchnorm_kernels.h"
 #include "ops/cuda/conv_kernels.h"
 #include "ops/cuda/cuda_check.h"
@@ -55,14 +56,10 @@ GpuBackend::GpuBackend(const std::string& impl) : impl_(impl) {
   TB_CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
   TB_CUDA_CHECK(cudaEventCreateWithFlags(&fork_event_, cudaEventDisableTiming));
   TB_CUDA_CHECK(cudaEventCreateWithFlags(&join_event_, cudaEventDisableTiming));
-  if (const char* v = std::getenv("TB_WEIGHT_COPIES"); v && *v) {
-    const std::string rule = v;
-    TB_INPUT_CHECK(rule == "auto" || rule == "on" || rule == "off",
-                   "TB_WEIGHT_COPIES must be auto, on or off, got '{}'", rule);
-    copies_rule_ = rule == "on"    ? CopiesRule::always
-                   : rule == "off" ? CopiesRule::never
+  const std::string copies = env_choice("TB_WEIGHT_COPIES", {"auto", "on", "off"});
+  copies_rule_ = copies == "on"    ? CopiesRule::always
+                 : copies == "off" ? CopiesRule::never
                                    : CopiesRule::automatic;
-  }
   state_ = static_cast<GpuStepState*>(allocate_internal(sizeof(GpuStepState)));
   const GpuStepState initial{};
   copy_from_host(state_, &initial, sizeof(initial));

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "ops/cudnn/cudnn_check.h"
 #include "ops/cudnn/cudnn_types.h"
@@ -35,10 +36,7 @@ CudnnBatchNorm::CudnnBatchNorm(cudnnHandle_t handle, AllocateFn allocate, Releas
       allocate_(std::move(allocate)),
       release_(std::move(release)),
       workspace_(std::move(workspace)) {
-  const char* v = std::getenv("TB_CUDNN_BATCH_NORM");
-  setting_ = v && *v ? v : "persistent";
-  TB_INPUT_CHECK(setting_ == "persistent" || setting_ == "spatial" || setting_ == "ours",
-                 "TB_CUDNN_BATCH_NORM must be persistent, spatial or ours, got '{}'", setting_);
+  setting_ = env_choice("TB_CUDNN_BATCH_NORM", {"persistent", "spatial", "ours"});
   mode_ = setting_ == "spatial" ? CUDNN_BATCHNORM_SPATIAL : CUDNN_BATCHNORM_SPATIAL_PERSISTENT;
   TB_CUDNN_CHECK(cudnnCreateActivationDescriptor(&relu_));
   TB_CUDNN_CHECK(cudnnSetActivationDescriptor(relu_, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN, 0.0));

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "core/timer.h"
 #include "ops/cuda/cuda_check.h"
@@ -101,12 +102,10 @@ void log_search(const Perf* results, int count, const Perf& chosen, DType t, con
 }
 
 AlgoPolicy algo_policy_from_env() {
-  const char* v = std::getenv("TB_CUDNN_ALGOS");
-  if (!v || !*v || std::strcmp(v, "deterministic") == 0) return AlgoPolicy::deterministic;
-  if (std::strcmp(v, "fastest") == 0) return AlgoPolicy::fastest;
-  if (std::strcmp(v, "lean") == 0) return AlgoPolicy::lean;
-  throw InputError(
-      fmt::format("TB_CUDNN_ALGOS must be deterministic, fastest or lean, got '{}'", v));
+  const std::string v = env_choice("TB_CUDNN_ALGOS", {"deterministic", "fastest", "lean"});
+  return v == "fastest" ? AlgoPolicy::fastest
+         : v == "lean"  ? AlgoPolicy::lean
+                        : AlgoPolicy::deterministic;
 }
 
 // fp32 stays on FMA math (no TF32); 16-bit types may use tensor cores.
