@@ -58,6 +58,8 @@ class GpuOps : public ::testing::TestWithParam<GpuCase> {
   // check_conv on each shape under each value of a cudnn route switch (cudnn only).
   void check_cudnn_routes(const char* variable, std::initializer_list<const char*> routes,
                           std::initializer_list<ConvShape> shapes);
+  // Forward and backward of a few linear shapes, with and without bias, against ref.
+  void check_linear();
 
   std::unique_ptr<Backend> gpu;
   std::unique_ptr<Backend> ref = make_ref_backend();
@@ -271,7 +273,21 @@ TEST_P(GpuOps, WeightLayoutConversionsPutEveryElementInPlace) {
 }
 #endif
 
+// On cudnn, biases ride in cuBLASLt's epilogues (the default) or run as separate kernels.
 TEST_P(GpuOps, LinearForwardAndBackwardMatchRef) {
+  const bool cudnn = std::string(GetParam().impl) == "cudnn";
+  for (const char* epilogue : {"fused", "separate"}) {
+    if (!cudnn && std::string(epilogue) == "separate") continue;
+    tb::testing::ScopedEnv env("TB_CUBLASLT_EPILOGUE", epilogue);
+    SCOPED_TRACE(std::string("TB_CUBLASLT_EPILOGUE=") + epilogue);
+    dev.reset();  // its buffers belong to the backend being replaced
+    gpu = backend_or_null(GetParam().impl);
+    dev = std::make_unique<DeviceData>(*gpu);
+    check_linear();
+  }
+}
+
+void GpuOps::check_linear() {
   struct Case {
     int N, in, out;
     bool bias, accumulate;

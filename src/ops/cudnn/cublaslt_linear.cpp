@@ -1,5 +1,8 @@
 #include "ops/cudnn/cublaslt_linear.h"
 
+#include <cstdint>
+
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "ops/cudnn/cudnn_check.h"
 
@@ -15,10 +18,15 @@ cudaDataType_t cuda_type(DType t) {
   }
 }
 
+// cuBLASLt reads bias vectors with 16-byte loads.
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
 }  // namespace
 
 CublasLtLinear::CublasLtLinear(cudaStream_t stream, WorkspaceFn workspace)
-    : stream_(stream), workspace_(std::move(workspace)) {
+    : stream_(stream),
+      workspace_(std::move(workspace)),
+      epilogues_(env_choice("TB_CUBLASLT_EPILOGUE", {"fused", "separate"}) == "fused") {
   TB_CUBLAS_CHECK(cublasLtCreate(&handle_));
 }
 
@@ -32,10 +40,13 @@ CublasLtLinear::~CublasLtLinear() {
   if (handle_) cublasLtDestroy(handle_);
 }
 
-CublasLtLinear::Gemm& CublasLtLinear::gemm(int kind, DType t, int N, int in, int out) {
-  const std::array<int, 5> key{kind, int(t), N, in, out};
+CublasLtLinear::Gemm& CublasLtLinear::gemm(int full_kind, DType t, int N, int in, int out,
+                                           const void* bias) {
+  const std::array<int, 5> key{full_kind, int(t), N, in, out};
   auto it = gemms_.find(key);
   if (it != gemms_.end()) return it->second;
+  const int kind = full_kind == kBiasForward ? 0 : full_kind == kBiasGradient ? 2 : full_kind;
+  const bool fused = kind != full_kind;
   Gemm g;
   const cudaDataType_t ab = cuda_type(t);
   const cudaDataType_t cd = kind == 2 ? CUDA_R_32F : ab;
@@ -44,6 +55,18 @@ CublasLtLinear::Gemm& CublasLtLinear::gemm(int kind, DType t, int N, int in, int
   const cublasOperation_t tb = kind == 2 ? CUBLAS_OP_T : CUBLAS_OP_N;
   TB_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(g.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   TB_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(g.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  if (fused) {
+    // BIAS: bias[out] over D's rows, fp32 whatever D's type. BGRADB: the column sums of
+    // op(B) = dy over k = N, in D's type (fp32 for the weight gradient).
+    const cublasLtEpilogue_t e = kind == 0 ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_BGRADB;
+    TB_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(g.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof(e)));
+    const int32_t bias_type = CUDA_R_32F;
+    TB_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(g.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                   &bias_type, sizeof(bias_type)));
+    TB_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(g.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                   sizeof(bias)));
+  }
   // Stored (pre-op) shapes, column-major: rows, cols, leading dimension.
   int64_t a_rows, a_cols, b_rows, b_cols, c_rows, c_cols;
   switch (kind) {
@@ -70,6 +93,10 @@ CublasLtLinear::Gemm& CublasLtLinear::gemm(int kind, DType t, int N, int in, int
   const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, g.desc, g.a, g.b, g.c, g.c,
                                                            pref, 1, &result, &count);
   cublasLtMatmulPreferenceDestroy(pref);
+  if (fused && (st != CUBLAS_STATUS_SUCCESS || count == 0)) {
+    g.usable = false;  // no kernel with this epilogue: the caller's own kernels take over
+    return gemms_.emplace(key, g).first->second;
+  }
   TB_CUBLAS_CHECK(st);
   TB_CHECK(count > 0, "cublasLt: no algorithm for a {} product kind {} (N={} in={} out={})",
            dtype_name(t), kind, N, in, out);
@@ -78,15 +105,45 @@ CublasLtLinear::Gemm& CublasLtLinear::gemm(int kind, DType t, int N, int in, int
   return gemms_.emplace(key, g).first->second;
 }
 
-void CublasLtLinear::run(Gemm& g, const void* a, const void* b, void* d, float beta) {
+CublasLtLinear::Gemm* CublasLtLinear::fused(int kind, DType t, int N, int in, int out,
+                                            const void* bias) {
+  if (!epilogues_ || !aligned16(bias)) return nullptr;
+  Gemm& g = gemm(kind, t, N, in, out, bias);
+  return g.usable ? &g : nullptr;
+}
+
+void CublasLtLinear::run(Gemm& g, const void* a, const void* b, void* d, float beta,
+                         const void* bias) {
+  if (bias)
+    TB_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(g.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                   sizeof(bias)));
   const float alpha = 1.0f;
   void* ws = g.workspace ? workspace_(g.workspace) : nullptr;
   TB_CUBLAS_CHECK(cublasLtMatmul(handle_, g.desc, &alpha, a, g.a, b, g.b, &beta, d, g.c, d, g.c,
                                  &g.algo, ws, g.workspace, stream_));
 }
 
-void CublasLtLinear::forward(DType t, int N, int in, int out, const void* x, const void* w, void* y) {
+size_t CublasLtLinear::forward_scratch(DType t, int N, int in, int out, const float* bias) {
+  const Gemm* g = bias ? fused(kBiasForward, t, N, in, out, bias) : nullptr;
+  return (g ? *g : gemm(0, t, N, in, out)).workspace;
+}
+
+size_t CublasLtLinear::backward_weights_scratch(DType t, int N, int in, int out,
+                                                const float* dbias) {
+  const Gemm* g = dbias ? fused(kBiasGradient, t, N, in, out, dbias) : nullptr;
+  return (g ? *g : gemm(2, t, N, in, out)).workspace;
+}
+
+bool CublasLtLinear::forward(DType t, int N, int in, int out, const void* x, const void* w, void* y,
+                             const float* bias) {
+  if (bias) {
+    if (Gemm* g = fused(kBiasForward, t, N, in, out, bias)) {
+      run(*g, w, x, y, 0.0f, bias);
+      return true;
+    }
+  }
   run(gemm(0, t, N, in, out), w, x, y, 0.0f);
+  return bias == nullptr;
 }
 
 void CublasLtLinear::backward_data(DType t, int N, int in, int out, const void* dy, const void* w,
@@ -94,9 +151,17 @@ void CublasLtLinear::backward_data(DType t, int N, int in, int out, const void* 
   run(gemm(1, t, N, in, out), w, dy, dx, accumulate ? 1.0f : 0.0f);
 }
 
-void CublasLtLinear::backward_weights(DType t, int N, int in, int out, const void* x,
-                                      const void* dy, float* dw, bool accumulate) {
+bool CublasLtLinear::backward_weights(DType t, int N, int in, int out, const void* x,
+                                      const void* dy, float* dw, bool accumulate, float* dbias) {
+  // Accumulating products would overwrite the bias gradient, not add to it: not fused.
+  if (dbias && !accumulate) {
+    if (Gemm* g = fused(kBiasGradient, t, N, in, out, dbias)) {
+      run(*g, x, dy, dw, 0.0f, dbias);
+      return true;
+    }
+  }
   run(gemm(2, t, N, in, out), x, dy, dw, accumulate ? 1.0f : 0.0f);
+  return dbias == nullptr;
 }
 
 }  // namespace tb::gpu

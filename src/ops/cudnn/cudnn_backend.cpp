@@ -59,13 +59,15 @@ class CudnnBackend final : public GpuBackend {
     same_dtype(x, y, "y");
     const DType t = x.dtype;
     const ConvGeometry g = geometry(p);
+    const float* b = p.has_bias ? fp32(bias, p.K, "bias") : nullptr;
+    bool bias_added = false;
     if (small_channel_.takes(t, g)) {
-      small_channel_.forward(t, g, x.data, fp32(w, p.w_numel(), "w"), y.data);
+      bias_added = small_channel_.forward(t, g, x.data, fp32(w, p.w_numel(), "w"), y.data, b);
     } else {
       const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
       convs_.forward(t, g, x.data, wk, y.data);
     }
-    if (p.has_bias) add_bias(t, y.data, fp32(bias, p.K, "bias"), int64_t(g.N) * g.P * g.Q, g.K, stream());
+    if (b && !bias_added) add_bias(t, y.data, b, int64_t(g.N) * g.P * g.Q, g.K, stream());
   }
 
   void conv2d_backward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& dy,
@@ -87,8 +89,9 @@ class CudnnBackend final : public GpuBackend {
       if (dx.defined())
         convs_.backward_data(t, g, dy.data, krsc_weights(w, t, g.K, g.C, g.R, g.S, true), dx.data,
                              accumulate_dx);
-      small_channel_.backward_filter(t, g, x.data, dy.data, dw32);
-      if (p.has_bias) bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
+      float* db = p.has_bias ? fp32(dbias, p.K, "dbias") : nullptr;
+      if (!small_channel_.backward_filter(t, g, x.data, dy.data, dw32, db) && db)
+        bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
       return;
     }
     const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S, /*reuse=*/true);
@@ -120,8 +123,9 @@ class CudnnBackend final : public GpuBackend {
     same_dtype(x, y, "y");
     const DType t = x.dtype;
     const void* wt = krsc_weights(w, t, p.out, p.in, 1, 1);  // [out,in] in dtype t
-    linear_.forward(t, p.N, p.in, p.out, x.data, wt, y.data);
-    if (p.has_bias) add_bias(t, y.data, fp32(bias, p.out, "bias"), p.N, p.out, stream());
+    const float* b = p.has_bias ? fp32(bias, p.out, "bias") : nullptr;
+    if (!linear_.forward(t, p.N, p.in, p.out, x.data, wt, y.data, b))
+      add_bias(t, y.data, b, p.N, p.out, stream());
   }
 
   void linear_backward(const LinearParams& p, const Tensor& x, const Tensor& w, const Tensor& dy,
@@ -137,9 +141,10 @@ class CudnnBackend final : public GpuBackend {
       const void* wt = krsc_weights(w, t, p.out, p.in, 1, 1, /*reuse=*/true);
       linear_.backward_data(t, p.N, p.in, p.out, dy.data, wt, dx.data, accumulate_dx);
     }
-    linear_.backward_weights(t, p.N, p.in, p.out, x.data, dy.data,
-                             fp32(dw, int64_t(p.out) * p.in, "dw"));
-    if (p.has_bias) bias_gradient(t, dy.data, p.N, p.out, dbias);
+    float* db = p.has_bias ? fp32(dbias, p.out, "dbias") : nullptr;
+    if (!linear_.backward_weights(t, p.N, p.in, p.out, x.data, dy.data,
+                                  fp32(dw, int64_t(p.out) * p.in, "dw"), false, db))
+      bias_gradient(t, dy.data, p.N, p.out, dbias);
   }
 
  protected:

@@ -30,10 +30,14 @@ class SmallChannelConv {
 
   // Whether this route takes g's forward and filter gradient in dtype t.
   bool takes(DType t, const ConvGeometry& g) const;
-  // y (dtype t, N,P,Q,K) from x (N,H,W,C) and the fp32 K,C,R,S weights.
-  void forward(DType t, const ConvGeometry& g, const void* x, const float* w, void* y);
-  // dw (fp32 K,C,R,S, written) from x and dy.
-  void backward_filter(DType t, const ConvGeometry& g, const void* x, const void* dy, float* dw);
+  // y (dtype t, N,P,Q,K) from x (N,H,W,C) and the fp32 K,C,R,S weights, plus the fp32 bias
+  // when given and cuBLASLt can add it in the products' epilogue: returns whether y has it.
+  bool forward(DType t, const ConvGeometry& g, const void* x, const float* w, void* y,
+               const float* bias = nullptr);
+  // dw (fp32 K,C,R,S, written) from x and dy, and dbias (fp32, written) when given and the
+  // product is one chunk whose epilogue can sum it: returns whether dbias was written.
+  bool backward_filter(DType t, const ConvGeometry& g, const void* x, const void* dy, float* dw,
+                       float* dbias = nullptr);
 
   static constexpr size_t kChunkBytes = size_t(8) << 20;
 
