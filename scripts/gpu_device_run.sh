@@ -155,7 +155,7 @@ if has bench; then
       env $([ "$setting" = default ] || echo "$setting") LD_LIBRARY_PATH=$TBLIB timeout 100 \
         $B/trainbench throughput --warmup 3 --repeats 20 --impl ${AB_IMPLS:-cudnn,cuda} \
         --model ${AB_MODELS:-resnet18} --batch-size ${AB_BATCHES:-64,512} --precision bf16 2>&1 |
-        grep -E "^resnet" | sed "s/^/$setting  /"
+        grep -E "^(resnet|alexnet|cifar)" | sed "s/^/$setting  /"
     done
   done
 fi

@@ -223,5 +223,55 @@ TEST(GraphFusion, CpuConvReluTrainingIsBitIdenticalToTheSeparateOps) {
   }
 }
 
+// ReLU -> max pool swaps to max pool -> ReLU where the ReLU feeds nothing else (a ReLU read
+// twice stays), and training is bit-identical to the unswapped graph: the values and the
+// winners' gradients are the same (graph_fusion.cpp).
+Graph relu_pool_net() {
+  Graph g(Shape{2, 8, 8});
+  int x = g.add("c1", conv(4, 3, 1), Graph::kInput);
+  x = g.add("c1.relu", relu(), x);
+  x = g.add("pool1", std::make_unique<Pool2dLayer>(PoolKind::max, 2, 2, 0), x);
+  const int c2 = g.add("c2", conv(4, 3, 1), x);
+  const int r2 = g.add("c2.relu", relu(), c2);
+  const int p2 = g.add("pool2", std::make_unique<Pool2dLayer>(PoolKind::max, 2, 2, 0), r2);
+  const int s2 = g.add("pool2.avg", std::make_unique<Pool2dLayer>(PoolKind::average, 2, 2, 0), r2);
+  x = g.add("sum", add(), std::vector<int>{p2, s2});  // c2.relu read twice: stays
+  x = g.add("flat", std::make_unique<FlattenLayer>(), x);
+  g.add("fc", std::make_unique<LinearLayer>(3, true), x);
+  return g;
+}
+
+TEST(GraphFusion, ReluMovesAfterAMaxPoolThatAloneReadsIt) {
+  auto ref = make_ref_backend();
+  Graph g = relu_pool_net();
+  const size_t nodes = g.node_count();
+  g.plan(*ref, 2, DType::f32, true);
+  const std::vector<Graph::NodeInfo> info = g.describe();
+  ASSERT_EQ(info.size(), nodes);
+  EXPECT_EQ(info[2].name, "pool1");
+  EXPECT_EQ(info[2].type, "max_pool2d");
+  EXPECT_EQ(info[2].output_shape, (Shape{4, 4, 4}));
+  EXPECT_EQ(info[3].name, "c1.relu");
+  EXPECT_EQ(info[3].output_shape, (Shape{4, 4, 4}));
+  EXPECT_EQ(info[5].name, "c2.relu");  // read by two pools: not moved
+  EXPECT_EQ(info[5].output_shape, (Shape{4, 4, 4}));
+}
+
+TEST(GraphFusion, ReluAfterMaxPoolTrainsBitIdentically) {
+  for (const char* impl : {"ref", "cpu"}) {
+    SCOPED_TRACE(impl);
+    auto backend = std::string(impl) == "ref" ? make_ref_backend() : make_cpu_backend(2);
+    const PlanOptions plain{.fuse_conv_relu = false, .max_pool_before_relu = false};
+    const PlanOptions swapped{.fuse_conv_relu = false};
+    expect_identical(train_steps(*backend, relu_pool_net(), plain, 5, 3),
+                     train_steps(*backend, relu_pool_net(), swapped, 5, 3));
+    for (const char* name : {"alexnet_lite", "cifar_cnn"}) {
+      const ModelInput in{3, 16, 16, 10};
+      expect_identical(train_steps(*backend, build_model(name, in), plain, 4, 2),
+                       train_steps(*backend, build_model(name, in), swapped, 4, 2));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tb

@@ -33,6 +33,9 @@ struct PlanOptions {
   // Conv -> ReLU and linear -> ReLU become one conv2d_relu / linear_relu node where nothing
   // else reads the pre-activation, on backends that support those ops (graph_fusion.cpp).
   bool fuse_conv_relu = true;
+  // A ReLU feeding only a max pool trades places with it (graph_fusion.cpp): the same values
+  // and gradients, with the ReLU's passes over a quarter of the elements (2x2 pooling).
+  bool max_pool_before_relu = true;
   // With reuse_activation_memory, parameter gradients may live in the activations' memory
   // too, in a few blocks, each from its first write in backward to the optimizer's update:
   // where the activations peak at the turn from forward to backward, they then take almost
@@ -151,6 +154,8 @@ class Graph {
   void fuse_batch_norm_relu();
   // ReLUs after a convolution (conv) or linear layer (linear) become that layer's epilogue.
   void fuse_relu_into_producers(bool conv, bool linear);
+  // ReLU -> max pool becomes max pool -> ReLU.
+  void move_relu_after_max_pool();
   // Drops the removed nodes; a node that read removed node j reads stands_for[j] instead.
   void remove_fused(const std::vector<bool>& removed, const std::vector<int>& stands_for);
   // Decides which input gradients are accumulated and makes every memory request.

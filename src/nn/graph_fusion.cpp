@@ -124,4 +124,36 @@ void Graph::fuse_relu_into_producers(bool conv, bool linear) {
   remove_fused(removed, stands_for);
 }
 
+// ReLU -> max pool (the ReLU feeding nothing else) becomes max pool -> ReLU. The values are
+// the same bit for bit: ReLU is monotone, so max(relu(x)) = relu(max(x)). So are the
+// gradients: where a window's maximum is positive both orders send dy to the same winner
+// (ties resolve alike, the winner's value being the same), and where it is not, both send
+// nothing (the ReLU's mask is zero on every input of the window, or on the pooled value).
+// The ReLU then reads and writes a pooled tensor, a quarter of the elements under 2x2
+// pooling, forward and backward (alexnet_lite, cifar_cnn). The two nodes swap their layers,
+// names and ids (ids seed dropout; neither layer draws any), keeping the graph's wiring.
+void Graph::move_relu_after_max_pool() {
+  TB_CHECK(!planned(), "fusion rewrites an unplanned graph");
+  const int n = int(nodes_.size());
+  std::vector<std::vector<int>> consumers(static_cast<size_t>(n));
+  for (int j = 1; j < n; ++j)
+    for (int i : nodes_[j].inputs) consumers[i].push_back(j);
+  for (int r = 1; r < n; ++r) {
+    if (!as<ReluLayer>(nodes_[r].layer) || consumers[r].size() != 1) continue;
+    const int m = consumers[r][0];
+    const Pool2dLayer* pool = as<Pool2dLayer>(nodes_[m].layer);
+    if (!pool || pool->op() != OpKind::max_pool2d || nodes_[m].inputs.size() != 1) continue;
+    Node& first = nodes_[r];
+    Node& second = nodes_[m];
+    std::swap(first.layer, second.layer);
+    first.name.swap(second.name);
+    std::swap(first.id, second.id);
+    for (Node* node : {&first, &second}) {
+      node->shape = node->layer->infer({nodes_[node->inputs[0]].shape});
+      node->param_specs = node->layer->param_specs();
+      node->buffer_specs = node->layer->buffer_specs();
+    }
+  }
+}
+
 }  // namespace tb
