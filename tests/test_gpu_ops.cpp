@@ -100,10 +100,11 @@ TEST_P(GpuOps, Conv2dForwardAndBackwardMatchRef) {
   for (const ConvShape& c : kConvShapes) check_conv(c, index++ % 2 == 1);
 }
 
-// cudnn runs a 1x1 stride-2 pass directly (the default) or through gathered pixels, whole or
-// in chunks of images: every route must match.
+// cudnn runs a 1x1 stride-2 pass directly (the default) or through gathered pixels (every pass
+// or the forward alone), whole or in chunks of images: every route must match.
 TEST_P(GpuOps, CudnnStridedPointwiseRoutesMatchRef) {
-  check_cudnn_routes("TB_CUDNN_STRIDED_1X1", {"direct", "gathered", "gathered:2"},
+  check_cudnn_routes("TB_CUDNN_STRIDED_1X1",
+                     {"direct", "gathered", "gathered:2", "gathered-forward", "gathered-forward:2"},
                      {{3, 16, 6, 6, 8, 1, 2, 0, false},
                       {2, 24, 7, 9, 16, 1, 2, 0, true},
                       {5, 8, 5, 5, 8, 1, 3, 0, false}});

@@ -120,7 +120,8 @@ cudnnMathType_t make_math(DType t) {
 // default every pass runs directly: in the whole-step comparisons so far (H100, 2026-12-06,
 // docs/gpu-notes.md v8) neither the gathered route nor timing each pass's two routes made a
 // resnet18 step faster, and timing them lengthened the first step. The gathered route stays
-// selectable (TB_CUDNN_STRIDED_1X1, below) for comparisons.
+// selectable (TB_CUDNN_STRIDED_1X1, below) for comparisons, for every pass or for the forward
+// alone (whose direct kernels are the slowest: ~130 us at b512 on the H100, gpu-notes v16).
 bool strided_pointwise(const ConvGeometry& g) {
   return g.R == 1 && g.S == 1 && g.stride > 1 && g.pad == 0;
 }
@@ -166,10 +167,13 @@ CudnnConvolutions::CudnnConvolutions(Backend& backend, cudaStream_t stream, Work
       policy_(algo_policy_from_env()) {
   if (const char* v = std::getenv("TB_CUDNN_SEARCH_LOG"); v && std::strcmp(v, "1") == 0)
     log_searches_ = true;
-  // TB_CUDNN_STRIDED_1X1=direct (the default) or gathered[:IMAGES] (chunks of that many).
-  const RouteSetting strided = route_setting_from_env("TB_CUDNN_STRIDED_1X1", "direct", "gathered",
-                                                      /*fallback_chunked=*/false);
-  strided_.gathered = strided.chunked;
+  // TB_CUDNN_STRIDED_1X1=direct (the default), gathered[:IMAGES] (every pass, chunks of that
+  // many images) or gathered-forward[:IMAGES] (the forward pass only).
+  const RouteSetting strided =
+      route_setting_from_env("TB_CUDNN_STRIDED_1X1", "direct", {"gathered", "gathered-forward"},
+                             /*fallback_chunked=*/false);
+  strided_.gathered = strided.route == "gathered";
+  strided_.gathered_forward = strided.chunked;
   strided_.chunk_images = strided.chunk_images;
   TB_CUDNN_CHECK(cudnnCreate(&handle_));
   TB_CUDNN_CHECK(cudnnSetStream(handle_, stream_));
@@ -395,7 +399,7 @@ char* CudnnConvolutions::gathered_workspace(DType t, const ConvGeometry& g, cons
 
 void CudnnConvolutions::forward(DType t, const ConvGeometry& g, const void* x, const void* w,
                                 void* y) {
-  if (strided_.gathered && strided_pointwise(g))
+  if (strided_.gathered_forward && strided_pointwise(g))
     forward_gathered(t, g, x, w, y);
   else
     forward_direct(t, g, x, w, y);

@@ -135,7 +135,8 @@ class CudnnConvolutions {
   cudnnHandle_t side_handle_ = nullptr;  // on the side stream (set_side_stream)
   std::map<std::array<int, 12>, Plan> plans_;
   struct StridedRoute {  // TB_CUDNN_STRIDED_1X1, read once
-    bool gathered = false;
+    bool gathered = false;          // every pass
+    bool gathered_forward = false;  // the forward pass (also set by gathered)
     int chunk_images = 0;  // 0: chunks of at most 16 MiB
   };
   StridedRoute strided_;

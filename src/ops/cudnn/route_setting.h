@@ -3,19 +3,23 @@
 // and for the chunked one, how many images go in a chunk (tests use tiny chunks).
 #pragma once
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 
 namespace tb::gpu {
 
 struct RouteSetting {
-  bool chunked = false;  // the variable named chunked_route
+  bool chunked = false;  // the variable named one of the chunked routes
+  std::string route;     // which one (or the plain route)
   int chunk_images = 0;  // 0: chunks sized by bytes
 };
 
-// Reads `variable`: unset or empty gives `fallback`; otherwise it must be plain_route or
-// chunked_route[:IMAGES], else a clear error naming the variable.
+// Reads `variable`: unset or empty gives the first chunked route if `fallback_chunked`, else
+// the plain one; otherwise it must be plain_route or one of chunked_routes, with :IMAGES
+// allowed after a chunked one, else a clear error naming the variable.
 RouteSetting route_setting_from_env(const char* variable, const std::string& plain_route,
-                                    const std::string& chunked_route, bool fallback_chunked);
+                                    std::initializer_list<std::string> chunked_routes,
+                                    bool fallback_chunked);
 
 // Images per chunk of a chunked route over N images: `forced` when positive (a setting's
 // :IMAGES), else as many as fit `budget` bytes at `per_image` bytes each, at least one.

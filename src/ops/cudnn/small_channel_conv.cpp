@@ -12,7 +12,7 @@ SmallChannelConv::SmallChannelConv(cudaStream_t stream, WorkspaceFn workspace)
     : stream_(stream), workspace_(std::move(workspace)), gemm_(stream, [this](size_t b) {
         return static_cast<char*>(workspace_(scratch_offset_ + b)) + scratch_offset_;
       }) {
-  const RouteSetting r = route_setting_from_env("TB_CUDNN_SMALL_C", "cudnn", "gemm",
+  const RouteSetting r = route_setting_from_env("TB_CUDNN_SMALL_C", "cudnn", {"gemm"},
                                                 /*fallback_chunked=*/true);
   enabled_ = r.chunked;
   forced_chunk_ = r.chunk_images;
