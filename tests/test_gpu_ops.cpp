@@ -4,6 +4,7 @@
 // same values. Skipped where no GPU is present.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <initializer_list>
 #include <string>
@@ -379,31 +380,45 @@ TEST_P(GpuOps, PoolingMatchesRef) {
     bool max;
     Pool2dParams p;
   };
+  // Windows that tile the image with whole 16-byte vectors of channels take the GPU's tiled
+  // kernels (C = 16 or 8, 2x2 on even images); the rest the general ones. Each max case runs
+  // adding into dx and writing it, on random values and on values with many ties (the winner
+  // is the first maximum).
   const Case cases[] = {{true, {2, 5, 7, 9, 2, 2, 0}},  {true, {1, 16, 8, 8, 3, 2, 1}},
+                        {true, {2, 16, 8, 6, 2, 2, 0}}, {true, {3, 8, 4, 4, 2, 2, 0}},
+                        {true, {2, 16, 9, 6, 3, 3, 0}}, {true, {2, 24, 7, 6, 2, 2, 0}},
                         {false, {2, 4, 6, 6, 2, 2, 0}}, {false, {3, 8, 7, 5, 3, 1, 1}}};
-  for (const Case& c : cases) {
-    const Pool2dParams& p = c.p;
-    const Shape xs{p.N, p.C, p.H, p.W}, ys{p.N, p.C, p.P(), p.Q()};
-    std::vector<float> x = in(p.x_numel()), dy = in(p.y_numel()), dx0 = in(p.x_numel());
-    std::vector<float> y(p.y_numel()), dx = dx0;
-    const Tensor gx = dev->upload(x, xs, t()), gy = dev->empty(ys, t());
-    const Tensor gdy = dev->upload(dy, ys, t()), gdx = dev->upload(dx0, xs, t());
-    if (c.max) {
-      ref->max_pool2d_forward(p, host(x, xs), host(y, ys));
-      ref->max_pool2d_backward(p, host(x, xs), host(y, ys), host(dy, ys), host(dx, xs), true);
-      gpu->max_pool2d_forward(p, gx, gy);
-      gpu->max_pool2d_backward(p, gx, gy, gdy, gdx, true);
-    } else {
-      ref->avg_pool2d_forward(p, host(x, xs), host(y, ys));
-      ref->avg_pool2d_backward(p, host(dy, ys), host(dx, xs), true);
-      gpu->avg_pool2d_forward(p, gx, gy);
-      gpu->avg_pool2d_backward(p, gdy, gdx, true);
-    }
-    const std::string what = std::string(c.max ? "max" : "avg") + " pool " +
-                             std::to_string(p.kernel) + "/" + std::to_string(p.stride);
-    EXPECT_MATCH(dev->download(gy), y, what + " y");
-    EXPECT_MATCH(dev->download(gdx), dx, what + " dx");
-  }
+  for (const Case& c : cases)
+    for (const bool accumulate : {true, false})
+      for (const bool ties : {false, true}) {
+        if (!c.max && (ties || !accumulate)) continue;
+        const Pool2dParams& p = c.p;
+        const Shape xs{p.N, p.C, p.H, p.W}, ys{p.N, p.C, p.P(), p.Q()};
+        std::vector<float> x = in(p.x_numel()), dy = in(p.y_numel()), dx0 = in(p.x_numel());
+        if (ties)
+          for (float& v : x) v = std::round(v * 2.0f);  // -2 .. 2
+        std::vector<float> y(p.y_numel()), dx = accumulate ? dx0 : std::vector<float>(dx0.size());
+        const Tensor gx = dev->upload(x, xs, t()), gy = dev->empty(ys, t());
+        const Tensor gdy = dev->upload(dy, ys, t()), gdx = dev->upload(dx0, xs, t());
+        if (c.max) {
+          ref->max_pool2d_forward(p, host(x, xs), host(y, ys));
+          ref->max_pool2d_backward(p, host(x, xs), host(y, ys), host(dy, ys), host(dx, xs),
+                                   accumulate);
+          gpu->max_pool2d_forward(p, gx, gy);
+          gpu->max_pool2d_backward(p, gx, gy, gdy, gdx, accumulate);
+        } else {
+          ref->avg_pool2d_forward(p, host(x, xs), host(y, ys));
+          ref->avg_pool2d_backward(p, host(dy, ys), host(dx, xs), true);
+          gpu->avg_pool2d_forward(p, gx, gy);
+          gpu->avg_pool2d_backward(p, gdy, gdx, true);
+        }
+        const std::string what = std::string(c.max ? "max" : "avg") + " pool " +
+                                 std::to_string(p.kernel) + "/" + std::to_string(p.stride) +
+                                 " C=" + std::to_string(p.C) + (ties ? " ties" : "") +
+                                 (accumulate ? " accumulate" : "");
+        EXPECT_MATCH(dev->download(gy), y, what + " y");
+        EXPECT_MATCH(dev->download(gdx), dx, what + " dx");
+      }
   const GlobalPoolParams g{3, 16, 5, 5};
   const Shape xs{3, 16, 5, 5}, ys{3, 16};
   std::vector<float> x = in(xs.numel()), dy = in(ys.numel()), y(ys.numel()), dx(xs.numel());

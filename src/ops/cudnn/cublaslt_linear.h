@@ -11,7 +11,9 @@
 // the weight gradient sums dy over the batch into the bias gradient (CUBLASLT_EPILOGUE_BGRADB,
 // the reduction over the product's k). That saves a pass over y and one over dy per layer.
 // Where the heuristic offers no such kernel the calls say so and the caller runs its own
-// kernels. TB_CUBLASLT_EPILOGUE=separate turns the fusion off, for comparisons.
+// kernels: on cuBLASLt 13 that is every forward with a 16-bit y (no kernel takes an fp32 bias
+// there; the bias is not rounded to 16 bits to make one fit), so the forward fusion serves
+// fp32. TB_CUBLASLT_EPILOGUE=separate turns the fusion off, for comparisons.
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -46,13 +48,9 @@ class CublasLtLinear {
 
   // The workspace bytes forward() and backward_weights() of these sizes ask for (their
   // algorithm is chosen on the first ask), for callers that share the workspace.
-  // Whether forward() would add this bias, backward_weights() (not accumulating) write this
-  // bias gradient, in their products' epilogues.
+  // Whether forward() would add this bias in its product's epilogue.
   bool fuses_bias(DType t, int N, int in, int out, const float* bias) {
     return fused(kBiasForward, t, N, in, out, bias) != nullptr;
-  }
-  bool fuses_bias_gradient(DType t, int N, int in, int out, const float* dbias) {
-    return fused(kBiasGradient, t, N, in, out, dbias) != nullptr;
   }
   // With bias / dbias: the bytes of the product those calls would run.
   size_t forward_scratch(DType t, int N, int in, int out, const float* bias = nullptr);

@@ -89,9 +89,8 @@ class CudnnBackend final : public GpuBackend {
       if (dx.defined())
         convs_.backward_data(t, g, dy.data, krsc_weights(w, t, g.K, g.C, g.R, g.S, true), dx.data,
                              accumulate_dx);
-      float* db = p.has_bias ? fp32(dbias, p.K, "dbias") : nullptr;
-      if (!small_channel_.backward_filter(t, g, x.data, dy.data, dw32, db) && db)
-        bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
+      small_channel_.backward_filter(t, g, x.data, dy.data, dw32);
+      if (p.has_bias) bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
       return;
     }
     const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S, /*reuse=*/true);

@@ -60,18 +60,14 @@ bool SmallChannelConv::forward(DType t, const ConvGeometry& g, const void* x, co
   return bias != nullptr;
 }
 
-bool SmallChannelConv::backward_filter(DType t, const ConvGeometry& g, const void* x,
-                                       const void* dy, float* dw, float* dbias) {
+void SmallChannelConv::backward_filter(DType t, const ConvGeometry& g, const void* x,
+                                       const void* dy, float* dw) {
   // Workspace: [fp32 filter-row gradient][cols of one chunk][cuBLASLt's scratch].
   const int kp = small_channel_row(g), chunk = chunk_images(t, g);
   const int64_t pixels = int64_t(g.P) * g.Q;
   const int last = g.N - (g.N - 1) / chunk * chunk;
-  // The epilogue writes the bias gradient, it cannot add to it: one chunk only.
-  if (dbias && !(chunk >= g.N && gemm_.fuses_bias_gradient(t, int(g.N * pixels), kp, g.K, dbias)))
-    dbias = nullptr;
-  const size_t scratch =
-      std::max(gemm_.backward_weights_scratch(t, int(chunk * pixels), kp, g.K, dbias),
-               gemm_.backward_weights_scratch(t, int(last * pixels), kp, g.K, dbias));
+  const size_t scratch = std::max(gemm_.backward_weights_scratch(t, int(chunk * pixels), kp, g.K),
+                                  gemm_.backward_weights_scratch(t, int(last * pixels), kp, g.K));
   const size_t rows_bytes = size_t(g.K) * kp * sizeof(float);
   char* base = reserve(rows_bytes, size_t(chunk * pixels) * kp * dtype_size(t), scratch);
   char* cols = base + MemoryPlan::aligned(rows_bytes);
@@ -81,10 +77,9 @@ bool SmallChannelConv::backward_filter(DType t, const ConvGeometry& g, const voi
     im2col_rows(t, x, g, n0, count, cols, stream_);
     const void* dyc = static_cast<const char*>(dy) + size_t(n0 * pixels) * g.K * dtype_size(t);
     gemm_.backward_weights(t, int(count * pixels), kp, g.K, cols, dyc, drows,
-                           /*accumulate=*/n0 > 0, dbias);
+                           /*accumulate=*/n0 > 0);
   }
   unpack_filter_rows(drows, g, dw, stream_);
-  return dbias != nullptr;
 }
 
 }  // namespace tb::gpu
