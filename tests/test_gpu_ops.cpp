@@ -350,6 +350,18 @@ TEST_P(GpuOps, ReluAddAndCopyMatchRef) {
   gpu->copy(gf, gback, true);
   EXPECT_MATCH(dev->download(gf), f, "flatten");
   EXPECT_MATCH(dev->download(gback), back, "unflatten (accumulate)");
+
+  // More than one 32 x 32 tile each way (40 channels, 35 pixels), written back without adding.
+  const Shape big{3, 40, 7, 5}, big_flat{3, 1400};
+  std::vector<float> bx = in(big.numel()), bf(size_t(big.numel())), bback(size_t(big.numel()));
+  ref->copy(host(bx, big), host(bf, big_flat), false);
+  ref->copy(host(bf, big_flat), host(bback, big), false);
+  const Tensor gbx = dev->upload(bx, big, t()), gbf = dev->empty(big_flat, t());
+  const Tensor gbback = dev->empty(big, t());
+  gpu->copy(gbx, gbf, false);
+  gpu->copy(gbf, gbback, false);
+  EXPECT_MATCH(dev->download(gbf), bf, "flatten, several tiles");
+  EXPECT_MATCH(dev->download(gbback), bback, "unflatten, several tiles");
 }
 
 TEST_P(GpuOps, DropoutDrawsTheRefMask) {
