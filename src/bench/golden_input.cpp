@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/build_info.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "ops/ref/ref_backend.h"
@@ -62,15 +63,20 @@ CheckpointData make_golden_input(const GoldenSpec& spec) {
       {"seed", spec.seed},
       {"steps", spec.steps},
       {"samples", spec.samples},
-      {"sgd", {{"lr", spec.sgd_lr}, {"momentum", spec.sgd_momentum},
-               {"weight_decay", spec.sgd_weight_decay}}},
-      {"adam", {{"lr", spec.adam_lr}, {"beta1", spec.adam_beta1}, {"beta2", spec.adam_beta2},
-                {"eps", spec.adam_eps}}},
+      {"sgd",
+       {{"lr", spec.sgd_lr},
+        {"momentum", spec.sgd_momentum},
+        {"weight_decay", spec.sgd_weight_decay}}},
+      {"adam",
+       {{"lr", spec.adam_lr},
+        {"beta1", spec.adam_beta1},
+        {"beta2", spec.adam_beta2},
+        {"eps", spec.adam_eps}}},
       {"param_names", params},
       {"buffer_names", buffers},
       {"dropout_layers", dropout},
       {"dropout_rule", "keep element i iff counter_uniform(seed, (step << 16) ^ node, i) >= p"},
-      {"created_by", {{"trainbench", TB_VERSION}, {"git_commit", TB_GIT_COMMIT}}}};
+      {"created_by", {{"trainbench", TB_VERSION}, {"git_commit", build_commit()}}}};
   return out;
 }
 

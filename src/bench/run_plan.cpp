@@ -9,6 +9,7 @@
 
 #include "bench/plan_arrays.h"
 #include "core/atomic_file.h"
+#include "core/build_info.h"
 #include "core/crc32.h"
 #include "core/rng.h"
 #include "data/cifar_reader.h"
@@ -160,9 +161,15 @@ nlohmann::json make_run_plan(const TrainConfig& config, const std::string& plan_
   Graph graph = build_model(config.model, input);
   graph.plan(*backend, 1, DType::f32, false);
   graph.init_parameters(config.seed);
-  WeightsInfo info{config.model, input, norm, d.class_names,
-                   {{"name", "trainbench"}, {"version", TB_VERSION}, {"git_commit", TB_GIT_COMMIT},
-                    {"what", "initial weights of a run plan"}, {"seed", config.seed}}};
+  WeightsInfo info{config.model,
+                   input,
+                   norm,
+                   d.class_names,
+                   {{"name", "trainbench"},
+                    {"version", TB_VERSION},
+                    {"git_commit", build_commit()},
+                    {"what", "initial weights of a run plan"},
+                    {"seed", config.seed}}};
   save_checkpoint(weights_path, capture_weights(graph, info));
   nlohmann::json tensors = nlohmann::json::array();
   for (const ParamRef& r : graph.parameters())
@@ -177,7 +184,7 @@ nlohmann::json make_run_plan(const TrainConfig& config, const std::string& plan_
   return {
       {"schema", "trainbench.plan"},
       {"plan_version", kRunPlanVersion},
-      {"created_by", {{"trainbench", TB_VERSION}, {"git_commit", TB_GIT_COMMIT}}},
+      {"created_by", {{"trainbench", TB_VERSION}, {"git_commit", build_commit()}}},
       {"config", to_json(config)},
       {"dataset",
        {{"name", canonical},
@@ -189,39 +196,45 @@ nlohmann::json make_run_plan(const TrainConfig& config, const std::string& plan_
         {"source", d.source},
         {"data_dir", absolute(dir)},
         {"files", data_files(canonical, dir, files.has_test)},
-        {"pool", {{"train_file_items", train_file_items},
-                  {"test_file_items", test_file_items},
-                  {"pixels_crc32", pixels_crc},
-                  {"labels_crc32", labels_crc}}}}},
+        {"pool",
+         {{"train_file_items", train_file_items},
+          {"test_file_items", test_file_items},
+          {"pixels_crc32", pixels_crc},
+          {"labels_crc32", labels_crc}}}}},
       {"normalization", {{"mean", norm.mean}, {"std", norm.std}}},
-      {"augmentation", {{"enabled", aug.enabled},
-                        {"crop_padding", aug.crop_padding},
-                        {"horizontal_flip", aug.horizontal_flip}}},
-      {"split", {{"train", pool_indices(splits.train, files, train_file_items)},
-                 {"validation", pool_indices(splits.validation, files, train_file_items)},
-                 {"test", pool_indices(splits.test, files, train_file_items)}}},
-      {"steps", {{"batch_size", config.batch_size},
-                 {"steps_per_epoch", layout.steps_per_epoch},
-                 {"total_steps", layout.total_steps}}},
+      {"augmentation",
+       {{"enabled", aug.enabled},
+        {"crop_padding", aug.crop_padding},
+        {"horizontal_flip", aug.horizontal_flip}}},
+      {"split",
+       {{"train", pool_indices(splits.train, files, train_file_items)},
+        {"validation", pool_indices(splits.validation, files, train_file_items)},
+        {"test", pool_indices(splits.test, files, train_file_items)}}},
+      {"steps",
+       {{"batch_size", config.batch_size},
+        {"steps_per_epoch", layout.steps_per_epoch},
+        {"total_steps", layout.total_steps}}},
       {"epochs", epochs_json(config, layout, splits.train, aug)},
       {"schedule", schedule_json(config, layout)},
-      {"optimizer", {{"kind", config.optimizer.kind},
-                     {"momentum", config.optimizer.momentum},
-                     {"nesterov", config.optimizer.nesterov},
-                     {"weight_decay", config.optimizer.weight_decay},
-                     {"beta1", config.optimizer.beta1},
-                     {"beta2", config.optimizer.beta2},
-                     {"eps", config.optimizer.eps},
-                     {"max_grad_norm", config.optimizer.max_grad_norm}}},
+      {"optimizer",
+       {{"kind", config.optimizer.kind},
+        {"momentum", config.optimizer.momentum},
+        {"nesterov", config.optimizer.nesterov},
+        {"weight_decay", config.optimizer.weight_decay},
+        {"beta1", config.optimizer.beta1},
+        {"beta2", config.optimizer.beta2},
+        {"eps", config.optimizer.eps},
+        {"max_grad_norm", config.optimizer.max_grad_norm}}},
       {"loss", {{"label_smoothing", config.label_smoothing}}},
       {"evaluation", {{"batch_size", config.batch_size}}},
-      {"model", {{"name", config.model},
-                 {"input", {d.channels, d.height, d.width}},
-                 {"classes", d.classes},
-                 {"parameters", graph.parameter_count()},
-                 {"forward_flops_per_image", graph.forward_flops_per_item()},
-                 {"training_flops_per_image", graph.training_flops_per_item()},
-                 {"tensors", tensors}}},
+      {"model",
+       {{"name", config.model},
+        {"input", {d.channels, d.height, d.width}},
+        {"classes", d.classes},
+        {"parameters", graph.parameter_count()},
+        {"forward_flops_per_image", graph.forward_flops_per_item()},
+        {"training_flops_per_image", graph.training_flops_per_item()},
+        {"tensors", tensors}}},
       {"initial_weights", inside ? rel.string() : absolute(weights_path)},
   };
 }

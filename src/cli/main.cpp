@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/peer_commands.h"
+#include "core/build_info.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -14,7 +16,8 @@ int main(int argc, char** argv) {
       "measure honestly what each device and implementation buys.\n"
       "Run `trainbench SUBCOMMAND --help` for the options of each subcommand."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "trainbench " TB_VERSION " (" TB_GIT_COMMIT ")");
+  app.set_version_flag("--version",
+                       std::string("trainbench " TB_VERSION " (") + tb::build_commit() + ")");
   tb::add_bench_command(app);
   tb::add_train_command(app);
   tb::add_sweep_command(app);

@@ -12,6 +12,8 @@
 #include <string>
 #include <thread>
 
+#include "core/build_info.h"
+
 namespace tb {
 namespace {
 
@@ -85,20 +87,21 @@ nlohmann::json collect_environment() {
       {"time_utc", iso_time_utc()},
       {"hostname", host},
       {"os", fmt::format("{} {} {}", u.sysname, u.release, u.machine)},
-      {"cpu", {{"model", cpuinfo_field("model name")},
-               {"logical_cores", std::thread::hardware_concurrency()},
-               {"online_cores", sysconf(_SC_NPROCESSORS_ONLN)},
-               {"simd", simd_flags()}}},
+      {"cpu",
+       {{"model", cpuinfo_field("model name")},
+        {"logical_cores", std::thread::hardware_concurrency()},
+        {"online_cores", sysconf(_SC_NPROCESSORS_ONLN)},
+        {"simd", simd_flags()}}},
       {"memory_bytes", memory_total_bytes()},
       {"compiler", compiler()},
-      {"trainbench", {{"version", TB_VERSION}, {"git_commit", TB_GIT_COMMIT}}},
-      {"libraries", {{"fmt", fmt::format("{}.{}.{}", FMT_VERSION / 10000, FMT_VERSION / 100 % 100,
-                                         FMT_VERSION % 100)},
-                     {"nlohmann_json", fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR,
-                                                   NLOHMANN_JSON_VERSION_MINOR,
-                                                   NLOHMANN_JSON_VERSION_PATCH)},
-                     {"cli11", CLI11_VERSION},
-                     {"zlib", zlibVersion()}}},
+      {"trainbench", {{"version", TB_VERSION}, {"git_commit", build_commit()}}},
+      {"libraries",
+       {{"fmt",
+         fmt::format("{}.{}.{}", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100)},
+        {"nlohmann_json", fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR,
+                                      NLOHMANN_JSON_VERSION_MINOR, NLOHMANN_JSON_VERSION_PATCH)},
+        {"cli11", CLI11_VERSION},
+        {"zlib", zlibVersion()}}},
   };
   return env;
 }

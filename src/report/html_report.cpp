@@ -6,6 +6,7 @@
 #include <ctime>
 #include <map>
 
+#include "core/build_info.h"
 #include "report/chart_specs.h"
 #include "report/html_writer.h"
 #include "report/report_tables.h"
@@ -182,7 +183,7 @@ std::string footer_html(bool charts) {
   return fmt::format(
       "<footer class=\"tb-footer\">Made by trainbench {} ({}). {} This page needs "
       "no network.</footer>\n",
-      TB_VERSION, TB_GIT_COMMIT, libraries);
+      TB_VERSION, build_commit(), libraries);
 }
 
 }  // namespace
