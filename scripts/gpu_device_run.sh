@@ -81,7 +81,7 @@ if has ncu; then
   # NCU_ENV="VAR=value ..." for both runs. cuDNN's persistent batch norm cannot be timed alone
   # (its blocks wait for each other), so cudnn runs take TB_CUDNN_BATCH_NORM=ours here.
   NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-  echo "== kernels of one step (ncu): resnet18 bf16, ${NCU_RUNS:-cudnn:64 cudnn:512 cuda:64}"
+  echo "== kernels of one step (ncu): ${NCU_MODEL:-resnet18} bf16, ${NCU_RUNS:-cudnn:64 cudnn:512 cuda:64}"
   if [ -z "$NCU" ]; then echo "no ncu on this machine"; else
     for run in ${NCU_RUNS:-cudnn:64 cudnn:512 cuda:64}; do
       impl=${run%:*}; b=${run#*:}
