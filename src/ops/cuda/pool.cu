@@ -128,6 +128,26 @@ __device__ __forceinline__ TiledWindow tiled_window(const PoolShape& p, int vect
   return {pixel * vectors_per_pixel + cv, int64_t(p.W) * vectors_per_pixel, vectors_per_pixel};
 }
 
+// The first maximum of each channel of the vector in the window (row-major, as argmax_in()):
+// its value and its cell, kh * kernel + kw.
+template <class T>
+__device__ __forceinline__ void tiled_max(const PoolShape& p, const Vec16<T>* __restrict__ x,
+                                          const TiledWindow& win, float (&best)[Vec16<T>::kCount],
+                                          int (&winner)[Vec16<T>::kCount]) {
+  for (int kh = 0, cell = 0; kh < p.kernel; ++kh)
+    for (int kw = 0; kw < p.kernel; ++kw, ++cell) {
+      const Vec16<T> v = x[win.first + kh * win.row_step + kw * win.cell_step];
+#pragma unroll
+      for (int e = 0; e < Vec16<T>::kCount; ++e) {
+        const float f = to_float(v.v[e]);
+        if (cell == 0 || f > best[e]) {
+          best[e] = f;
+          winner[e] = cell;
+        }
+      }
+    }
+}
+
 template <class T>
 __global__ void max_fwd_tiled_kernel(PoolShape p, const Vec16<T>* __restrict__ x,
                                      Vec16<T>* __restrict__ y) {
@@ -137,16 +157,13 @@ __global__ void max_fwd_tiled_kernel(PoolShape p, const Vec16<T>* __restrict__ x
   const int64_t total = int64_t(p.N) * p.P * p.Q * per_pixel;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const TiledWindow win = tiled_window(p, per_pixel, i);
-    Vec16<T> best = x[win.first];
-    for (int kh = 0; kh < p.kernel; ++kh)
-      for (int kw = kh == 0 ? 1 : 0; kw < p.kernel; ++kw) {
-        const Vec16<T> v = x[win.first + kh * win.row_step + kw * win.cell_step];
+    float best[V];
+    int winner[V];
+    tiled_max(p, x, tiled_window(p, per_pixel, i), best, winner);
+    Vec16<T> out;
 #pragma unroll
-        for (int e = 0; e < V; ++e)
-          if (to_float(v.v[e]) > to_float(best.v[e])) best.v[e] = v.v[e];
-      }
-    y[i] = best;
+    for (int e = 0; e < V; ++e) out.v[e] = from_float<T>(best[e]);  // exact: best came from T
+    y[i] = out;
   }
 }
 
@@ -162,19 +179,8 @@ __global__ void max_bwd_tiled_kernel(PoolShape p, const Vec16<T>* __restrict__ x
        i += int64_t(gridDim.x) * blockDim.x) {
     const TiledWindow win = tiled_window(p, per_pixel, i);
     float best[V];
-    int winner[V];  // cell index kh * kernel + kw
-    for (int kh = 0, cell = 0; kh < p.kernel; ++kh)
-      for (int kw = 0; kw < p.kernel; ++kw, ++cell) {
-        const Vec16<T> v = x[win.first + kh * win.row_step + kw * win.cell_step];
-#pragma unroll
-        for (int e = 0; e < V; ++e) {
-          const float f = to_float(v.v[e]);
-          if (cell == 0 || f > best[e]) {
-            best[e] = f;
-            winner[e] = cell;
-          }
-        }
-      }
+    int winner[V];
+    tiled_max(p, x, win, best, winner);
     const Vec16<T> g = dy[i];
     for (int kh = 0, cell = 0; kh < p.kernel; ++kh)
       for (int kw = 0; kw < p.kernel; ++kw, ++cell) {
