@@ -123,17 +123,6 @@ void CublasLtLinear::run(Gemm& g, const void* a, const void* b, void* d, float b
                                  &g.algo, ws, g.workspace, stream_));
 }
 
-size_t CublasLtLinear::forward_scratch(DType t, int N, int in, int out, const float* bias) {
-  const Gemm* g = bias ? fused(kBiasForward, t, N, in, out, bias) : nullptr;
-  return (g ? *g : gemm(0, t, N, in, out)).workspace;
-}
-
-size_t CublasLtLinear::backward_weights_scratch(DType t, int N, int in, int out,
-                                                const float* dbias) {
-  const Gemm* g = dbias ? fused(kBiasGradient, t, N, in, out, dbias) : nullptr;
-  return (g ? *g : gemm(2, t, N, in, out)).workspace;
-}
-
 bool CublasLtLinear::forward(DType t, int N, int in, int out, const void* x, const void* w, void* y,
                              const float* bias) {
   if (bias) {

@@ -48,13 +48,12 @@ class CublasLtLinear {
 
   // The workspace bytes forward() and backward_weights() of these sizes ask for (their
   // algorithm is chosen on the first ask), for callers that share the workspace.
-  // Whether forward() would add this bias in its product's epilogue.
-  bool fuses_bias(DType t, int N, int in, int out, const float* bias) {
-    return fused(kBiasForward, t, N, in, out, bias) != nullptr;
+  size_t forward_scratch(DType t, int N, int in, int out) {
+    return gemm(0, t, N, in, out).workspace;
   }
-  // With bias / dbias: the bytes of the product those calls would run.
-  size_t forward_scratch(DType t, int N, int in, int out, const float* bias = nullptr);
-  size_t backward_weights_scratch(DType t, int N, int in, int out, const float* dbias = nullptr);
+  size_t backward_weights_scratch(DType t, int N, int in, int out) {
+    return gemm(2, t, N, in, out).workspace;
+  }
 
   static constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 

@@ -59,15 +59,14 @@ class CudnnBackend final : public GpuBackend {
     same_dtype(x, y, "y");
     const DType t = x.dtype;
     const ConvGeometry g = geometry(p);
-    const float* b = p.has_bias ? fp32(bias, p.K, "bias") : nullptr;
-    bool bias_added = false;
     if (small_channel_.takes(t, g)) {
-      bias_added = small_channel_.forward(t, g, x.data, fp32(w, p.w_numel(), "w"), y.data, b);
+      small_channel_.forward(t, g, x.data, fp32(w, p.w_numel(), "w"), y.data);
     } else {
       const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
       convs_.forward(t, g, x.data, wk, y.data);
     }
-    if (b && !bias_added) add_bias(t, y.data, b, int64_t(g.N) * g.P * g.Q, g.K, stream());
+    if (p.has_bias)
+      add_bias(t, y.data, fp32(bias, p.K, "bias"), int64_t(g.N) * g.P * g.Q, g.K, stream());
   }
 
   void conv2d_backward(const Conv2dParams& p, const Tensor& x, const Tensor& w, const Tensor& dy,

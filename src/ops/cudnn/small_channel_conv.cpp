@@ -35,18 +35,14 @@ char* SmallChannelConv::reserve(size_t front, size_t cols, size_t scratch) {
   return static_cast<char*>(workspace_(scratch_offset_ + scratch));
 }
 
-bool SmallChannelConv::forward(DType t, const ConvGeometry& g, const void* x, const float* w,
-                               void* y, const float* bias) {
+void SmallChannelConv::forward(DType t, const ConvGeometry& g, const void* x, const float* w,
+                               void* y) {
   // Workspace: [filter rows][cols of one chunk][cuBLASLt's scratch].
   const int kp = small_channel_row(g), chunk = chunk_images(t, g);
   const int64_t pixels = int64_t(g.P) * g.Q;
   const int last = g.N - (g.N - 1) / chunk * chunk;  // images in the last chunk
-  // Every chunk adds the bias, or none does (the caller then adds it to all of y).
-  if (bias && !(gemm_.fuses_bias(t, int(chunk * pixels), kp, g.K, bias) &&
-                gemm_.fuses_bias(t, int(last * pixels), kp, g.K, bias)))
-    bias = nullptr;
-  const size_t scratch = std::max(gemm_.forward_scratch(t, int(chunk * pixels), kp, g.K, bias),
-                                  gemm_.forward_scratch(t, int(last * pixels), kp, g.K, bias));
+  const size_t scratch = std::max(gemm_.forward_scratch(t, int(chunk * pixels), kp, g.K),
+                                  gemm_.forward_scratch(t, int(last * pixels), kp, g.K));
   const size_t rows_bytes = size_t(g.K) * kp * dtype_size(t);
   char* base = reserve(rows_bytes, size_t(chunk * pixels) * kp * dtype_size(t), scratch);
   char* cols = base + MemoryPlan::aligned(rows_bytes);
@@ -55,9 +51,8 @@ bool SmallChannelConv::forward(DType t, const ConvGeometry& g, const void* x, co
     const int count = std::min(chunk, g.N - n0);
     im2col_rows(t, x, g, n0, count, cols, stream_);
     void* yc = static_cast<char*>(y) + size_t(n0 * pixels) * g.K * dtype_size(t);
-    gemm_.forward(t, int(count * pixels), kp, g.K, cols, base, yc, bias);
+    gemm_.forward(t, int(count * pixels), kp, g.K, cols, base, yc);
   }
-  return bias != nullptr;
 }
 
 void SmallChannelConv::backward_filter(DType t, const ConvGeometry& g, const void* x,

@@ -30,10 +30,9 @@ class SmallChannelConv {
 
   // Whether this route takes g's forward and filter gradient in dtype t.
   bool takes(DType t, const ConvGeometry& g) const;
-  // y (dtype t, N,P,Q,K) from x (N,H,W,C) and the fp32 K,C,R,S weights, plus the fp32 bias
-  // when given and cuBLASLt can add it in the products' epilogue: returns whether y has it.
-  bool forward(DType t, const ConvGeometry& g, const void* x, const float* w, void* y,
-               const float* bias = nullptr);
+  // y (dtype t, N,P,Q,K) from x (N,H,W,C) and the fp32 K,C,R,S weights. (The bias stays with
+  // the caller: cuBLASLt's BIAS epilogue takes no fp32 bias with this route's 16-bit y.)
+  void forward(DType t, const ConvGeometry& g, const void* x, const float* w, void* y);
   // dw (fp32 K,C,R,S, written) from x and dy. (The bias gradient stays with the caller:
   // cuBLASLt's BGRADB epilogue cannot split this product's long k, the pixels, and made
   // alexnet_lite's and cifar_cnn's b64 steps 4% slower on an H100; gpu-notes v19.)
