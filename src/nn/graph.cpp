@@ -10,6 +10,16 @@
 
 namespace tb {
 
+namespace {
+
+// PlanOptions::max_pool_before_relu, unless TB_POOL_BEFORE_RELU=off asks for the model's
+// order (for comparisons): plan() and planned_bytes() must agree.
+bool moves_relu_after_pool(const PlanOptions& options) {
+  return options.max_pool_before_relu && env_choice("TB_POOL_BEFORE_RELU", {"on", "off"}) == "on";
+}
+
+}  // namespace
+
 Graph::Graph(Shape input_shape) {
   Node in;
   in.name = "input";
@@ -56,7 +66,7 @@ std::map<std::string, size_t> Graph::planned_bytes(int max_batch, GraphPrecision
                                                    bool training) {
   TB_CHECK(!planned(), "planned_bytes is for a graph not planned yet");
   if (options_.fuse_batch_norm_relu) fuse_batch_norm_relu();
-  if (options_.max_pool_before_relu) move_relu_after_max_pool();
+  if (moves_relu_after_pool(options_)) move_relu_after_max_pool();
   MemoryPlan memory;
   request_memory(memory, max_batch, precision, training,
                  gradients_share_pays(max_batch, precision, training));
@@ -81,9 +91,7 @@ void Graph::plan(Backend& backend, int max_batch, GraphPrecision precision, bool
     if (conv || linear) fuse_relu_into_producers(conv, linear);
   }
   // After the producers' fusion: a ReLU in a convolution's epilogue costs nothing to move.
-  // TB_POOL_BEFORE_RELU=off keeps the model's order, for comparisons.
-  if (options_.max_pool_before_relu && env_choice("TB_POOL_BEFORE_RELU", {"on", "off"}) == "on")
-    move_relu_after_max_pool();
+  if (moves_relu_after_pool(options_)) move_relu_after_max_pool();
   max_batch_ = max_batch;
   dtype_ = dtype;
   param_dtype_ = precision.params;
