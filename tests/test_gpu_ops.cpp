@@ -102,10 +102,12 @@ TEST_P(GpuOps, Conv2dForwardAndBackwardMatchRef) {
 }
 
 // cudnn runs a 1x1 stride-2 pass directly (the default) or through gathered pixels (every pass
-// or the forward alone), whole or in chunks of images: every route must match.
+// or the forward alone, on cuDNN or as a cuBLASLt product), whole or in chunks of images:
+// every route must match.
 TEST_P(GpuOps, CudnnStridedPointwiseRoutesMatchRef) {
   check_cudnn_routes("TB_CUDNN_STRIDED_1X1",
-                     {"direct", "gathered", "gathered:2", "gathered-forward", "gathered-forward:2"},
+                     {"direct", "gathered", "gathered:2", "gathered-forward", "gathered-forward:2",
+                      "gemm-forward", "gemm-forward:2", "auto", "auto:2"},
                      {{3, 16, 6, 6, 8, 1, 2, 0, false},
                       {2, 24, 7, 9, 16, 1, 2, 0, true},
                       {5, 8, 5, 5, 8, 1, 3, 0, false}});

@@ -2,7 +2,7 @@
 // cuDNN and linear layers from cuBLASLt (batch norm in evaluation mode, max pooling's
 // backward, and any case cuDNN refuses, run the shared kernels). Convolutions with fewer than
 // 8 input channels (stems) run forward and filter gradient as cuBLASLt products
-// (small_channel_conv.h).
+// (small_channel_conv.h), as may the forward of 1x1 stride-2 shortcuts (TB_CUDNN_STRIDED_1X1).
 // Weights reach both libraries as K,R,S,C copies in the activation dtype, refreshed at every
 // use; weight gradients come back in that layout and dtype and are converted to the graph's
 // fp32 K,C,R,S.
@@ -63,7 +63,13 @@ class CudnnBackend final : public GpuBackend {
       small_channel_.forward(t, g, x.data, fp32(w, p.w_numel(), "w"), y.data);
     } else {
       const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
-      convs_.forward(t, g, x.data, wk, y.data);
+      if (SmallChannelConv::strided_pointwise(t, g) &&
+          convs_.strided_forward_on_gemm(t, g, x.data, wk))
+        // A 1x1 filter's K,R,S,C copy is its K,C rows.
+        small_channel_.forward_strided_pointwise(t, g, x.data, wk, y.data,
+                                                 convs_.strided_chunk_images());
+      else
+        convs_.forward(t, g, x.data, wk, y.data);
     }
     if (p.has_bias)
       add_bias(t, y.data, fp32(bias, p.K, "bias"), int64_t(g.N) * g.P * g.Q, g.K, stream());

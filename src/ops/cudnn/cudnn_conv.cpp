@@ -167,13 +167,17 @@ CudnnConvolutions::CudnnConvolutions(Backend& backend, cudaStream_t stream, Work
       policy_(algo_policy_from_env()) {
   if (const char* v = std::getenv("TB_CUDNN_SEARCH_LOG"); v && std::strcmp(v, "1") == 0)
     log_searches_ = true;
-  // TB_CUDNN_STRIDED_1X1=direct (the default), gathered[:IMAGES] (every pass, chunks of that
-  // many images) or gathered-forward[:IMAGES] (the forward pass only).
-  const RouteSetting strided =
-      route_setting_from_env("TB_CUDNN_STRIDED_1X1", "direct", {"gathered", "gathered-forward"},
-                             /*fallback_chunked=*/false);
+  // TB_CUDNN_STRIDED_1X1=auto[:IMAGES] (the default: the forward pass as a cuBLASLt product
+  // where cuDNN's fastest is its generic kernel, strided_forward_on_gemm()), direct,
+  // gathered[:IMAGES] (every pass, chunks of that many images), gathered-forward[:IMAGES]
+  // (the forward pass only) or gemm-forward[:IMAGES] (the forward pass as a product always).
+  const RouteSetting strided = route_setting_from_env(
+      "TB_CUDNN_STRIDED_1X1", "direct", {"auto", "gathered", "gathered-forward", "gemm-forward"},
+      /*fallback_chunked=*/true);
   strided_.gathered = strided.route == "gathered";
-  strided_.gathered_forward = strided.chunked;
+  strided_.gathered_forward = strided.route == "gathered" || strided.route == "gathered-forward";
+  strided_.gemm_forward = strided.route == "gemm-forward";
+  strided_.auto_forward = strided.route == "auto";
   strided_.chunk_images = strided.chunk_images;
   TB_CUDNN_CHECK(cudnnCreate(&handle_));
   TB_CUDNN_CHECK(cudnnSetStream(handle_, stream_));
@@ -348,6 +352,17 @@ CudnnConvolutions::Plan& CudnnConvolutions::forward_plan(DType t, const ConvGeom
                                                  ws, r.memory, &zero, p.y, out));
         });
   return p;
+}
+
+bool CudnnConvolutions::strided_forward_on_gemm(DType t, const ConvGeometry& g, const void* x,
+                                                const void* w) {
+  if (!strided_pointwise(g)) return false;
+  if (strided_.gemm_forward) return true;
+  // Only cuDNN's own measurement says whether it has a tensor-core kernel for this shape: its
+  // generic IMPLICIT_GEMM kernel (implicit_convolve_sgemm) is the one that runs at a tenth
+  // of the product's speed (resnet18's shortcuts; resnet50's get tensor-core kernels).
+  return strided_.auto_forward &&
+         forward_plan(t, g, x, w).pass[0].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
 }
 
 CudnnConvolutions::Plan& CudnnConvolutions::dgrad_plan(DType t, const ConvGeometry& g,

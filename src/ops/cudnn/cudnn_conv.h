@@ -1,13 +1,15 @@
 // Convolutions through cuDNN's convolution API, channels-last (NHWC activations, KRSC
 // filters). For each shape and pass the algorithm is chosen once by measurement on scratch
 // outputs (cudnnFind*AlgorithmEx, every algorithm) and kept in the algorithm cache
-// (ops/algorithm_cache.h) for later runs on the same GPU and cuDNN, keeping fp32 on FMA math (no TF32, so fp32 results match the reference to fp32 rounding)
-// and 16-bit types on tensor cores. A shape
-// that differs from a measured one only in its batch (the last, partial batch of an epoch)
+// (ops/algorithm_cache.h) for later runs on the same GPU and cuDNN, keeping fp32 on FMA math (no
+// TF32, so fp32 results match the reference to fp32 rounding) and 16-bit types on tensor cores. A
+// shape that differs from a measured one only in its batch (the last, partial batch of an epoch)
 // takes the measured shape's algorithms instead of a second search. Every run takes its
 // workspace from the backend's one shared buffer. A 1x1 convolution with stride > 1 can also
 // run as a pixel gather and a stride-1 1x1 (TB_CUDNN_STRIDED_1X1=gathered; cudnn_conv.cpp
-// says why it is not the default). TB_CUDNN_ALGOS picks among the measured algorithms
+// says why it is not the default), or its forward as a gather and a cuBLASLt product (by
+// default where cuDNN has only its generic kernel for it; run by the backend:
+// small_channel_conv.h). TB_CUDNN_ALGOS picks among the measured algorithms
 // (deterministic by default; fastest; lean), TB_CUDNN_SEARCH_LOG=1 prints every search.
 #pragma once
 #include <cuda_runtime_api.h>
@@ -65,6 +67,15 @@ class CudnnConvolutions {
   // On the side stream; returns where it wrote (filter_workspace).
   const void* backward_filter_beside(DType t, const ConvGeometry& g, const void* x, const void* dy,
                                      char* filter_workspace);
+
+  // Whether the forward pass of g, if a 1x1 convolution with stride > 1, is the backend's to
+  // run as a product on cuBLASLt rather than forward()'s: always with
+  // TB_CUDNN_STRIDED_1X1=gemm-forward, never with direct or the gathered routes, and by
+  // default (auto) where cuDNN's fastest forward for the shape, measured now on x and w
+  // (K,R,S,C in dtype t) unless known, is its generic implicit-GEMM kernel. The images per
+  // chunk the setting named (0: by size) follow.
+  bool strided_forward_on_gemm(DType t, const ConvGeometry& g, const void* x, const void* w);
+  int strided_chunk_images() const { return strided_.chunk_images; }
 
   cudnnHandle_t handle() const { return handle_; }
   // Host seconds spent choosing algorithms so far (part of a run's first step), how many
@@ -137,6 +148,8 @@ class CudnnConvolutions {
   struct StridedRoute {  // TB_CUDNN_STRIDED_1X1, read once
     bool gathered = false;          // every pass
     bool gathered_forward = false;  // the forward pass (also set by gathered)
+    bool gemm_forward = false;      // the forward pass on cuBLASLt, by the backend
+    bool auto_forward = false;      // the same where cuDNN has only its generic kernel
     int chunk_images = 0;  // 0: chunks of at most 16 MiB
   };
   StridedRoute strided_;

@@ -4,6 +4,7 @@
 
 #include "core/memory_plan.h"
 #include "ops/cuda/small_channel_kernels.h"
+#include "ops/cuda/strided_pixels_kernels.h"
 #include "ops/cudnn/route_setting.h"
 
 namespace tb::gpu {
@@ -75,6 +76,32 @@ void SmallChannelConv::backward_filter(DType t, const ConvGeometry& g, const voi
                            /*accumulate=*/n0 > 0);
   }
   unpack_filter_rows(drows, g, dw, stream_);
+}
+
+bool SmallChannelConv::strided_pointwise(DType t, const ConvGeometry& g) {
+  return (t == DType::bf16 || t == DType::f16) && g.R == 1 && g.S == 1 && g.stride > 1 &&
+         g.pad == 0 && g.C % 8 == 0 && g.K % 8 == 0;
+}
+
+void SmallChannelConv::forward_strided_pointwise(DType t, const ConvGeometry& g, const void* x,
+                                                 const void* w_rows, void* y, int chunk_images) {
+  // Workspace: [gathered pixels of one chunk][cuBLASLt's scratch]. Each gathered pixel is a
+  // row of C values, so the product is cols[pixels, C] * w_rows[K, C]^T.
+  const int64_t pixels = int64_t(g.P) * g.Q;
+  const size_t row_bytes = size_t(g.C) * dtype_size(t);
+  const int chunk = images_per_chunk(chunk_images, g.N, size_t(pixels) * row_bytes, kChunkBytes);
+  const int last = g.N - (g.N - 1) / chunk * chunk;
+  const size_t scratch = std::max(gemm_.forward_scratch(t, int(chunk * pixels), g.C, g.K),
+                                  gemm_.forward_scratch(t, int(last * pixels), g.C, g.K));
+  char* cols = reserve(0, size_t(chunk * pixels) * row_bytes, scratch);
+  const size_t image_bytes = size_t(g.H) * g.W * row_bytes;
+  for (int n0 = 0; n0 < g.N; n0 += chunk) {
+    const int count = std::min(chunk, g.N - n0);
+    gather_strided_pixels(t, static_cast<const char*>(x) + n0 * image_bytes, count, g.H, g.W, g.C,
+                          g.stride, cols, stream_);
+    void* yc = static_cast<char*>(y) + size_t(n0 * pixels) * g.K * dtype_size(t);
+    gemm_.forward(t, int(count * pixels), g.C, g.K, cols, w_rows, yc);
+  }
 }
 
 }  // namespace tb::gpu

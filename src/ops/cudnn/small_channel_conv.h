@@ -11,6 +11,12 @@
 //
 // TB_CUDNN_SMALL_C=gemm (the default), gemm:IMAGES (chunks of that many images, for tests)
 // or cudnn (cuDNN for every pass, for comparisons).
+//
+// The same product serves the forward pass of a 1x1 convolution with stride > 1 (resnet's
+// downsampling shortcuts), whose direct cuDNN kernel (implicit_convolve_sgemm) took ~130 us
+// at b512 on an H100 for 2 GFLOP (gpu-notes v16): there the rows are the strided pixels,
+// gathered, and the filter rows are the backend's K,C weight copy. Its data and filter
+// gradients stay with cuDNN, whose kernels for them are tensor-core ones.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -37,6 +43,14 @@ class SmallChannelConv {
   // cuBLASLt's BGRADB epilogue cannot split this product's long k, the pixels, and made
   // alexnet_lite's and cifar_cnn's b64 steps 4% slower on an H100; gpu-notes v19.)
   void backward_filter(DType t, const ConvGeometry& g, const void* x, const void* dy, float* dw);
+
+  // Whether g is a 1x1 convolution with stride > 1, no padding and channel counts that keep
+  // rows whole 16-byte vectors, in a 16-bit dtype t: forward_strided_pointwise() takes it.
+  static bool strided_pointwise(DType t, const ConvGeometry& g);
+  // y (N,P,Q,K) from x (N,H,W,C) and w_rows (K,C in dtype t), in chunks of `chunk_images`
+  // images (0: at most kChunkBytes of gathered pixels each).
+  void forward_strided_pointwise(DType t, const ConvGeometry& g, const void* x, const void* w_rows,
+                                 void* y, int chunk_images);
 
   static constexpr size_t kChunkBytes = size_t(8) << 20;
 
