@@ -99,10 +99,7 @@ __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float*
   const Vec16<T>* xv = reinterpret_cast<const Vec16<T>*>(x);
   const Vec16<T>* dyv = reinterpret_cast<const Vec16<T>*>(dy);
   const Vec16<T>* mv = reinterpret_cast<const Vec16<T>*>(mask);
-#pragma unroll 4
-  for (int64_t r = begin + lane; r < end; r += lanes) {
-    const int64_t i = (r * C + c0) / V;
-    const Vec16<T> a = xv[i];
+  const auto add = [&](const Vec16<T>& a, const Vec16<T>& g, const Vec16<T>& m) {
     if (kMode == 0) {
 #pragma unroll
       for (int j = 0; j < V; ++j) {
@@ -111,9 +108,6 @@ __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float*
         s2[j] += d * d;
       }
     } else if (kMode == 1 || kMode == 3) {
-      const Vec16<T> g = dyv[i];
-      Vec16<T> m;
-      if (kMode == 3) m = mv[i];
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         const float gj = kMode == 1 || to_float(m.v[j]) > 0.0f ? to_float(g.v[j]) : 0.0f;
@@ -124,6 +118,32 @@ __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float*
 #pragma unroll
       for (int j = 0; j < V; ++j) s1[j] += to_float(a.v[j]);
     }
+  };
+  // Four rows' loads are issued before any is added: with one tensor to read (the forward's
+  // sums) a thread otherwise had a single 16-byte load in flight, and the pass ran at 1.8
+  // TB/s on an H100 against 2.9 for the backward's three tensors (ncu, gpu-notes v20). The
+  // rows are still added in the same order, so the sums are unchanged bit for bit.
+  constexpr int kBatch = 4;
+  const int64_t step = int64_t(C) / V * lanes;  // vectors between a lane's rows
+  int64_t r = begin + lane;
+  for (; r + (kBatch - 1) * lanes < end; r += kBatch * lanes) {
+    const int64_t i = (r * C + c0) / V;
+    Vec16<T> a[kBatch], g[kBatch], m[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      a[u] = xv[i + u * step];
+      if (kMode == 1 || kMode == 3) g[u] = dyv[i + u * step];
+      if (kMode == 3) m[u] = mv[i + u * step];
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) add(a[u], g[u], m[u]);
+  }
+  for (; r < end; r += lanes) {
+    const int64_t i = (r * C + c0) / V;
+    Vec16<T> g, m;
+    if (kMode == 1 || kMode == 3) g = dyv[i];
+    if (kMode == 3) m = mv[i];
+    add(xv[i], g, m);
   }
 #pragma unroll
   for (int j = 0; j < V; ++j) lane_sums[lane * C + c0 + j] = make_float2(s1[j], s2[j]);
