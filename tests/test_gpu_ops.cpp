@@ -244,8 +244,11 @@ TEST_P(GpuOps, ConvEveryCandidateLaunchMatchesRef) {
 TEST_P(GpuOps, WeightLayoutConversionsPutEveryElementInPlace) {
   if (std::string(GetParam().impl) != "cuda") GTEST_SKIP() << "shared kernels: run once";
   using namespace tb::gpu;
-  const Shape shapes[] = {{5, 3, 3, 3},   {7, 600, 3, 3},  {3, 4500, 1, 1},
-                          {2, 3, 65, 65}, {10, 512, 1, 1}, {4, 9, 7, 7}};
+  // 16-byte vector paths where C and each block's channels are multiples of the vector
+  // (64 and 512 channels of 3x3: one block per filter, or 448 + 64 channels), scalar ones
+  // elsewhere.
+  const Shape shapes[] = {{5, 3, 3, 3},    {7, 600, 3, 3}, {3, 4500, 1, 1}, {2, 3, 65, 65},
+                          {10, 512, 1, 1}, {4, 9, 7, 7},   {6, 64, 3, 3},   {3, 512, 3, 3}};
   std::vector<KrscSegment> table;
   std::vector<Tensor> batched;
   std::vector<std::vector<float>> masters;

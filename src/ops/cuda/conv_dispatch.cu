@@ -100,18 +100,30 @@ __device__ __forceinline__ void transpose_block(const void* src, void* dst, int 
   // batched eight per thread before their stores ran slower on an H100: 66 against 50 us for
   // resnet18's weight refresh; docs/gpu-notes.md v16.)
   const int count = n * RS;
+  constexpr int V = Vec16<T>::kCount;
   if (kToKrsc) {
     const float* w = static_cast<const float*>(src) + row + int64_t(c0) * RS;
     for (int i = threadIdx.x; i < count; i += blockDim.x) tile[i] = w[i];
     __syncthreads();
     T* out = static_cast<T*>(dst) + row + c0;
-    for (int j = threadIdx.x; j < count; j += blockDim.x) {
-      const int rs = j / n, c = j - rs * n;
-      out[int64_t(rs) * C + c] = from_float<T>(tile[c * RS + rs]);
+    if (n % V == 0 && C % V == 0) {
+      // 16-byte stores (row and c0 are multiples of V) in place of 2-byte ones.
+      const int nv = n / V;
+      for (int j = threadIdx.x; j < nv * RS; j += blockDim.x) {
+        const int rs = j / nv, c = (j - rs * nv) * V;
+        Vec16<T> v;
+#pragma unroll
+        for (int e = 0; e < V; ++e) v.v[e] = from_float<T>(tile[(c + e) * RS + rs]);
+        *reinterpret_cast<Vec16<T>*>(out + int64_t(rs) * C + c) = v;
+      }
+    } else {
+      for (int j = threadIdx.x; j < count; j += blockDim.x) {
+        const int rs = j / n, c = j - rs * n;
+        out[int64_t(rs) * C + c] = from_float<T>(tile[c * RS + rs]);
+      }
     }
   } else {
     const T* g = static_cast<const T*>(src) + row + c0;
-    constexpr int V = Vec16<T>::kCount;
     if (n % V == 0 && C % V == 0) {
       // 16-byte loads (row and c0 are multiples of V): a thread had one 2-byte load in flight
       // at a time, and layer4's gradients (14 MB moved) took 15 us (ncu, gpu-notes v20).
