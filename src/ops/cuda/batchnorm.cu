@@ -35,11 +35,12 @@ Grid grid_for(int64_t rows, int C) {
 }
 
 // The forward's per-channel coefficients, bn(x) = x * scale + shift, from the saved fp32
-// statistics. The forward computes them this way, so a backward recomputes them bit for bit.
+// statistics. The forward computes them this way, so a backward recomputes them bit for bit
+// (explicit roundings: the compiler may not contract one call site and not another).
 __device__ __forceinline__ float2 forward_coefficients(float gamma, float beta, float mean,
                                                        float invstd) {
-  const double scale = double(gamma) * double(invstd);
-  return make_float2(float(scale), float(double(beta) - double(mean) * scale));
+  const double scale = __dmul_rn(double(gamma), double(invstd));
+  return make_float2(float(scale), float(__fma_rn(-double(mean), scale, double(beta))));
 }
 // bn(x) before rounding, as every apply pass computes it (one rounding: fma).
 __device__ __forceinline__ float normalised(float x, float scale, float shift) {
