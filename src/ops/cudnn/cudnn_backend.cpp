@@ -63,7 +63,7 @@ class CudnnBackend final : public GpuBackend {
       small_channel_.forward(t, g, x.data, fp32(w, p.w_numel(), "w"), y.data);
     } else {
       const void* wk = krsc_weights(w, t, g.K, g.C, g.R, g.S);
-      if (SmallChannelConv::strided_pointwise(t, g) &&
+      if (SmallChannelConv::takes_strided_pointwise(t, g) &&
           convs_.strided_forward_on_gemm(t, g, x.data, wk))
         // A 1x1 filter's K,R,S,C copy is its K,C rows.
         small_channel_.forward_strided_pointwise(t, g, x.data, wk, y.data,

@@ -78,7 +78,7 @@ void SmallChannelConv::backward_filter(DType t, const ConvGeometry& g, const voi
   unpack_filter_rows(drows, g, dw, stream_);
 }
 
-bool SmallChannelConv::strided_pointwise(DType t, const ConvGeometry& g) {
+bool SmallChannelConv::takes_strided_pointwise(DType t, const ConvGeometry& g) {
   return (t == DType::bf16 || t == DType::f16) && g.R == 1 && g.S == 1 && g.stride > 1 &&
          g.pad == 0 && g.C % 8 == 0 && g.K % 8 == 0;
 }

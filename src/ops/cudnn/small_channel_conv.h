@@ -46,7 +46,7 @@ class SmallChannelConv {
 
   // Whether g is a 1x1 convolution with stride > 1, no padding and channel counts that keep
   // rows whole 16-byte vectors, in a 16-bit dtype t: forward_strided_pointwise() takes it.
-  static bool strided_pointwise(DType t, const ConvGeometry& g);
+  static bool takes_strided_pointwise(DType t, const ConvGeometry& g);
   // y (N,P,Q,K) from x (N,H,W,C) and w_rows (K,C in dtype t), in chunks of `chunk_images`
   // images (0: at most kChunkBytes of gathered pixels each).
   void forward_strided_pointwise(DType t, const ConvGeometry& g, const void* x, const void* w_rows,
