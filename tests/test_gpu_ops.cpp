@@ -529,27 +529,25 @@ TEST_P(GpuOps, BatchNormReluMatchesRef) {
                                          host(sm, cs), host(si, cs));
       ref->batch_norm_relu_forward_eval(p, host(x, s), host(gamma, cs), host(beta, cs), hr,
                                         host(rm_ref, cs), host(rv_ref, cs), host(ye, s));
-      // Both sides take their ReLU mask from ref's y (rounded to the dtype), so an output
-      // that lands on the other side of zero after rounding cannot flip one mask bit.
-      const std::vector<float> mask = rounded(t(), y);
-      std::vector<float> mask_ref = mask;
-      ref->batch_norm_relu_backward(p, host(x, s), host(gamma, cs), host(sm, cs), host(si, cs),
-                                    host(mask_ref, s), host(dy_scratch, s), host(dx, s),
-                                    host(dg, cs), host(dbt, cs), residual ? host(dr, s) : Tensor{},
-                                    accumulate, accumulate);
-
       const Tensor gx = dev->upload(x, s, t()), gy = dev->empty(s, t()), gye = dev->empty(s, t());
       const Tensor gr = residual ? dev->upload(r, s, t()) : Tensor{};
       const Tensor gg = dev->upload(gamma, cs, DType::f32), gb = dev->upload(beta, cs, DType::f32);
       const Tensor grm = dev->upload(rm, cs, DType::f32), grv = dev->upload(rv, cs, DType::f32);
       const Tensor gsm = dev->empty(cs, DType::f32), gsi = dev->empty(cs, DType::f32);
-      const Tensor gmask = dev->upload(mask, s, t());
       const Tensor gdy = dev->upload(dy, s, t()), gdx = dev->upload(dx0, s, t());
       const Tensor gdr = residual ? dev->upload(dr0, s, t()) : Tensor{};
       const Tensor gdg = dev->empty(cs, DType::f32), gdb = dev->empty(cs, DType::f32);
       gpu->batch_norm_relu_forward_train(p, gx, gg, gb, gr, gy, grm, grv, gsm, gsi);
       gpu->batch_norm_relu_forward_eval(p, gx, gg, gb, gr, grm, grv, gye);
-      gpu->batch_norm_relu_backward(p, gx, gg, gsm, gsi, gmask, gdy, gdx, gdg, gdb, gdr,
+      // Both sides take their ReLU mask from the GPU's own y (which a backward without a
+      // residual rebuilds from x instead of reading), so an output that lands on the other
+      // side of zero in ref's arithmetic cannot flip one mask bit.
+      std::vector<float> mask_ref = dev->download(gy);
+      ref->batch_norm_relu_backward(p, host(x, s), host(gamma, cs), host(beta, cs), host(sm, cs),
+                                    host(si, cs), host(mask_ref, s), host(dy_scratch, s),
+                                    host(dx, s), host(dg, cs), host(dbt, cs),
+                                    residual ? host(dr, s) : Tensor{}, accumulate, accumulate);
+      gpu->batch_norm_relu_backward(p, gx, gg, gb, gsm, gsi, gy, gdy, gdx, gdg, gdb, gdr,
                                     accumulate, accumulate);
       const std::string what = "batch norm relu " + s.to_string() + (residual ? " + residual" : "") +
                                (accumulate ? " accumulating" : "");
@@ -598,8 +596,9 @@ TEST_P(GpuOps, BatchNormReluEqualsTheSeparateGpuOpsBitForBit) {
       const Out fused = outputs(), plain = outputs();
       gpu->batch_norm_relu_forward_train(p, gx, gg, gb, residual ? gr : Tensor{}, fused.y, fused.rm,
                                          fused.rv, fused.sm, fused.si);
-      gpu->batch_norm_relu_backward(p, gx, gg, fused.sm, fused.si, fused.y, gdy, fused.dx, fused.dg,
-                                    fused.db, residual ? fused.dr : Tensor{}, false, true);
+      gpu->batch_norm_relu_backward(p, gx, gg, gb, fused.sm, fused.si, fused.y, gdy, fused.dx,
+                                    fused.dg, fused.db, residual ? fused.dr : Tensor{}, false,
+                                    true);
       // The unfused graph: batch norm, add, ReLU; ReLU backward, add backward, BN backward.
       const Tensor bn_out = dev->empty(s, t()), sum = dev->empty(s, t()), g = dev->empty(s, t());
       gpu->batch_norm_forward_train(p, gx, gg, gb, bn_out, plain.rm, plain.rv, plain.sm, plain.si);
