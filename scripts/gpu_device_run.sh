@@ -2,8 +2,8 @@
 # One call on the GPU machine (the device tool), from the repository root, with devdata/
 # carried: devdata/bundle.tar.xz holds trainbench and trainbench_tests built here (CUDA 13,
 # sm_90) with the shared libraries the GPU machine lacks; cuDNN and cuBLASLt are the GPU
-# machine's. Sections (default: tests bench torch sanitizer): tests nsys ncu wgmma profile bench
-# torch search train firststep fusion study cpu cpuconv census sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
+# machine's. Sections (default: tests bench torch sanitizer): tests nsys ncu ncudetail wgmma profile
+# bench torch search train firststep fusion study cpu cpuconv census sanitizer. Logs and JSON lines go to $OUT (at most 8 files come
 # back); the last lines printed are the comparison table.
 set -uo pipefail
 OUT=${OUT:-/tmp/tb-out}
@@ -113,6 +113,49 @@ with open(sys.argv[2], "a") as f:
     f.write(f"== {sys.argv[3]}: {head}\n")
     for i, (n, t) in enumerate(us):
         f.write(f"{i:4d} {t:8.2f} us  {n}\n")
+PY
+    done
+  fi
+fi
+
+if has ncudetail; then
+  # Why a convolution kernel runs at the speed it does: Nsight Compute's throughput, memory
+  # and warp-state sections for the first NCU_DETAIL_COUNT (default 12) convolution kernels of
+  # one captured resnet18 bf16 step (layer1's come first), per NCU_DETAIL_RUNS="impl:batch"
+  # (default cuda:512 cudnn:512). Replayed per section: slow, so few kernels.
+  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  echo "== convolution kernels in detail (ncu sections): ${NCU_DETAIL_RUNS:-cuda:512 cudnn:512}"
+  if [ -z "$NCU" ]; then echo "no ncu on this machine"; else
+    for run in ${NCU_DETAIL_RUNS:-cuda:512 cudnn:512}; do
+      impl=${run%:*}; b=${run#*:}
+      args="throughput --model resnet18 --impl $impl --batch-size $b --precision bf16"
+      bn=; [ $impl = cudnn ] && bn=TB_CUDNN_BATCH_NORM=ours
+      tb env $bn timeout 120 $B/trainbench $args --warmup 3 --repeats 5 > /dev/null 2>&1
+      tb env $bn TB_PROFILE_REPLAY=5 timeout 200 $NCU --profile-from-start off --graph-profiling node \
+        --kernel-name "regex:${NCU_DETAIL_KERNELS:-conv_wgmma|conv_mma|xmma|implicit|fprop|dgrad|wgrad|cutlass}" \
+        --launch-count ${NCU_DETAIL_COUNT:-12} --section SpeedOfLight --section MemoryWorkloadAnalysis \
+        --section WarpStateStats --section Occupancy --section LaunchStats --csv --page details \
+        --print-units base --log-file "/tmp/tb/ncudetail_${impl}_b$b.csv" \
+        $B/trainbench $args --warmup 3 --repeats 3 > /tmp/tb/ncudetail_run.log 2>&1 ||
+        tail -5 /tmp/tb/ncudetail_run.log
+      python3 - "/tmp/tb/ncudetail_${impl}_b$b.csv" "$OUT/ncu_detail.txt" "$impl b$b" <<'PY'
+import csv, sys, collections
+lines = [l for l in open(sys.argv[1]) if l.startswith('"')]
+rows = list(csv.DictReader(lines))
+by = collections.OrderedDict()
+for r in rows:
+    by.setdefault((r["ID"], r["Kernel Name"]), []).append(r)
+want = ["Duration", "Compute (SM) Throughput", "Memory Throughput", "L1/TEX Cache Throughput",
+        "L2 Cache Throughput", "DRAM Throughput", "L1/TEX Hit Rate", "L2 Hit Rate",
+        "Warp Cycles Per Issued Instruction", "Issue Slots Busy", "Registers Per Thread",
+        "Achieved Occupancy", "Dynamic Shared Memory Per Block", "Grid Size", "Block Size"]
+with open(sys.argv[2], "a") as f:
+    f.write(f"== {sys.argv[3]}\n")
+    for (i, name), rs in by.items():
+        vals = {r["Metric Name"]: r["Metric Value"] + " " + r["Metric Unit"] for r in rs}
+        line = f"#{i} {name[:110]}\n   " + "; ".join(f"{k}: {vals[k]}" for k in want if k in vals)
+        print(line)
+        f.write(line + "\n")
 PY
     done
   fi
