@@ -15,6 +15,7 @@ int mma_tile_bm(int tile);
 int mma_tile_bn(int tile);
 int mma_tile_bk(int tile);
 bool mma_tile_serves(int tile, ConvPass pass);
+bool mma_tile_splits(int tile);
 bool mma_tile_fits(int tile, ConvPass pass, const ConvGeometry& g);
 std::string mma_tile_name(int tile);
 void mma_fprop(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*,
@@ -275,6 +276,7 @@ int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count,
     const int options[] = {base, 1, base * 2, base / 2, base * 4};
     for (int splits : options) {
       if (splits < 1 || splits > 256 || splits > k_tiles || (full && splits > 1)) continue;
+      if (mma && splits > 1 && !mma_tile_splits(tile)) continue;
       bool seen = false;
       for (int i = 0; i < count; ++i) seen |= out[i].tile == tile && out[i].splits == splits;
       if (seen || count == max_out) continue;

@@ -1,0 +1,226 @@
+// A 3x3 stride-1 convolution over 64-channel, 32-pixel-wide images that reads each input pixel
+// from L2 a few times instead of nine: resnet's layer1 (and resnet50's 3x3 bottleneck convs).
+//
+// The implicit-GEMM tiles (conv_wgmma.cu) gather one filter tap per k-tile, so every input
+// pixel crosses from L2 into shared memory once per tap: 9 x 67 MB for layer1's forward at
+// batch 512, where the kernel ran at ~200 TFLOP/s against cuDNN's ~400 (gpu-notes v6, v18).
+// Here a block instead keeps its output channels' weights for all nine taps in shared memory
+// for the whole launch (persistent: one block per SM walks tiles of 4 image rows), and per
+// tile loads the input rows the tile touches, h0 - 1 .. h0 + 4, three times: shifted by one
+// pixel left, not shifted, shifted right (the missing column reads zeros, which is the
+// padding). Each copy holds 6 image rows of 32 pixels back to back, so for tap (r, s) the 128
+// input pixels the tile's 128 output pixels read are 4 consecutive rows of copy s, starting at
+// row r: an ordinary K-major operand, 128 bytes (64 channels) per pixel, in wgmma's 128-byte
+// swizzle. L2 traffic per output pixel: 3 copies x 6/4 rows = 4.5 pixels, not 9.
+//
+// The data gradient of the same shapes is the same convolution of dy with the filters
+// flipped and transposed: tap (r, s) takes w[k][2 - r][2 - s][c] with k, the reduction, on
+// rows and c along them, which is wgmma's MN-major B operand: the same bytes in shared
+// memory, read with the transpose bit.
+//
+// Loads for the next tile (cp.async, double-buffered) overlap this tile's 36 wgmma per
+// warpgroup; the two warpgroups each take two of the tile's four output rows.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "ops/cuda/conv_tile_loader.cuh"
+#include "ops/cuda/conv_wgmma.h"
+#include "ops/cuda/pdl.cuh"
+#include "ops/cuda/wgmma_ops.cuh"
+#include "ops/cuda/wgmma_sync.cuh"
+
+namespace tb::gpu {
+namespace {
+
+constexpr int kTileRows = 4;                                      // output image rows per tile
+constexpr int kWidth = 32;                                        // pixels per image row
+constexpr int kChannels = 64;                                     // reduction channels (128 bytes)
+constexpr int kInRows = kTileRows + 2;                            // input rows a tile reads
+constexpr int kCopyBytes = kInRows * kWidth * 128;                // one shifted copy: 24 KiB
+constexpr int kHaloBytes = 3 * kCopyBytes;                        // the three copies of one tile
+constexpr int kTapBytes = 64 * 128;                               // 64 output channels x 64 inputs
+constexpr int kWeightBytes = 9 * kTapBytes;                       // all nine taps: 72 KiB
+constexpr int kThreads = 256;                                     // two warpgroups
+constexpr int kSmemBytes = kWeightBytes + 2 * kHaloBytes + 1024;  // + alignment slack
+static_assert(kThreads == 8 * kWidth, "a thread per (pixel column, 16-byte chunk)");
+static_assert(kSmemBytes <= 227 * 1024, "within an H100 block's shared memory");
+
+template <class T, ConvPass kPass>
+__global__ void __launch_bounds__(kThreads, 1)
+    conv_halo_kernel(ConvGeometry g, const T* __restrict__ in, const T* __restrict__ w,
+                     Epilogue<T> ep, int tiles) {
+  pdl_begin();
+#ifdef TB_WGMMA_DEVICE
+  constexpr bool kDgrad = kPass == ConvPass::dgrad;
+  extern __shared__ unsigned char smem[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+  const uint32_t weights = (smem_addr(smem) + 1023u) & ~1023u;
+  const uint32_t halo = weights + kWeightBytes;
+  const int n0 = blockIdx.y * 64;  // this block's output channels
+  const int out_channels = kDgrad ? g.C : g.K;
+  const int tiles_per_image = (g.H + kTileRows - 1) / kTileRows;
+  // Every thread copies one 16-byte chunk of one pixel column (or weight row) per step.
+  const int chunk = tid & 7, column = tid >> 3;
+
+  // Weights, rows of 64 reduction values (fprop) or of 64 output channels (dgrad), 128 bytes
+  // each, in the swizzle both operand orientations share at this width.
+#pragma unroll
+  for (int j = 0; j < 9 * 64 / 32; ++j) {
+    const int q = column + 32 * j, tap = q >> 6, row = q & 63;
+    const T* src = kDgrad ? w + (int64_t(row) * 9 + (8 - tap)) * g.C + n0 + chunk * 8
+                          : w + (int64_t(n0 + row) * 9 + tap) * kChannels + chunk * 8;
+    cp_async16(weights + tap * kTapBytes + row * 128 + ((chunk ^ (row & 7)) << 4), src, true);
+  }
+  // The three shifted copies of a tile's input rows; outside the image: zeros.
+  const auto load_halo = [&](int tile, uint32_t dst) {
+    const int image = tile / tiles_per_image, h0 = (tile % tiles_per_image) * kTileRows;
+    const T* base = in + int64_t(image) * g.H * kWidth * kChannels;
+#pragma unroll
+    for (int k = 0; k < 3 * kInRows; ++k) {
+      const int s = k / kInRows, row = k % kInRows;
+      const int h = h0 - 1 + row, x = column + s - 1;
+      const bool ok = h >= 0 && h < g.H && x >= 0 && x < kWidth;
+      const T* src = ok ? base + (int64_t(h) * kWidth + x) * kChannels + chunk * 8 : in;
+      cp_async16(
+          dst + s * kCopyBytes + (row * kWidth + column) * 128 + ((chunk ^ (column & 7)) << 4), src,
+          ok);
+    }
+  };
+
+  int tile = blockIdx.x;
+  if (tile < tiles) load_halo(tile, halo);
+  cp_async_commit();  // the weights and the first tile
+  const int w4 = warp & 3, grp = lane >> 2, tig = lane & 3;
+  // wgmma's B operand per 16-wide k step: K-major rows advance 32 bytes, MN-major ones two
+  // 8-row groups; the leading offset only matters for MN-major tiles wider than 64.
+  constexpr uint32_t kBStep = kDgrad ? 2048 : 32, kBLead = kDgrad ? 64 * 128 : 16;
+  for (int i = 0; tile < tiles; ++i, tile += gridDim.x) {
+    const uint32_t cur = halo + (i & 1) * kHaloBytes;
+    if (tile + int(gridDim.x) < tiles)
+      load_halo(tile + gridDim.x, halo + ((i + 1) & 1) * kHaloBytes);
+    cp_async_commit();
+    cp_async_wait<1>();  // this thread's copies of this tile (and the weights)
+    fence_proxy_async();
+    __syncthreads();  // everyone's
+
+    float acc[32];
+#pragma unroll
+    for (int e = 0; e < 32; ++e) acc[e] = 0.0f;
+    fence_registers(acc);
+    wgmma_fence();
+#pragma unroll
+    for (int tap = 0; tap < 9; ++tap) {
+      const int r = tap / 3, s = tap % 3;
+      // This warpgroup's 64 output pixels (rows 2 wg, 2 wg + 1 of the tile) under tap (r, s):
+      // 64 consecutive pixels of copy s from its row 2 wg + r.
+      const uint32_t a = cur + s * kCopyBytes + (2 * wg + r) * kWidth * 128;
+      const uint32_t b = weights + tap * kTapBytes;
+#pragma unroll
+      for (int ks = 0; ks < kChannels / 16; ++ks)
+        Wgmma<64, T>::template mma<0, kDgrad ? 1 : 0>(acc, smem_desc(a + ks * 32, 16, 1024),
+                                                      smem_desc(b + ks * kBStep, kBLead, 1024));
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_registers(acc);
+
+    // Epilogue: warp w4 holds pixels 16 w4 + grp (+ 8) of the warpgroup's 64, channels
+    // 8 j + 2 tig (+ 1).
+    const int image = tile / tiles_per_image, h0 = (tile % tiles_per_image) * kTileRows;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int p = wg * 64 + w4 * 16 + grp + half * 8;
+      const int h = h0 + p / kWidth;
+      if (h >= g.H) continue;
+      T* dst =
+          ep.out + ((int64_t(image) * g.H + h) * kWidth + p % kWidth) * out_channels + n0 + 2 * tig;
+      uint32_t prev[8];  // an accumulating gradient's dx pairs, all read before any store
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        prev[j] = kDgrad && ep.accumulate ? *reinterpret_cast<const uint32_t*>(dst + 8 * j) : 0u;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        float v0 = acc[4 * j + 2 * half], v1 = acc[4 * j + 2 * half + 1];
+        if (!kDgrad && ep.bias) {
+          v0 += ep.bias[n0 + 8 * j + 2 * tig];
+          v1 += ep.bias[n0 + 8 * j + 2 * tig + 1];
+        }
+        if (kDgrad && ep.accumulate) {
+          T had[2];
+          *reinterpret_cast<uint32_t*>(had) = prev[j];
+          v0 += to_float(had[0]);
+          v1 += to_float(had[1]);
+        }
+        T pair[2] = {from_float<T>(v0), from_float<T>(v1)};
+        *reinterpret_cast<uint32_t*>(dst + 8 * j) = *reinterpret_cast<const uint32_t*>(pair);
+      }
+    }
+    __syncthreads();  // nobody reads this tile's copies any more: the next loads may land
+  }
+  cp_async_wait<0>();
+#endif
+}
+
+int sm_count_of_current_device() {
+  static int counts[64] = {};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) return 1;
+  if (!counts[device]) {
+    int n = 0;
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || n < 1)
+      n = 1;
+    counts[device] = n;
+  }
+  return counts[device];
+}
+
+}  // namespace
+
+bool halo_conv_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("TB_CONV_HALO");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return enabled;
+}
+
+bool halo_conv_fits(ConvPass pass, const ConvGeometry& g) {
+  if (!halo_conv_enabled()) return false;
+  const bool shape = g.R == 3 && g.S == 3 && g.stride == 1 && g.pad == 1 && g.W == kWidth &&
+                     g.Q == kWidth && g.P == g.H && g.H > 0 && g.N > 0;
+  if (!shape) return false;
+  if (pass == ConvPass::fprop) return g.C == kChannels && g.K % 64 == 0;
+  if (pass == ConvPass::dgrad) return g.K == kChannels && g.C % 64 == 0;
+  return false;
+}
+
+template <class T, ConvPass kPass>
+void halo_conv_launch(const ConvGeometry& g, const T* in, const T* w, const Epilogue<T>& ep,
+                      int splits, cudaStream_t s) {
+  if (splits != 1 || ep.partials || !halo_conv_fits(kPass, g))
+    cuda_fail(cudaErrorInvalidValue, "conv_wgmma_halo: shape or split count not served", __FILE__,
+              __LINE__);
+  static bool configured = false;
+  auto kernel = conv_halo_kernel<T, kPass>;
+  if (!configured) {
+    TB_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+    configured = true;
+  }
+  const int64_t tiles = int64_t(g.N) * ((g.H + kTileRows - 1) / kTileRows);
+  const int out_channels = kPass == ConvPass::dgrad ? g.C : g.K;
+  const unsigned blocks_x = unsigned(std::min<int64_t>(tiles, sm_count_of_current_device()));
+  launch_kernel(kernel, dim3(blocks_x, unsigned(out_channels / 64)), kThreads, kSmemBytes, s, g, in,
+                w, ep, int(tiles));
+}
+
+#define TB_HALO_INSTANTIATE(T)                                                                \
+  template void halo_conv_launch<T, ConvPass::fprop>(const ConvGeometry&, const T*, const T*, \
+                                                     const Epilogue<T>&, int, cudaStream_t);  \
+  template void halo_conv_launch<T, ConvPass::dgrad>(const ConvGeometry&, const T*, const T*, \
+                                                     const Epilogue<T>&, int, cudaStream_t);
+TB_HALO_INSTANTIATE(bf16)
+TB_HALO_INSTANTIATE(f16)
+
+}  // namespace tb::gpu
