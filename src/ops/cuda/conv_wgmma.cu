@@ -258,9 +258,11 @@ constexpr WgmmaTile kTiles[] = {
     {128, 64, 1, 4, true, 2, kFprop | kDgrad},
 };
 constexpr int kTileCount = int(sizeof(kTiles) / sizeof(kTiles[0]));
-// After the table: conv_wgmma_halo.cu's 3x3 kernel, a tile of its own kind.
-constexpr int kHaloTile = kTileCount;
-static_assert(kTileCount + 1 == kWgmmaTileCount, "conv_wgmma.h publishes the count");
+// After the table: conv_wgmma_halo.cu's 3x3 kernel, tiles of their own kind: its shifted
+// input copies loaded from L2, then built in shared memory.
+constexpr int kHaloTile = kTileCount, kHaloShiftTile = kTileCount + 1;
+constexpr bool is_halo(int tile) { return tile == kHaloTile || tile == kHaloShiftTile; }
+static_assert(kTileCount + 2 == kWgmmaTileCount, "conv_wgmma.h publishes the count");
 
 template <class T, ConvPass kPass, int BM, int BN, int WG, int STAGES, bool kSwap, int MIN_BLOCKS>
 void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
@@ -320,23 +322,25 @@ bool wgmma_available() {
   return device_runs_sm90a();
 }
 
-int wgmma_tile_count() { return kTileCount + 1; }
+int wgmma_tile_count() { return kTileCount + 2; }
 // The halo kernel's tile: 4 image rows of 32 pixels by 64 channels.
-int wgmma_tile_bm(int tile) { return tile == kHaloTile ? 128 : kTiles[tile].bm; }
-int wgmma_tile_bn(int tile) { return tile == kHaloTile ? 64 : kTiles[tile].bn; }
+int wgmma_tile_bm(int tile) { return is_halo(tile) ? 128 : kTiles[tile].bm; }
+int wgmma_tile_bn(int tile) { return is_halo(tile) ? 64 : kTiles[tile].bn; }
 bool wgmma_tile_serves(int tile, ConvPass pass) {
-  if (tile == kHaloTile) return pass != ConvPass::wgrad;
+  if (is_halo(tile)) return pass != ConvPass::wgrad;
   return (kTiles[tile].passes >> int(pass)) & 1;
 }
-bool wgmma_tile_splits(int tile) { return tile != kHaloTile; }
+bool wgmma_tile_splits(int tile) { return !is_halo(tile); }
 bool wgmma_tile_fits(int tile, ConvPass pass, const ConvGeometry& g) {
-  if (tile == kHaloTile) return halo_conv_fits(pass, g);
+  if (is_halo(tile)) return halo_conv_fits(pass, g);
   // The data gradient's loader takes 4 chunks per thread: a gathered k-tile of dy in one
   // filter tap. Every tile needs channel counts of whole 16-byte chunks (mma_eligible).
   return pass != ConvPass::dgrad || g.K % kWgmmaBK == 0;
 }
 std::string wgmma_tile_name(int tile) {
-  if (tile == kHaloTile) return "wgmma 3x3 halo, 4 rows x 32 pixels x 64 channels, persistent";
+  if (is_halo(tile))
+    return std::string("wgmma 3x3 halo, 4 rows x 32 pixels x 64 channels, persistent") +
+           (tile == kHaloShiftTile ? ", shifted in shared memory" : "");
   const WgmmaTile& t = kTiles[tile];
   return "wgmma " + std::to_string(t.bm) + "x" + std::to_string(t.bn) + (t.swap ? " swapped" : "") +
          ", " + std::to_string(t.stages) + " stages, " + std::to_string(t.warpgroups) +
@@ -347,9 +351,9 @@ std::string wgmma_tile_name(int tile) {
 template <class T, ConvPass kPass>
 void wgmma_launch(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                   int splits, cudaStream_t s) {
-  if (tile == kHaloTile) {
+  if (is_halo(tile)) {
     if constexpr (kPass != ConvPass::wgrad)
-      return halo_conv_launch<T, kPass>(g, a, b, ep, splits, s);
+      return halo_conv_launch<T, kPass>(tile == kHaloShiftTile, g, a, b, ep, splits, s);
   }
   if (!launch_any<T, kPass>(tile, g, a, b, ep, splits, s,
                             std::make_integer_sequence<int, kTileCount>{}))

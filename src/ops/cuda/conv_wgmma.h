@@ -10,7 +10,7 @@ namespace tb::gpu {
 // wgmma_available() (conv_kernels.h): true when the current device runs the sm_90a kernels
 // and TB_CONV_WGMMA is not "0" (a way to time the mma.sync tiles alone).
 
-constexpr int kWgmmaTileCount = 15;  // the table's size, for candidate lists sized at compile time
+constexpr int kWgmmaTileCount = 16;  // the table's size, for candidate lists sized at compile time
 int wgmma_tile_count();
 int wgmma_tile_bm(int tile);
 int wgmma_tile_bn(int tile);
@@ -32,8 +32,9 @@ void wgmma_launch(int tile, const ConvGeometry& g, const T* a, const T* b, const
 // 64 channels (fprop: C = 64; dgrad: K = 64) and whose outputs come in 64s, one tile of the
 // table above.
 bool halo_conv_fits(ConvPass pass, const ConvGeometry& g);
+// shift: build the shifted input copies in shared memory rather than load them from L2.
 template <class T, ConvPass kPass>
-void halo_conv_launch(const ConvGeometry& g, const T* in, const T* w, const Epilogue<T>& ep,
-                      int splits, cudaStream_t s);
+void halo_conv_launch(bool shift, const ConvGeometry& g, const T* in, const T* w,
+                      const Epilogue<T>& ep, int splits, cudaStream_t s);
 
 }  // namespace tb::gpu

@@ -19,7 +19,9 @@
 // memory, read with the transpose bit.
 //
 // Loads for the next tile (cp.async, double-buffered) overlap this tile's 36 wgmma per
-// warpgroup; the two warpgroups each take two of the tile's four output rows.
+// warpgroup; the two warpgroups each take two of the tile's four output rows. A second form
+// (kShift) loads only the unshifted copy and builds the other two in shared memory; the
+// autotuner keeps whichever is faster.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -46,7 +48,10 @@ constexpr int kSmemBytes = kWeightBytes + 2 * kHaloBytes + 1024;  // + alignment
 static_assert(kThreads == 8 * kWidth, "a thread per (pixel column, 16-byte chunk)");
 static_assert(kSmemBytes <= 227 * 1024, "within an H100 block's shared memory");
 
-template <class T, ConvPass kPass>
+// kShift: only the unshifted copy comes from L2, and the block builds the two shifted ones
+// from it in shared memory (1.5 input pixels of L2 traffic per output pixel instead of 4.5,
+// for a second barrier and 12 shared-memory copies per thread and tile).
+template <class T, ConvPass kPass, bool kShift>
 __global__ void __launch_bounds__(kThreads, 1)
     conv_halo_kernel(ConvGeometry g, const T* __restrict__ in, const T* __restrict__ w,
                      Epilogue<T> ep, int tiles) {
@@ -77,7 +82,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int image = tile / tiles_per_image, h0 = (tile % tiles_per_image) * kTileRows;
     const T* base = in + int64_t(image) * g.H * kWidth * kChannels;
 #pragma unroll
-    for (int k = 0; k < 3 * kInRows; ++k) {
+    for (int k = kShift ? kInRows : 0; k < (kShift ? 2 : 3) * kInRows; ++k) {
       const int s = k / kInRows, row = k % kInRows;
       const int h = h0 - 1 + row, x = column + s - 1;
       const bool ok = h >= 0 && h < g.H && x >= 0 && x < kWidth;
@@ -101,6 +106,26 @@ __global__ void __launch_bounds__(kThreads, 1)
       load_halo(tile + gridDim.x, halo + ((i + 1) & 1) * kHaloBytes);
     cp_async_commit();
     cp_async_wait<1>();  // this thread's copies of this tile (and the weights)
+    if constexpr (kShift) {
+      __syncthreads();  // everyone's: the unshifted copy is whole
+      // Copy 0 holds pixel x - 1 at column x, copy 2 pixel x + 1; the column past the image
+      // edge is zero (the padding).
+      unsigned char* const copies = smem + (cur - smem_addr(smem));
+#pragma unroll
+      for (int row = 0; row < kInRows; ++row) {
+#pragma unroll
+        for (int side = 0; side < 2; ++side) {
+          const int from = column + (side ? 1 : -1);
+          uint4 v = make_uint4(0, 0, 0, 0);
+          if (from >= 0 && from < kWidth)
+            v = *reinterpret_cast<const uint4*>(copies + kCopyBytes + (row * kWidth + from) * 128 +
+                                                ((chunk ^ (from & 7)) << 4));
+          *reinterpret_cast<uint4*>(copies + (side ? 2 : 0) * kCopyBytes +
+                                    (row * kWidth + column) * 128 + ((chunk ^ (column & 7)) << 4)) =
+              v;
+        }
+      }
+    }
     fence_proxy_async();
     __syncthreads();  // everyone's
 
@@ -195,14 +220,11 @@ bool halo_conv_fits(ConvPass pass, const ConvGeometry& g) {
   return false;
 }
 
-template <class T, ConvPass kPass>
-void halo_conv_launch(const ConvGeometry& g, const T* in, const T* w, const Epilogue<T>& ep,
-                      int splits, cudaStream_t s) {
-  if (splits != 1 || ep.partials || !halo_conv_fits(kPass, g))
-    cuda_fail(cudaErrorInvalidValue, "conv_wgmma_halo: shape or split count not served", __FILE__,
-              __LINE__);
+template <class T, ConvPass kPass, bool kShift>
+void halo_launch(const ConvGeometry& g, const T* in, const T* w, const Epilogue<T>& ep,
+                 cudaStream_t s) {
   static bool configured = false;
-  auto kernel = conv_halo_kernel<T, kPass>;
+  auto kernel = conv_halo_kernel<T, kPass, kShift>;
   if (!configured) {
     TB_CUDA_CHECK(
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
@@ -215,11 +237,23 @@ void halo_conv_launch(const ConvGeometry& g, const T* in, const T* w, const Epil
                 w, ep, int(tiles));
 }
 
-#define TB_HALO_INSTANTIATE(T)                                                                \
-  template void halo_conv_launch<T, ConvPass::fprop>(const ConvGeometry&, const T*, const T*, \
-                                                     const Epilogue<T>&, int, cudaStream_t);  \
-  template void halo_conv_launch<T, ConvPass::dgrad>(const ConvGeometry&, const T*, const T*, \
-                                                     const Epilogue<T>&, int, cudaStream_t);
+template <class T, ConvPass kPass>
+void halo_conv_launch(bool shift, const ConvGeometry& g, const T* in, const T* w,
+                      const Epilogue<T>& ep, int splits, cudaStream_t s) {
+  if (splits != 1 || ep.partials || !halo_conv_fits(kPass, g))
+    cuda_fail(cudaErrorInvalidValue, "conv_wgmma_halo: shape or split count not served", __FILE__,
+              __LINE__);
+  if (shift)
+    halo_launch<T, kPass, true>(g, in, w, ep, s);
+  else
+    halo_launch<T, kPass, false>(g, in, w, ep, s);
+}
+
+#define TB_HALO_INSTANTIATE(T)                                                               \
+  template void halo_conv_launch<T, ConvPass::fprop>(                                        \
+      bool, const ConvGeometry&, const T*, const T*, const Epilogue<T>&, int, cudaStream_t); \
+  template void halo_conv_launch<T, ConvPass::dgrad>(                                        \
+      bool, const ConvGeometry&, const T*, const T*, const Epilogue<T>&, int, cudaStream_t);
 TB_HALO_INSTANTIATE(bf16)
 TB_HALO_INSTANTIATE(f16)
 
