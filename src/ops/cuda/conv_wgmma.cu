@@ -327,10 +327,14 @@ int wgmma_tile_count() { return kTileCount + 2; }
 int wgmma_tile_bm(int tile) { return is_halo(tile) ? 128 : kTiles[tile].bm; }
 int wgmma_tile_bn(int tile) { return is_halo(tile) ? 64 : kTiles[tile].bn; }
 bool wgmma_tile_serves(int tile, ConvPass pass) {
-  if (is_halo(tile)) return pass != ConvPass::wgrad;
+  if (is_halo(tile)) return true;
   return (kTiles[tile].passes >> int(pass)) & 1;
 }
 bool wgmma_tile_splits(int tile) { return !is_halo(tile); }
+int wgmma_tile_fixed_splits(int tile, ConvPass pass, const ConvGeometry& g, int sm_count) {
+  (void)tile;
+  return pass == ConvPass::wgrad ? halo_conv_blocks(g, sm_count) : 1;
+}
 bool wgmma_tile_fits(int tile, ConvPass pass, const ConvGeometry& g) {
   if (is_halo(tile)) return halo_conv_fits(pass, g);
   // The data gradient's loader takes 4 chunks per thread: a gathered k-tile of dy in one
@@ -352,7 +356,9 @@ template <class T, ConvPass kPass>
 void wgmma_launch(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                   int splits, cudaStream_t s) {
   if (is_halo(tile)) {
-    if constexpr (kPass != ConvPass::wgrad)
+    if constexpr (kPass == ConvPass::wgrad)
+      return halo_conv_wgrad_launch<T>(tile == kHaloShiftTile, g, a, b, ep.partials, splits, s);
+    else
       return halo_conv_launch<T, kPass>(tile == kHaloShiftTile, g, a, b, ep, splits, s);
   }
   if (!launch_any<T, kPass>(tile, g, a, b, ep, splits, s,
