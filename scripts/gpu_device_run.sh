@@ -22,6 +22,11 @@ B=/tmp/tb/bin
 } 2>&1
 
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
+# Nsight Compute, wherever this machine has it (empty when it has none).
+find_ncu() { command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1; }
+# cuDNN's persistent batch norm cannot be profiled kernel by kernel (its blocks wait for each
+# other): ncu runs of cudnn take ours.
+standalone_bn_env() { [ "$1" = cudnn ] && echo TB_CUDNN_BATCH_NORM=ours; true; }
 
 if has tests; then
   echo "== GPU tests"
@@ -80,14 +85,14 @@ if has ncu; then
   # launches and memsets. NCU_RUNS="impl:batch ..." (default cudnn:64 cudnn:512 cuda:64);
   # NCU_ENV="VAR=value ..." for both runs. cuDNN's persistent batch norm cannot be timed alone
   # (its blocks wait for each other), so cudnn runs take TB_CUDNN_BATCH_NORM=ours here.
-  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  NCU=$(find_ncu)
   echo "== kernels of one step (ncu): ${NCU_MODEL:-resnet18} bf16, ${NCU_RUNS:-cudnn:64 cudnn:512 cuda:64}"
   if [ -z "$NCU" ]; then echo "no ncu on this machine"; else
     for run in ${NCU_RUNS:-cudnn:64 cudnn:512 cuda:64}; do
       impl=${run%:*}; b=${run#*:}
       args="throughput --model ${NCU_MODEL:-resnet18} --impl $impl --batch-size $b --precision bf16"
       # A first run fills the algorithm cache and gives the step time without the profiler.
-      bn=; [ $impl = cudnn ] && bn=TB_CUDNN_BATCH_NORM=ours
+      bn=$(standalone_bn_env $impl)
       tb env $bn ${NCU_ENV:-} timeout 120 $B/trainbench $args --warmup 3 --repeats 20 > /tmp/tb/ncu_step.log 2>&1
       step=$(grep -E "^${NCU_MODEL:-resnet18}" /tmp/tb/ncu_step.log | head -1)
       tb env $bn ${NCU_ENV:-} TB_PROFILE_REPLAY=6 timeout 300 $NCU --profile-from-start off --graph-profiling node \
@@ -123,13 +128,13 @@ if has ncudetail; then
   # and warp-state sections for the first NCU_DETAIL_COUNT (default 12) convolution kernels of
   # one captured resnet18 bf16 step (layer1's come first), per NCU_DETAIL_RUNS="impl:batch"
   # (default cuda:512 cudnn:512). Replayed per section: slow, so few kernels.
-  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  NCU=$(find_ncu)
   echo "== convolution kernels in detail (ncu sections): ${NCU_DETAIL_RUNS:-cuda:512 cudnn:512}"
   if [ -z "$NCU" ]; then echo "no ncu on this machine"; else
     for run in ${NCU_DETAIL_RUNS:-cuda:512 cudnn:512}; do
       impl=${run%:*}; b=${run#*:}
       args="throughput --model resnet18 --impl $impl --batch-size $b --precision bf16"
-      bn=; [ $impl = cudnn ] && bn=TB_CUDNN_BATCH_NORM=ours
+      bn=$(standalone_bn_env $impl)
       tb env $bn timeout 120 $B/trainbench $args --warmup 3 --repeats 5 > /dev/null 2>&1
       tb env $bn TB_PROFILE_REPLAY=5 timeout 200 $NCU --profile-from-start off --graph-profiling node \
         --kernel-name "regex:${NCU_DETAIL_KERNELS:-conv_wgmma|conv_mma|xmma|implicit|fprop|dgrad|wgrad|cutlass}" \
