@@ -335,8 +335,8 @@ TEST(CpuOps, BatchNormReluMatchesRefAndTheSeparateCpuOps) {
           const Tensor res = residual ? tf(rr) : Tensor(), dres = residual ? tf(dr) : Tensor();
           be.batch_norm_relu_forward_train(p, tf(xv), tf(gv), tf(bv), res, tf(y), tf(rm), tf(rv),
                                            tf(sm), tf(si));
-          be.batch_norm_relu_backward(p, tf(xv), tf(gv), tf(sm), tf(si), tf(y), tf(dyv), tf(dx),
-                                      tf(dg), tf(db), dres, accumulate, accumulate);
+          be.batch_norm_relu_backward(p, tf(xv), tf(gv), tf(bv), tf(sm), tf(si), tf(y), tf(dyv),
+                                      tf(dx), tf(dg), tf(db), dres, accumulate, accumulate);
           for (const Vecf* v : {&y, &rm, &rv, &sm, &si, &dx, &dg, &db, &dr}) out.push_back(*v);
         }
         return out;

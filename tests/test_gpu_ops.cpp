@@ -56,6 +56,9 @@ class GpuOps : public ::testing::TestWithParam<GpuCase> {
 
   // Forward and backward of one convolution shape against ref.
   void check_conv(const ConvShape& c, bool accumulate);
+#ifdef TB_HAVE_CUDA
+  std::vector<int> check_conv_launches(const ConvShape& c, const char* only);
+#endif
   // check_conv on each shape under each value of a cudnn route switch (cudnn only).
   void check_cudnn_routes(const char* variable, std::initializer_list<const char*> routes,
                           std::initializer_list<ConvShape> shapes);
@@ -171,70 +174,97 @@ void GpuOps::check_conv(const ConvShape& c, bool accumulate) {
 // Every launch the autotuner may choose (each tile and split count of each pass), called
 // directly: the test above only meets the launch that won the timing on the test GPU. The
 // non-accumulating data gradient writes over garbage, so every dx pixel must be written.
-TEST_P(GpuOps, ConvEveryCandidateLaunchMatchesRef) {
-  if (std::string(GetParam().impl) != "cuda") GTEST_SKIP() << "our kernels only";
+// Every candidate launch of the autotuner (tile, split count) for each pass of one shape
+// against ref; with `only`, just the launches whose name contains it. Returns how many ran
+// per pass.
+std::vector<int> GpuOps::check_conv_launches(const ConvShape& c, const char* only) {
   using namespace tb::gpu;
+  std::vector<int> ran(3, 0);
   int sm_count = 0;
-  ASSERT_EQ(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
-  for (const ConvShape& c : kConvShapes) {
-    const Conv2dParams p{c.N, c.C, c.H, c.W, c.K, c.kernel, c.stride, c.pad, false};
-    const ConvGeometry g{c.N, c.C, c.H, c.W, c.K, c.kernel, c.kernel, c.stride, c.pad,
-                         p.P(), p.Q()};
-    const Shape xs{p.N, p.C, p.H, p.W}, ws{p.K, p.C, p.kernel, p.kernel};
-    const Shape ys{p.N, p.K, p.P(), p.Q()};
-    std::vector<float> x = in(p.x_numel()), w = in(p.w_numel(), -0.3f, 0.3f);
-    std::vector<float> dy = in(p.y_numel()), dx0 = in(p.x_numel());
-    std::vector<float> y(p.y_numel()), dx(p.x_numel()), dx_acc = dx0, dw(p.w_numel());
-    ref->conv2d_forward(p, host(x, xs), host(w, ws), Tensor(), host(y, ys));
-    ref->conv2d_backward(p, host(x, xs), host(w, ws), host(dy, ys), host(dx, xs), host(dw, ws),
-                         Tensor(), false);
-    ref->conv2d_backward(p, host(x, xs), host(w, ws), host(dy, ys), host(dx_acc, xs),
-                         host(dw, ws), Tensor(), true);
+  EXPECT_EQ(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  const Conv2dParams p{c.N, c.C, c.H, c.W, c.K, c.kernel, c.stride, c.pad, false};
+  const ConvGeometry g{c.N, c.C, c.H, c.W, c.K, c.kernel, c.kernel, c.stride, c.pad, p.P(), p.Q()};
+  const Shape xs{p.N, p.C, p.H, p.W}, ws{p.K, p.C, p.kernel, p.kernel};
+  const Shape ys{p.N, p.K, p.P(), p.Q()};
+  std::vector<float> x = in(p.x_numel()), w = in(p.w_numel(), -0.3f, 0.3f);
+  std::vector<float> dy = in(p.y_numel()), dx0 = in(p.x_numel());
+  std::vector<float> y(p.y_numel()), dx(p.x_numel()), dx_acc = dx0, dw(p.w_numel());
+  ref->conv2d_forward(p, host(x, xs), host(w, ws), Tensor(), host(y, ys));
+  ref->conv2d_backward(p, host(x, xs), host(w, ws), host(dy, ys), host(dx, xs), host(dw, ws),
+                       Tensor(), false);
+  ref->conv2d_backward(p, host(x, xs), host(w, ws), host(dy, ys), host(dx_acc, xs), host(dw, ws),
+                       Tensor(), true);
 
-    const Tensor gx = dev->upload(x, xs, t()), gw = dev->upload(w, ws, DType::f32, false);
-    const Tensor gdy = dev->upload(dy, ys, t()), gwk = dev->empty(ws, t());
-    gpu->synchronize();
-    weights_to_krsc(t(), gw.ptr<float>(), gwk.data, p.K, p.C, p.kernel, p.kernel, 0);
-    const std::string shape = "conv N" + std::to_string(c.N) + " C" + std::to_string(c.C) + " " +
-                              std::to_string(c.H) + "x" + std::to_string(c.W) + " K" +
-                              std::to_string(c.K) + " k" + std::to_string(c.kernel) + " s" +
-                              std::to_string(c.stride);
-    for (ConvPass pass : {ConvPass::fprop, ConvPass::dgrad, ConvPass::wgrad}) {
-      ConvLaunch launches[kMaxConvCandidates];
-      const int count = conv_candidates(pass, t(), g, sm_count, launches, kMaxConvCandidates);
-      ASSERT_GT(count, 0) << shape;
-      for (int i = 0; i < count; ++i) {
-        const ConvLaunch& l = launches[i];
-        const std::string what = shape + " pass " + std::to_string(int(pass)) + " tile " +
-                                 std::to_string(l.tile) + " splits " + std::to_string(l.splits) +
-                                 (l.tensor_cores ? " mma" : " fma");
-        void* ws_ptr = l.workspace ? gpu->allocate(l.workspace) : nullptr;
-        if (pass == ConvPass::fprop) {
-          const Tensor gy = dev->empty(ys, t());
+  const Tensor gx = dev->upload(x, xs, t()), gw = dev->upload(w, ws, DType::f32, false);
+  const Tensor gdy = dev->upload(dy, ys, t()), gwk = dev->empty(ws, t());
+  gpu->synchronize();
+  weights_to_krsc(t(), gw.ptr<float>(), gwk.data, p.K, p.C, p.kernel, p.kernel, 0);
+  const std::string shape = "conv N" + std::to_string(c.N) + " C" + std::to_string(c.C) + " " +
+                            std::to_string(c.H) + "x" + std::to_string(c.W) + " K" +
+                            std::to_string(c.K) + " k" + std::to_string(c.kernel) + " s" +
+                            std::to_string(c.stride);
+  for (ConvPass pass : {ConvPass::fprop, ConvPass::dgrad, ConvPass::wgrad}) {
+    ConvLaunch launches[kMaxConvCandidates];
+    const int count = conv_candidates(pass, t(), g, sm_count, launches, kMaxConvCandidates);
+    EXPECT_GT(count, 0) << shape;
+    for (int i = 0; i < count; ++i) {
+      const ConvLaunch& l = launches[i];
+      if (only && conv_launch_name(l).find(only) == std::string::npos) continue;
+      ++ran[int(pass)];
+      const std::string what = shape + " pass " + std::to_string(int(pass)) + " " +
+                               conv_launch_name(l) + (l.tensor_cores ? " mma" : " fma");
+      void* ws_ptr = l.workspace ? gpu->allocate(l.workspace) : nullptr;
+      if (pass == ConvPass::fprop) {
+        const Tensor gy = dev->empty(ys, t());
+        gpu->synchronize();
+        conv_fprop(l, t(), g, gx.data, gwk.data, nullptr, gy.data, ws_ptr, 0);
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+        EXPECT_MATCH(dev->download(gy), y, what + " y");
+      } else if (pass == ConvPass::dgrad) {
+        for (bool accumulate : {false, true}) {
+          const Tensor gdx = dev->upload(dx0, xs, t());
           gpu->synchronize();
-          conv_fprop(l, t(), g, gx.data, gwk.data, nullptr, gy.data, ws_ptr, 0);
-          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
-          EXPECT_MATCH(dev->download(gy), y, what + " y");
-        } else if (pass == ConvPass::dgrad) {
-          for (bool accumulate : {false, true}) {
-            const Tensor gdx = dev->upload(dx0, xs, t());
-            gpu->synchronize();
-            conv_dgrad(l, t(), g, gdy.data, gwk.data, gdx.data, accumulate, ws_ptr, 0);
-            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
-            EXPECT_MATCH(dev->download(gdx), accumulate ? dx_acc : dx,
-                         what + (accumulate ? " dx (accumulate)" : " dx"));
-          }
-        } else {
-          const Tensor gdw = dev->empty(ws, DType::f32);
-          gpu->synchronize();
-          conv_wgrad(l, t(), g, gx.data, gdy.data, gdw.ptr<float>(), ws_ptr, 0);
-          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
-          EXPECT_MATCH(dev->download(gdw, false), dw, what + " dw");
+          conv_dgrad(l, t(), g, gdy.data, gwk.data, gdx.data, accumulate, ws_ptr, 0);
+          EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+          EXPECT_MATCH(dev->download(gdx), accumulate ? dx_acc : dx,
+                       what + (accumulate ? " dx (accumulate)" : " dx"));
         }
-        if (ws_ptr) gpu->release(ws_ptr);
+      } else {
+        const Tensor gdw = dev->empty(ws, DType::f32);
+        gpu->synchronize();
+        conv_wgrad(l, t(), g, gx.data, gdy.data, gdw.ptr<float>(), ws_ptr, 0);
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+        EXPECT_MATCH(dev->download(gdw, false), dw, what + " dw");
       }
+      if (ws_ptr) gpu->release(ws_ptr);
     }
   }
+  return ran;
+}
+
+TEST_P(GpuOps, ConvEveryCandidateLaunchMatchesRef) {
+  if (std::string(GetParam().impl) != "cuda") GTEST_SKIP() << "our kernels only";
+  for (const ConvShape& c : kConvShapes) {
+    check_conv_launches(c, nullptr);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// The 3x3 halo kernels (conv_wgmma_halo.cu, Hopper only) on the shapes they take: more tiles
+// than SMs (each block walks several, through both halo buffers; the weight gradient then
+// adds one partial per block), an image height that is not a multiple of the 4-row tiles,
+// two blocks of 64 output channels (K = 128 forward, C = 128 data gradient).
+TEST_P(GpuOps, ConvHaloKernelMatchesRef) {
+  if (std::string(GetParam().impl) != "cuda" || t() == DType::f32)
+    GTEST_SKIP() << "our 16-bit kernels only";
+  if (!tb::gpu::wgmma_available()) GTEST_SKIP() << "no wgmma on this GPU";
+  // Two launches each: the shifted copies loaded from L2, or built in shared memory.
+  const std::vector<int> many = check_conv_launches({24, 64, 30, 32, 64, 3, 1, 1, false}, "halo");
+  EXPECT_EQ(many[0], 2);
+  EXPECT_EQ(many[1], 2);
+  EXPECT_EQ(many[2], 2);
+  EXPECT_EQ(check_conv_launches({3, 64, 10, 32, 128, 3, 1, 1, false}, "halo")[0], 2);
+  EXPECT_EQ(check_conv_launches({2, 128, 7, 32, 64, 3, 1, 1, false}, "halo")[1], 2);
 }
 
 // The weight layout conversions (fp32 K,C,R,S <-> K,R,S,C in the tested dtype) put every
@@ -529,27 +559,25 @@ TEST_P(GpuOps, BatchNormReluMatchesRef) {
                                          host(sm, cs), host(si, cs));
       ref->batch_norm_relu_forward_eval(p, host(x, s), host(gamma, cs), host(beta, cs), hr,
                                         host(rm_ref, cs), host(rv_ref, cs), host(ye, s));
-      // Both sides take their ReLU mask from ref's y (rounded to the dtype), so an output
-      // that lands on the other side of zero after rounding cannot flip one mask bit.
-      const std::vector<float> mask = rounded(t(), y);
-      std::vector<float> mask_ref = mask;
-      ref->batch_norm_relu_backward(p, host(x, s), host(gamma, cs), host(sm, cs), host(si, cs),
-                                    host(mask_ref, s), host(dy_scratch, s), host(dx, s),
-                                    host(dg, cs), host(dbt, cs), residual ? host(dr, s) : Tensor{},
-                                    accumulate, accumulate);
-
       const Tensor gx = dev->upload(x, s, t()), gy = dev->empty(s, t()), gye = dev->empty(s, t());
       const Tensor gr = residual ? dev->upload(r, s, t()) : Tensor{};
       const Tensor gg = dev->upload(gamma, cs, DType::f32), gb = dev->upload(beta, cs, DType::f32);
       const Tensor grm = dev->upload(rm, cs, DType::f32), grv = dev->upload(rv, cs, DType::f32);
       const Tensor gsm = dev->empty(cs, DType::f32), gsi = dev->empty(cs, DType::f32);
-      const Tensor gmask = dev->upload(mask, s, t());
       const Tensor gdy = dev->upload(dy, s, t()), gdx = dev->upload(dx0, s, t());
       const Tensor gdr = residual ? dev->upload(dr0, s, t()) : Tensor{};
       const Tensor gdg = dev->empty(cs, DType::f32), gdb = dev->empty(cs, DType::f32);
       gpu->batch_norm_relu_forward_train(p, gx, gg, gb, gr, gy, grm, grv, gsm, gsi);
       gpu->batch_norm_relu_forward_eval(p, gx, gg, gb, gr, grm, grv, gye);
-      gpu->batch_norm_relu_backward(p, gx, gg, gsm, gsi, gmask, gdy, gdx, gdg, gdb, gdr,
+      // Both sides take their ReLU mask from the GPU's own y (which a backward without a
+      // residual rebuilds from x instead of reading), so an output that lands on the other
+      // side of zero in ref's arithmetic cannot flip one mask bit.
+      std::vector<float> mask_ref = dev->download(gy);
+      ref->batch_norm_relu_backward(p, host(x, s), host(gamma, cs), host(beta, cs), host(sm, cs),
+                                    host(si, cs), host(mask_ref, s), host(dy_scratch, s),
+                                    host(dx, s), host(dg, cs), host(dbt, cs),
+                                    residual ? host(dr, s) : Tensor{}, accumulate, accumulate);
+      gpu->batch_norm_relu_backward(p, gx, gg, gb, gsm, gsi, gy, gdy, gdx, gdg, gdb, gdr,
                                     accumulate, accumulate);
       const std::string what = "batch norm relu " + s.to_string() + (residual ? " + residual" : "") +
                                (accumulate ? " accumulating" : "");
@@ -598,8 +626,9 @@ TEST_P(GpuOps, BatchNormReluEqualsTheSeparateGpuOpsBitForBit) {
       const Out fused = outputs(), plain = outputs();
       gpu->batch_norm_relu_forward_train(p, gx, gg, gb, residual ? gr : Tensor{}, fused.y, fused.rm,
                                          fused.rv, fused.sm, fused.si);
-      gpu->batch_norm_relu_backward(p, gx, gg, fused.sm, fused.si, fused.y, gdy, fused.dx, fused.dg,
-                                    fused.db, residual ? fused.dr : Tensor{}, false, true);
+      gpu->batch_norm_relu_backward(p, gx, gg, gb, fused.sm, fused.si, fused.y, gdy, fused.dx,
+                                    fused.dg, fused.db, residual ? fused.dr : Tensor{}, false,
+                                    true);
       // The unfused graph: batch norm, add, ReLU; ReLU backward, add backward, BN backward.
       const Tensor bn_out = dev->empty(s, t()), sum = dev->empty(s, t()), g = dev->empty(s, t());
       gpu->batch_norm_forward_train(p, gx, gg, gb, bn_out, plain.rm, plain.rv, plain.sm, plain.si);

@@ -130,12 +130,15 @@ class Backend {
   // g = dy where y > 0, else 0; dx, dgamma, dbeta from the batch-norm backward of g, and
   // dresidual = g (or += g) when defined. dy may be overwritten with g (the default does so,
   // as scratch: it is the fused node's own gradient, read by nothing after this call).
+  // beta is the forward's: without a residual, y > 0 follows from x, gamma, beta and the
+  // saved statistics, which lets a backend skip reading y (the GPU backends do).
   virtual void batch_norm_relu_backward(const BatchNormParams& p, const Tensor& x,
-                                        const Tensor& gamma, const Tensor& save_mean,
-                                        const Tensor& save_invstd, const Tensor& y,
-                                        const Tensor& dy, const Tensor& dx, const Tensor& dgamma,
-                                        const Tensor& dbeta, const Tensor& dresidual,
-                                        bool accumulate_dx, bool accumulate_dresidual);
+                                        const Tensor& gamma, const Tensor& beta,
+                                        const Tensor& save_mean, const Tensor& save_invstd,
+                                        const Tensor& y, const Tensor& dy, const Tensor& dx,
+                                        const Tensor& dgamma, const Tensor& dbeta,
+                                        const Tensor& dresidual, bool accumulate_dx,
+                                        bool accumulate_dresidual);
 
   // Training-mode dropout; mask[numel] (u8) records the kept elements for backward.
   virtual void dropout_forward(const DropoutParams& p, const Tensor& x, const Tensor& y,

@@ -28,11 +28,12 @@ void Backend::batch_norm_relu_forward_eval(const BatchNormParams& p, const Tenso
 }
 
 void Backend::batch_norm_relu_backward(const BatchNormParams& p, const Tensor& x,
-                                       const Tensor& gamma, const Tensor& save_mean,
-                                       const Tensor& save_invstd, const Tensor& y,
-                                       const Tensor& dy, const Tensor& dx, const Tensor& dgamma,
-                                       const Tensor& dbeta, const Tensor& dresidual,
-                                       bool accumulate_dx, bool accumulate_dresidual) {
+                                       const Tensor& gamma, const Tensor& /*beta*/,
+                                       const Tensor& save_mean, const Tensor& save_invstd,
+                                       const Tensor& y, const Tensor& dy, const Tensor& dx,
+                                       const Tensor& dgamma, const Tensor& dbeta,
+                                       const Tensor& dresidual, bool accumulate_dx,
+                                       bool accumulate_dresidual) {
   relu_backward(y, dy, dy, false);
   if (dresidual.defined()) copy(dy, dresidual, accumulate_dresidual);
   batch_norm_backward(p, x, gamma, save_mean, save_invstd, dy, dx, dgamma, dbeta, accumulate_dx);

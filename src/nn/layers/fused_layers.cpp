@@ -40,9 +40,9 @@ void BatchNormReluLayer::forward(const LayerTensors& t, const RunContext& ctx) {
 void BatchNormReluLayer::backward(const LayerTensors& t, const RunContext& ctx) {
   const Tensor dresidual = residual_ ? t.dx[1] : Tensor{};
   const bool accumulate_residual = residual_ && t.accumulate_dx[1];
-  ctx.backend.batch_norm_relu_backward(bn_.params(ctx.batch), t.x[0], t.params[0], t.buffers[2],
-                                       t.buffers[3], t.y, t.dy, t.dx[0], t.grads[0], t.grads[1],
-                                       dresidual, t.accumulate_dx[0], accumulate_residual);
+  ctx.backend.batch_norm_relu_backward(
+      bn_.params(ctx.batch), t.x[0], t.params[0], t.params[1], t.buffers[2], t.buffers[3], t.y,
+      t.dy, t.dx[0], t.grads[0], t.grads[1], dresidual, t.accumulate_dx[0], accumulate_residual);
 }
 
 }  // namespace tb

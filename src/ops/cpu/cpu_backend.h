@@ -79,9 +79,9 @@ class CpuBackend final : public Backend {
                                      const Tensor& running_mean, const Tensor& running_var,
                                      const Tensor& save_mean, const Tensor& save_invstd) override;
   void batch_norm_relu_backward(const BatchNormParams& p, const Tensor& x, const Tensor& gamma,
-                                const Tensor& save_mean, const Tensor& save_invstd,
-                                const Tensor& y, const Tensor& dy, const Tensor& dx,
-                                const Tensor& dgamma, const Tensor& dbeta,
+                                const Tensor& beta, const Tensor& save_mean,
+                                const Tensor& save_invstd, const Tensor& y, const Tensor& dy,
+                                const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
                                 const Tensor& dresidual, bool accumulate_dx,
                                 bool accumulate_dresidual) override;
   void dropout_forward(const DropoutParams& p, const Tensor& x, const Tensor& y,

@@ -401,9 +401,9 @@ void CpuBackend::batch_norm_backward(const BatchNormParams& p, const Tensor& x,
 }
 
 void CpuBackend::batch_norm_relu_backward(const BatchNormParams& p, const Tensor& x,
-                                          const Tensor& gamma, const Tensor& save_mean,
-                                          const Tensor& save_invstd, const Tensor& y,
-                                          const Tensor& dy, const Tensor& dx,
+                                          const Tensor& gamma, const Tensor& /*beta*/,
+                                          const Tensor& save_mean, const Tensor& save_invstd,
+                                          const Tensor& y, const Tensor& dy, const Tensor& dx,
                                           const Tensor& dgamma, const Tensor& dbeta,
                                           const Tensor& dresidual, bool accumulate_dx,
                                           bool accumulate_dresidual) {

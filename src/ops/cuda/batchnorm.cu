@@ -2,7 +2,8 @@
 // double, in a fixed order), and one elementwise pass that applies per-channel coefficients.
 // The fused batch-norm + (residual add +) ReLU ops reuse the same three launches: the ReLU
 // and the add run inside the forward apply pass, and the backward reads the ReLU's mask from
-// y inside its reduction and its apply pass (which also writes the residual's gradient).
+// y inside its reduction and its apply pass (which also writes the residual's gradient), or,
+// without a residual, recomputes it from x and the forward's coefficients (ReluFromX).
 #include <algorithm>
 #include <initializer_list>
 
@@ -33,12 +34,44 @@ Grid grid_for(int64_t rows, int C) {
   return g;
 }
 
+// The forward's per-channel coefficients, bn(x) = x * scale + shift, from the saved fp32
+// statistics. The forward computes them this way, so a backward recomputes them bit for bit
+// (explicit roundings: the compiler may not contract one call site and not another).
+__device__ __forceinline__ float2 forward_coefficients(float gamma, float beta, float mean,
+                                                       float invstd) {
+  const double scale = __dmul_rn(double(gamma), double(invstd));
+  return make_float2(float(scale), float(__fma_rn(-double(mean), scale, double(beta))));
+}
+// bn(x) before rounding, as every apply pass computes it (one rounding: fma).
+__device__ __forceinline__ float normalised(float x, float scale, float shift) {
+  return __fmaf_rn(x, scale, shift);
+}
+// Whether relu(bn(x)), stored in T, is positive: the fused forward's ReLU mask, recomputed.
+template <class T>
+__device__ __forceinline__ bool relu_passed(float x, float2 k) {
+  return to_float(from_float<T>(normalised(x, k.x, k.y))) > 0.0f;
+}
+
+// What a backward without a residual needs to rebuild relu(bn(x)) > 0 from x (the y it would
+// otherwise read is as large as x): the forward's gamma, beta and saved statistics.
+struct ReluFromX {
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  const float* mean = nullptr;
+  const float* invstd = nullptr;
+  __device__ float2 coefficients(int c) const {
+    return forward_coefficients(gamma[c], beta[c], mean[c], invstd[c]);
+  }
+};
+
 // kMode 0: sums of (x - x[0,c]) and its square. kMode 1: sums of dy and dy * (x - mean[c]).
 // kMode 2: sums of y only (column sums). kMode 3: kMode 1 with dy masked by a ReLU's output
 // (dy where mask > 0, else 0: the ReLU's backward, read as the separate kernel computes it).
+// kMode 4: kMode 3 with the mask rebuilt from x (relu_from_x) instead of read.
 template <class T, int kMode>
 __global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, int64_t rows, int C,
-                                    int64_t rows_per_chunk, float2* partials, const T* mask) {
+                                    int64_t rows_per_chunk, float2* partials, const T* mask,
+                                    ReluFromX relu_from_x) {
   pdl_begin();
   __shared__ float2 red[kRows][kCols];
   const int c = blockIdx.x * kCols + threadIdx.x;
@@ -46,15 +79,18 @@ __global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, 
   const int64_t end = min(rows, begin + rows_per_chunk);
   float s1 = 0.0f, s2 = 0.0f;
   if (c < C) {
-    const float shift = kMode == 0 ? to_float(x[c]) : (kMode == 1 || kMode == 3 ? mean[c] : 0.0f);
+    const float shift = kMode == 0 ? to_float(x[c]) : (kMode != 2 ? mean[c] : 0.0f);
+    const float2 k = kMode == 4 ? relu_from_x.coefficients(c) : float2{};
     for (int64_t r = begin + threadIdx.y; r < end; r += kRows) {
       const int64_t i = r * C + c;
       if (kMode == 0) {
         const float d = to_float(x[i]) - shift;
         s1 += d;
         s2 += d * d;
-      } else if (kMode == 1 || kMode == 3) {
-        const float g = kMode == 1 || to_float(mask[i]) > 0.0f ? to_float(dy[i]) : 0.0f;
+      } else if (kMode != 2) {
+        const bool pass = kMode == 1 || (kMode == 3 ? to_float(mask[i]) > 0.0f
+                                                    : relu_passed<T>(to_float(x[i]), k));
+        const float g = pass ? to_float(dy[i]) : 0.0f;
         s1 += g;
         s2 += g * (to_float(x[i]) - shift);
       } else {
@@ -79,9 +115,9 @@ __global__ void partial_sums_kernel(const T* x, const T* dy, const float* mean, 
 // chunk `lanes` rows at a time (a warp reads whole rows: NHWC rows are contiguous). The block
 // then adds its lanes in order, so the result depends on the shape only, never on timing.
 template <class T, int kMode>
-__global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float* mean,
-                                           int64_t rows, int C, int64_t rows_per_chunk,
-                                           float2* partials, const T* mask) {
+__global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float* mean, int64_t rows,
+                                           int C, int64_t rows_per_chunk, float2* partials,
+                                           const T* mask, ReluFromX relu_from_x) {
   pdl_begin();
   constexpr int V = Vec16<T>::kCount;
   extern __shared__ float2 lane_sums[];  // [lanes][C]
@@ -91,10 +127,12 @@ __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float*
   const int64_t begin = int64_t(blockIdx.x) * rows_per_chunk;
   const int64_t end = min(rows, begin + rows_per_chunk);
   float s1[V], s2[V], shift[V];
+  float2 k[kMode == 4 ? V : 1];
 #pragma unroll
   for (int j = 0; j < V; ++j) {
     s1[j] = s2[j] = 0.0f;
-    shift[j] = kMode == 0 ? to_float(x[c0 + j]) : (kMode == 1 || kMode == 3 ? mean[c0 + j] : 0.0f);
+    shift[j] = kMode == 0 ? to_float(x[c0 + j]) : (kMode != 2 ? mean[c0 + j] : 0.0f);
+    if constexpr (kMode == 4) k[j] = relu_from_x.coefficients(c0 + j);
   }
   const Vec16<T>* xv = reinterpret_cast<const Vec16<T>*>(x);
   const Vec16<T>* dyv = reinterpret_cast<const Vec16<T>*>(dy);
@@ -107,10 +145,13 @@ __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float*
         s1[j] += d;
         s2[j] += d * d;
       }
-    } else if (kMode == 1 || kMode == 3) {
+    } else if (kMode != 2) {
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        const float gj = kMode == 1 || to_float(m.v[j]) > 0.0f ? to_float(g.v[j]) : 0.0f;
+        bool pass = true;
+        if constexpr (kMode == 3) pass = to_float(m.v[j]) > 0.0f;
+        if constexpr (kMode == 4) pass = relu_passed<T>(to_float(a.v[j]), k[kMode == 4 ? j : 0]);
+        const float gj = pass ? to_float(g.v[j]) : 0.0f;
         s1[j] += gj;
         s2[j] += gj * (to_float(a.v[j]) - shift[j]);
       }
@@ -132,7 +173,7 @@ __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float*
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       a[u] = xv[i + u * step];
-      if (kMode == 1 || kMode == 3) g[u] = dyv[i + u * step];
+      if (kMode != 0 && kMode != 2) g[u] = dyv[i + u * step];
       if (kMode == 3) m[u] = mv[i + u * step];
     }
 #pragma unroll
@@ -141,7 +182,7 @@ __global__ void partial_sums_vector_kernel(const T* x, const T* dy, const float*
   for (; r < end; r += lanes) {
     const int64_t i = (r * C + c0) / V;
     Vec16<T> g, m;
-    if (kMode == 1 || kMode == 3) g = dyv[i];
+    if (kMode != 0 && kMode != 2) g = dyv[i];
     if (kMode == 3) m = mv[i];
     add(xv[i], g, m);
   }
@@ -221,9 +262,10 @@ __global__ void __launch_bounds__(kFinishThreads)
   const double unbiased = rows > 1 ? var * m / (m - 1) : var;
   running_mean[c] = float((1.0 - momentum) * double(running_mean[c]) + momentum * mean);
   running_var[c] = float((1.0 - momentum) * double(running_var[c]) + momentum * unbiased);
-  const double scale = double(gamma[c]) * invstd;
-  coef[c] = float(scale);
-  coef[C + c] = float(double(beta[c]) - mean * scale);
+  // From the saved (rounded) statistics, as a backward recomputes them (ReluFromX).
+  const float2 k = forward_coefficients(gamma[c], beta[c], float(mean), float(invstd));
+  coef[c] = k.x;
+  coef[C + c] = k.y;
 }
 
 __global__ void finish_eval_kernel(int C, double eps, const float* gamma, const float* beta,
@@ -242,7 +284,7 @@ __global__ void finish_eval_kernel(int C, double eps, const float* gamma, const 
 __global__ void __launch_bounds__(kFinishThreads)
     finish_backward_kernel(const float2* partials, int chunks, int64_t rows, int C,
                            const float* gamma, const float* save_mean, const float* save_invstd,
-                           float* dgamma, float* dbeta, float* coef) {
+                           float* dgamma, float* dbeta, float* coef, ReluFromX relu_from_x) {
   pdl_begin();
   double sum_dy = 0, sum_dy_xmu = 0;
   if (!sum_chunks(partials, chunks, C, sum_dy, sum_dy_xmu)) return;
@@ -258,6 +300,11 @@ __global__ void __launch_bounds__(kFinishThreads)
   coef[c] = float(a);
   coef[C + c] = float(b);
   coef[2 * C + c] = float(-b * mean - k * sum_dy);
+  if (relu_from_x.beta) {  // the forward's coefficients, for the apply pass's ReLU mask
+    const float2 f = relu_from_x.coefficients(c);
+    coef[3 * C + c] = f.x;
+    coef[4 * C + c] = f.y;
+  }
 }
 
 __global__ void __launch_bounds__(kFinishThreads)
@@ -316,7 +363,7 @@ __global__ void apply_forward_kernel(const T* x, const T* residual, T* y, int64_
       if (kEpilogue == kAddRelu) r = reinterpret_cast<const Vec16<T>*>(residual)[i];
 #pragma unroll
       for (int j = 0; j < V; ++j)
-        a.v[j] = finish_value<T, kEpilogue>(to_float(a.v[j]) * scale[j] + shift[j],
+        a.v[j] = finish_value<T, kEpilogue>(normalised(to_float(a.v[j]), scale[j], shift[j]),
                                             kEpilogue == kAddRelu ? r.v[j] : T{});
       reinterpret_cast<Vec16<T>*>(y)[i] = a;
     }
@@ -328,22 +375,25 @@ __global__ void apply_forward_kernel(const T* x, const T* residual, T* y, int64_
       const int c0 = int((i * V) % C);
 #pragma unroll
       for (int j = 0; j < V; ++j)
-        a.v[j] = finish_value<T, kEpilogue>(to_float(a.v[j]) * coef[c0 + j] + coef[C + c0 + j],
-                                            kEpilogue == kAddRelu ? r.v[j] : T{});
+        a.v[j] =
+            finish_value<T, kEpilogue>(normalised(to_float(a.v[j]), coef[c0 + j], coef[C + c0 + j]),
+                                       kEpilogue == kAddRelu ? r.v[j] : T{});
       reinterpret_cast<Vec16<T>*>(y)[i] = a;
     }
   } else {
     for (int64_t i = tid; i < n; i += stride) {
       const int c = int(i % C);
-      y[i] = finish_value<T, kEpilogue>(to_float(x[i]) * coef[c] + coef[C + c],
+      y[i] = finish_value<T, kEpilogue>(normalised(to_float(x[i]), coef[c], coef[C + c]),
                                         kEpilogue == kAddRelu ? residual[i] : T{});
     }
   }
 }
 
-// dx = coef[c] * g + coef[C + c] * x + coef[2C + c] with g = dy, or with kMasked g = dy where
-// mask > 0 (else 0) and dres = g (or += g). dx may be null when only dres is wanted.
-template <class T, bool kVector, bool kMasked, bool kFixed = false>
+// dx = coef[c] * g + coef[C + c] * x + coef[2C + c] with g = dy (kMask 0), or g = dy where the
+// ReLU passed, else 0, and dres = g (or += g): read from mask > 0 (kMask 1), or rebuilt from x
+// and the forward's coefficients coef[3C + c], coef[4C + c] (kMask 2). dx may be null when
+// only dres is wanted.
+template <class T, bool kVector, int kMask, bool kFixed = false>
 __global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n, int C,
                                       const float* coef, bool accumulate, const T* mask, T* dres,
                                       bool accumulate_res) {
@@ -355,22 +405,35 @@ __global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n,
     // With kFixed the channels never change (see fixed_channels): coefficients in registers.
     const int c_fixed = kFixed ? int(tid % (C / V)) * V : 0;
     float ca[kFixed ? V : 1], cb[kFixed ? V : 1], cd[kFixed ? V : 1];
+    float2 kf[kFixed && kMask == 2 ? V : 1];
     if (kFixed) {
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         ca[j] = coef[c_fixed + j];
         cb[j] = coef[C + c_fixed + j];
         cd[j] = coef[2 * C + c_fixed + j];
+        if constexpr (kMask == 2)
+          kf[kFixed ? j : 0] = make_float2(coef[3 * C + c_fixed + j], coef[4 * C + c_fixed + j]);
       }
     }
     for (int64_t i = tid; i < n / V; i += stride) {
       const Vec16<T> a = reinterpret_cast<const Vec16<T>*>(x)[i];
       Vec16<T> g = reinterpret_cast<const Vec16<T>*>(dy)[i];
-      if (kMasked) {
-        const Vec16<T> m = reinterpret_cast<const Vec16<T>*>(mask)[i];
+      if (kMask != 0) {
+        if constexpr (kMask == 1) {
+          const Vec16<T> m = reinterpret_cast<const Vec16<T>*>(mask)[i];
 #pragma unroll
-        for (int j = 0; j < V; ++j)
-          if (!(to_float(m.v[j]) > 0.0f)) g.v[j] = from_float<T>(0.0f);
+          for (int j = 0; j < V; ++j)
+            if (!(to_float(m.v[j]) > 0.0f)) g.v[j] = from_float<T>(0.0f);
+        } else {
+          const int c0 = kFixed ? c_fixed : int((i * V) % C);
+#pragma unroll
+          for (int j = 0; j < V; ++j) {
+            const float2 k = kFixed ? kf[kFixed && kMask == 2 ? j : 0]
+                                    : make_float2(coef[3 * C + c0 + j], coef[4 * C + c0 + j]);
+            if (!relu_passed<T>(to_float(a.v[j]), k)) g.v[j] = from_float<T>(0.0f);
+          }
+        }
         if (dres) {
           Vec16<T> r = g;
           if (accumulate_res) {
@@ -405,12 +468,16 @@ __global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n,
   } else {
     for (int64_t i = tid; i < n; i += stride) {
       T g = dy[i];
-      if (kMasked) {
-        if (!(to_float(mask[i]) > 0.0f)) g = from_float<T>(0.0f);
+      const int c = int(i % C);
+      if (kMask != 0) {
+        const bool pass =
+            kMask == 1
+                ? to_float(mask[i]) > 0.0f
+                : relu_passed<T>(to_float(x[i]), make_float2(coef[3 * C + c], coef[4 * C + c]));
+        if (!pass) g = from_float<T>(0.0f);
         if (dres) dres[i] = accumulate_res ? from_float<T>(to_float(dres[i]) + to_float(g)) : g;
         if (!dx) continue;
       }
-      const int c = int(i % C);
       const float v = coef[c] * to_float(g) + coef[C + c] * to_float(x[i]) + coef[2 * C + c];
       dx[i] = from_float<T>(accumulate ? to_float(dx[i]) + v : v);
     }
@@ -419,7 +486,8 @@ __global__ void apply_backward_kernel(const T* x, const T* dy, T* dx, int64_t n,
 
 size_t round256(size_t n) { return (n + 255) / 256 * 256; }
 
-// Workspace layout: partials (float2 per chunk and channel), then 3*C coefficients.
+// Workspace layout: partials (float2 per chunk and channel), then 5*C coefficients (the
+// backward's three, then the forward's two when it rebuilds a ReLU mask from x).
 float2* partials_of(void* ws) { return static_cast<float2*>(ws); }
 float* coef_of(void* ws, int64_t rows, int C) {
   const Grid g = grid_for(rows, C);
@@ -440,7 +508,8 @@ bool vector_ok(int C, std::initializer_list<const void*> pointers) {
 // channels split into whole vectors and a row fits one block, else one element per thread.
 template <class T, int kMode>
 void partial_sums(const void* x, const void* dy, const float* mean, int64_t rows, int C,
-                  const Grid& g, float2* partials, const void* mask, cudaStream_t s) {
+                  const Grid& g, float2* partials, const void* mask, cudaStream_t s,
+                  ReluFromX relu_from_x = {}) {
   constexpr int V = Vec16<T>::kCount;
   const int groups = C / V;
   if (vector_ok<T>(C, {x, dy, mask}) && groups <= 256) {
@@ -448,11 +517,11 @@ void partial_sums(const void* x, const void* dy, const float* mean, int64_t rows
     const size_t shared = sizeof(float2) * size_t(lanes) * size_t(C);
     launch_kernel(partial_sums_vector_kernel<T, kMode>, g.chunks, lanes * groups, shared, s,
                   (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials,
-                  (const T*)mask);
+                  (const T*)mask, relu_from_x);
   } else {
     launch_kernel(partial_sums_kernel<T, kMode>, dim3(g.col_blocks, g.chunks), dim3(kCols, kRows),
                   0, s, (const T*)x, (const T*)dy, mean, rows, C, g.rows_per_chunk, partials,
-                  (const T*)mask);
+                  (const T*)mask, relu_from_x);
   }
 }
 
@@ -514,54 +583,58 @@ void forward_eval(DType t, const BatchNormParams& p, const void* x, const float*
   TB_GPU_DISPATCH(t, T, { apply_forward<T>(x, residual, y, rows * C, C, coef, epilogue, s); });
 }
 
-// mask null: the plain batch-norm backward. mask set: the ReLU's backward from its output
-// mask is folded into the reduction and the apply pass, which also writes dres.
+// One apply_backward_kernel launch with mask mode kMask, on the widest path the shape allows.
+template <class T, int kMask>
+void apply_backward(const void* x, const void* dy, void* dx, int64_t n, int C, const float* coef,
+                    bool accumulate, const void* mask, void* dres, bool accumulate_res,
+                    cudaStream_t s) {
+  const bool vector = vector_ok<T>(C, {x, dy, dx, mask, dres});
+  const bool fixed = vector && fixed_channels<T>(C);
+  const unsigned blocks =
+      vector ? blocks_for(n / Vec16<T>::kCount, kApplyThreads) : blocks_for(n, kApplyThreads);
+  const auto go = [&](auto kernel) {
+    launch_kernel(kernel, blocks, kApplyThreads, 0, s, (const T*)x, (const T*)dy, (T*)dx, n, C,
+                  coef, accumulate, (const T*)mask, (T*)dres, accumulate_res);
+  };
+  if (fixed)
+    go(apply_backward_kernel<T, true, kMask, true>);
+  else if (vector)
+    go(apply_backward_kernel<T, true, kMask>);
+  else
+    go(apply_backward_kernel<T, false, kMask>);
+}
+
+// mask null and relu_from_x.beta null: the plain batch-norm backward. Otherwise the ReLU's
+// backward is folded into the reduction and the apply pass (which also writes dres), its
+// mask read from `mask` (the ReLU's output) or, with relu_from_x, rebuilt from x.
 void backward(DType t, const BatchNormParams& p, const void* x, const float* gamma,
-              const float* save_mean, const float* save_invstd, const void* mask, const void* dy,
-              void* dx, float* dgamma, float* dbeta, bool accumulate, void* dres,
-              bool accumulate_res, void* workspace, cudaStream_t s) {
+              const float* save_mean, const float* save_invstd, const void* mask,
+              ReluFromX relu_from_x, const void* dy, void* dx, float* dgamma, float* dbeta,
+              bool accumulate, void* dres, bool accumulate_res, void* workspace, cudaStream_t s) {
   const int64_t rows = int64_t(p.N) * p.spatial;
   const int C = p.C;
   const Grid g = grid_for(rows, C);
   float* coef = coef_of(workspace, rows, C);
+  const bool from_x = relu_from_x.beta != nullptr;
+  if (from_x) mask = nullptr;
   TB_GPU_DISPATCH(t, T, {
-    if (mask)
+    if (from_x)
+      partial_sums<T, 4>(x, dy, save_mean, rows, C, g, partials_of(workspace), nullptr, s,
+                         relu_from_x);
+    else if (mask)
       partial_sums<T, 3>(x, dy, save_mean, rows, C, g, partials_of(workspace), mask, s);
     else
       partial_sums<T, 1>(x, dy, save_mean, rows, C, g, partials_of(workspace), nullptr, s);
     launch_kernel(finish_backward_kernel, finish_grid(C), finish_block(), 0, s,
                   partials_of(workspace), g.chunks, rows, C, gamma, save_mean, save_invstd, dgamma,
-                  dbeta, coef);
+                  dbeta, coef, relu_from_x);
     const int64_t n = rows * C;
-    const bool vector = vector_ok<T>(C, {x, dy, dx, mask, dres});
-    const bool fixed = vector && fixed_channels<T>(C);
-    const unsigned blocks =
-        vector ? blocks_for(n / Vec16<T>::kCount, kApplyThreads) : blocks_for(n, kApplyThreads);
-    if (mask && (dx || dres)) {
-      if (fixed)
-        launch_kernel(apply_backward_kernel<T, true, true, true>, blocks, kApplyThreads, 0, s,
-                      (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask,
-                      (T*)dres, accumulate_res);
-      else if (vector)
-        launch_kernel(apply_backward_kernel<T, true, true>, blocks, 256, 0, s, (const T*)x,
-                      (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
-                      accumulate_res);
-      else
-        launch_kernel(apply_backward_kernel<T, false, true>, blocks, 256, 0, s, (const T*)x,
-                      (const T*)dy, (T*)dx, n, C, coef, accumulate, (const T*)mask, (T*)dres,
-                      accumulate_res);
-    } else if (!mask && dx) {
-      if (fixed)
-        launch_kernel(apply_backward_kernel<T, true, false, true>, blocks, kApplyThreads, 0, s,
-                      (const T*)x, (const T*)dy, (T*)dx, n, C, coef, accumulate, nullptr, nullptr,
-                      false);
-      else if (vector)
-        launch_kernel(apply_backward_kernel<T, true, false>, blocks, 256, 0, s, (const T*)x,
-                      (const T*)dy, (T*)dx, n, C, coef, accumulate, nullptr, nullptr, false);
-      else
-        launch_kernel(apply_backward_kernel<T, false, false>, blocks, 256, 0, s, (const T*)x,
-                      (const T*)dy, (T*)dx, n, C, coef, accumulate, nullptr, nullptr, false);
-    }
+    if (from_x && (dx || dres))
+      apply_backward<T, 2>(x, dy, dx, n, C, coef, accumulate, nullptr, dres, accumulate_res, s);
+    else if (mask && (dx || dres))
+      apply_backward<T, 1>(x, dy, dx, n, C, coef, accumulate, mask, dres, accumulate_res, s);
+    else if (!mask && !from_x && dx)
+      apply_backward<T, 0>(x, dy, dx, n, C, coef, accumulate, nullptr, nullptr, false, s);
   });
 }
 
@@ -569,7 +642,7 @@ void backward(DType t, const BatchNormParams& p, const void* x, const float* gam
 
 size_t batch_norm_workspace_bytes(int64_t rows, int C) {
   const Grid g = grid_for(rows, C);
-  return round256(sizeof(float2) * size_t(g.chunks) * C) + round256(sizeof(float) * 3 * size_t(C));
+  return round256(sizeof(float2) * size_t(g.chunks) * C) + round256(sizeof(float) * 5 * size_t(C));
 }
 
 size_t column_sum_workspace_bytes(int64_t rows, int K) { return batch_norm_workspace_bytes(rows, K); }
@@ -592,7 +665,7 @@ void batch_norm_backward(DType t, const BatchNormParams& p, const void* x, const
                          const float* save_mean, const float* save_invstd, const void* dy,
                          void* dx, float* dgamma, float* dbeta, bool accumulate, void* workspace,
                          cudaStream_t s) {
-  backward(t, p, x, gamma, save_mean, save_invstd, nullptr, dy, dx, dgamma, dbeta, accumulate,
+  backward(t, p, x, gamma, save_mean, save_invstd, nullptr, {}, dy, dx, dgamma, dbeta, accumulate,
            nullptr, false, workspace, s);
 }
 
@@ -613,13 +686,15 @@ void batch_norm_relu_forward_eval(DType t, const BatchNormParams& p, const void*
                epilogue_for(true, residual), y, workspace, s);
 }
 
-void batch_norm_relu_backward(DType t, const BatchNormParams& p, const void* x,
-                              const float* gamma, const float* save_mean,
-                              const float* save_invstd, const void* y, const void* dy, void* dx,
-                              float* dgamma, float* dbeta, bool accumulate_dx, void* dresidual,
-                              bool accumulate_dresidual, void* workspace, cudaStream_t s) {
-  backward(t, p, x, gamma, save_mean, save_invstd, y, dy, dx, dgamma, dbeta, accumulate_dx,
-           dresidual, accumulate_dresidual, workspace, s);
+void batch_norm_relu_backward(DType t, const BatchNormParams& p, const void* x, const float* gamma,
+                              const float* beta, const float* save_mean, const float* save_invstd,
+                              const void* y, const void* dy, void* dx, float* dgamma, float* dbeta,
+                              bool accumulate_dx, void* dresidual, bool accumulate_dresidual,
+                              void* workspace, cudaStream_t s) {
+  ReluFromX relu_from_x;
+  if (beta && !dresidual) relu_from_x = {gamma, beta, save_mean, save_invstd};
+  backward(t, p, x, gamma, save_mean, save_invstd, y, relu_from_x, dy, dx, dgamma, dbeta,
+           accumulate_dx, dresidual, accumulate_dresidual, workspace, s);
 }
 
 void column_sum(DType t, const void* y, int64_t rows, int K, float* out, void* workspace,

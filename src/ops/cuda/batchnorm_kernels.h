@@ -47,12 +47,16 @@ void batch_norm_relu_forward_eval(DType t, const BatchNormParams& p, const void*
                                   const float* running_mean, const float* running_var,
                                   const void* residual, void* y, void* workspace, cudaStream_t s);
 // The gradient through the ReLU is dy where y > 0, else 0; it feeds the batch-norm backward
-// and, when dresidual is not null, is written (or added) there. dx may be null.
-void batch_norm_relu_backward(DType t, const BatchNormParams& p, const void* x,
-                              const float* gamma, const float* save_mean,
-                              const float* save_invstd, const void* y, const void* dy, void* dx,
-                              float* dgamma, float* dbeta, bool accumulate_dx, void* dresidual,
-                              bool accumulate_dresidual, void* workspace, cudaStream_t s);
+// and, when dresidual is not null, is written (or added) there. dx may be null. With beta
+// (the forward's) and no residual, y > 0 is rebuilt from x, gamma, beta and the saved
+// statistics exactly as batch_norm_relu_forward_train decided it, and y is not read: the
+// backward then reads two activation-sized tensors where it read three. Only for statistics
+// that batch_norm_relu_forward_train wrote (another library's arithmetic differs).
+void batch_norm_relu_backward(DType t, const BatchNormParams& p, const void* x, const float* gamma,
+                              const float* beta, const float* save_mean, const float* save_invstd,
+                              const void* y, const void* dy, void* dx, float* dgamma, float* dbeta,
+                              bool accumulate_dx, void* dresidual, bool accumulate_dresidual,
+                              void* workspace, cudaStream_t s);
 
 // Deterministic column sums: out[k] = sum over rows of y[rows, K], for bias gradients.
 size_t column_sum_workspace_bytes(int64_t rows, int K);

@@ -26,7 +26,7 @@ bool autotune_log() {
 
 // Names the kernels' tile list in cache keys: a cached tile index means nothing to another
 // list, so change this whenever conv_mma.cu's, conv_wgmma.cu's or conv_fma.cu's tiles change.
-constexpr const char* kKernelSet = "conv-v8";
+constexpr const char* kKernelSet = "conv-v9";
 
 }  // namespace
 
@@ -36,8 +36,10 @@ std::string ConvAutotuner::cache_key(ConvPass pass, DType t, const ConvGeometry&
   // The wgmma tiles may be switched off (TB_CONV_WGMMA=0): a choice made without them is not
   // the choice with them, and the other way round.
   return fmt::format("{} {}{}|{}|{}{}|n{} c{} h{} w{} k{} r{} s{} stride{} pad{}", device_,
-                     kKernelSet, wgmma_available() ? "+wgmma" : "", dtype_name(t), kPass[int(pass)],
-                     accumulate ? "+acc" : "", g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.stride, g.pad);
+                     kKernelSet,
+                     wgmma_available() ? (halo_conv_enabled() ? "+wgmma+halo" : "+wgmma") : "",
+                     dtype_name(t), kPass[int(pass)], accumulate ? "+acc" : "", g.N, g.C, g.H, g.W,
+                     g.K, g.R, g.S, g.stride, g.pad);
 }
 
 ConvLaunch ConvAutotuner::choose(Backend& backend, cudaStream_t stream, int sm_count, ConvPass pass,

@@ -15,6 +15,8 @@ int mma_tile_bm(int tile);
 int mma_tile_bn(int tile);
 int mma_tile_bk(int tile);
 bool mma_tile_serves(int tile, ConvPass pass);
+bool mma_tile_splits(int tile);
+int mma_tile_fixed_splits(int tile, ConvPass pass, const ConvGeometry& g, int sm_count);
 bool mma_tile_fits(int tile, ConvPass pass, const ConvGeometry& g);
 std::string mma_tile_name(int tile);
 void mma_fprop(const ConvLaunch&, DType, const ConvGeometry&, const void*, const void*,
@@ -266,6 +268,12 @@ int conv_candidates(ConvPass pass, DType t, const ConvGeometry& g, int sm_count,
   int count = 0;
   for (int tile = 0; tile < tiles; ++tile) {
     if (mma && (!mma_tile_serves(tile, pass) || !mma_tile_fits(tile, pass, g))) continue;
+    if (mma && !mma_tile_splits(tile)) {  // a persistent kernel: its own split count
+      if (count < max_out)
+        out[count++] =
+            make_launch(pass, mma, tile, mma_tile_fixed_splits(tile, pass, g, sm_count), g);
+      continue;
+    }
     const int bk = mma ? mma_tile_bk(tile) : fma_tile_bk();
     const Work work = work_of(pass, mma, g, bm_of(mma, tile), bn_of(mma, tile));
     const int64_t k_tiles = (work.gs.K + bk - 1) / bk;

@@ -41,6 +41,9 @@ ConvLaunch plan_conv(ConvPass pass, DType t, const ConvGeometry& g, int sm_count
 std::string conv_launch_name(const ConvLaunch& l);
 // Whether the Hopper wgmma tiles are among the candidates here (conv_wgmma.h).
 bool wgmma_available();
+// Whether the 3x3 halo kernel (conv_wgmma_halo.cu) is among them: TB_CONV_HALO=0 takes it out
+// (to time the layers without it).
+bool halo_conv_enabled();
 // All candidate launches for a pass (the backend times them once and keeps the fastest):
 // at most kMaxConvCandidates (up to kMaxConvTiles tiles x 5 split counts).
 constexpr int kMaxConvTiles = 40;

@@ -322,6 +322,10 @@ std::string mma_tile_name(int tile) {
 bool mma_tile_fits(int tile, ConvPass pass, const ConvGeometry& g) {
   return tile < kTileCount || wgmma_tile_fits(tile - kTileCount, pass, g);
 }
+bool mma_tile_splits(int tile) { return tile < kTileCount || wgmma_tile_splits(tile - kTileCount); }
+int mma_tile_fixed_splits(int tile, ConvPass pass, const ConvGeometry& g, int sm_count) {
+  return wgmma_tile_fixed_splits(tile - kTileCount, pass, g, sm_count);
+}
 bool mma_tile_serves(int tile, ConvPass pass) {
   return tile < kTileCount ? (kTiles[tile].passes >> int(pass)) & 1
                            : wgmma_tile_serves(tile - kTileCount, pass);

@@ -23,44 +23,10 @@
 #include "ops/cuda/conv_wgmma.h"
 #include "ops/cuda/pdl.cuh"
 #include "ops/cuda/wgmma_ops.cuh"
+#include "ops/cuda/wgmma_sync.cuh"
 
 namespace tb::gpu {
 namespace {
-
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define TB_WGMMA_DEVICE 1
-#endif
-
-// A shared-memory matrix descriptor: start address, leading and stride byte offsets (all in
-// 16-byte units), 128-byte swizzle (layout type 1 in bits 62-63). Base offset 0: every tile
-// starts on a 1024-byte boundary.
-__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lead, uint32_t stride) {
-  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(lead >> 4) << 16) |
-         (uint64_t(stride >> 4) << 32) | (uint64_t(1) << 62);
-}
-
-__device__ __forceinline__ void wgmma_fence() {
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_commit() {
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-// Shared memory written by cp.async (the generic proxy) becomes visible to wgmma's reads
-// (the async proxy) only through this fence, before the barrier that publishes it.
-__device__ __forceinline__ void fence_proxy_async() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-// Ties accumulator registers to this point: the compiler may not move their reads or writes
-// across it (wgmma writes them asynchronously, invisibly to the compiler).
-template <int N>
-__device__ __forceinline__ void fence_registers(float (&d)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
 
 // One tile shape. BM x BN is the block's share of the GEMM (BM output pixels, or output
 // channels for wgrad; BN columns), WG warpgroups, STAGES k-tiles of shared memory.
@@ -292,7 +258,11 @@ constexpr WgmmaTile kTiles[] = {
     {128, 64, 1, 4, true, 2, kFprop | kDgrad},
 };
 constexpr int kTileCount = int(sizeof(kTiles) / sizeof(kTiles[0]));
-static_assert(kTileCount == kWgmmaTileCount, "conv_wgmma.h publishes the count");
+// After the table: conv_wgmma_halo.cu's 3x3 kernel, tiles of their own kind: its shifted
+// input copies loaded from L2, then built in shared memory.
+constexpr int kHaloTile = kTileCount, kHaloShiftTile = kTileCount + 1;
+constexpr bool is_halo(int tile) { return tile == kHaloTile || tile == kHaloShiftTile; }
+static_assert(kTileCount + 2 == kWgmmaTileCount, "conv_wgmma.h publishes the count");
 
 template <class T, ConvPass kPass, int BM, int BN, int WG, int STAGES, bool kSwap, int MIN_BLOCKS>
 void launch_shape(const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
@@ -352,17 +322,29 @@ bool wgmma_available() {
   return device_runs_sm90a();
 }
 
-int wgmma_tile_count() { return kTileCount; }
-int wgmma_tile_bm(int tile) { return kTiles[tile].bm; }
-int wgmma_tile_bn(int tile) { return kTiles[tile].bn; }
-bool wgmma_tile_serves(int tile, ConvPass pass) { return (kTiles[tile].passes >> int(pass)) & 1; }
-bool wgmma_tile_fits(int tile, ConvPass pass, const ConvGeometry& g) {
+int wgmma_tile_count() { return kTileCount + 2; }
+// The halo kernel's tile: 4 image rows of 32 pixels by 64 channels.
+int wgmma_tile_bm(int tile) { return is_halo(tile) ? 128 : kTiles[tile].bm; }
+int wgmma_tile_bn(int tile) { return is_halo(tile) ? 64 : kTiles[tile].bn; }
+bool wgmma_tile_serves(int tile, ConvPass pass) {
+  if (is_halo(tile)) return true;
+  return (kTiles[tile].passes >> int(pass)) & 1;
+}
+bool wgmma_tile_splits(int tile) { return !is_halo(tile); }
+int wgmma_tile_fixed_splits(int tile, ConvPass pass, const ConvGeometry& g, int sm_count) {
   (void)tile;
+  return pass == ConvPass::wgrad ? halo_conv_blocks(g, sm_count) : 1;
+}
+bool wgmma_tile_fits(int tile, ConvPass pass, const ConvGeometry& g) {
+  if (is_halo(tile)) return halo_conv_fits(pass, g);
   // The data gradient's loader takes 4 chunks per thread: a gathered k-tile of dy in one
   // filter tap. Every tile needs channel counts of whole 16-byte chunks (mma_eligible).
   return pass != ConvPass::dgrad || g.K % kWgmmaBK == 0;
 }
 std::string wgmma_tile_name(int tile) {
+  if (is_halo(tile))
+    return std::string("wgmma 3x3 halo, 4 rows x 32 pixels x 64 channels, persistent") +
+           (tile == kHaloShiftTile ? ", shifted in shared memory" : "");
   const WgmmaTile& t = kTiles[tile];
   return "wgmma " + std::to_string(t.bm) + "x" + std::to_string(t.bn) + (t.swap ? " swapped" : "") +
          ", " + std::to_string(t.stages) + " stages, " + std::to_string(t.warpgroups) +
@@ -373,6 +355,12 @@ std::string wgmma_tile_name(int tile) {
 template <class T, ConvPass kPass>
 void wgmma_launch(int tile, const ConvGeometry& g, const T* a, const T* b, const Epilogue<T>& ep,
                   int splits, cudaStream_t s) {
+  if (is_halo(tile)) {
+    if constexpr (kPass == ConvPass::wgrad)
+      return halo_conv_wgrad_launch<T>(tile == kHaloShiftTile, g, a, b, ep.partials, splits, s);
+    else
+      return halo_conv_launch<T, kPass>(tile == kHaloShiftTile, g, a, b, ep, splits, s);
+  }
   if (!launch_any<T, kPass>(tile, g, a, b, ep, splits, s,
                             std::make_integer_sequence<int, kTileCount>{}))
     cuda_fail(cudaErrorInvalidValue, "conv_wgmma: no such tile for this pass", __FILE__,

@@ -60,6 +60,9 @@ GpuBackend::GpuBackend(const std::string& impl) : impl_(impl) {
   copies_rule_ = copies == "on"    ? CopiesRule::always
                  : copies == "off" ? CopiesRule::never
                                    : CopiesRule::automatic;
+  // TB_BN_RELU_MASK=read: our fused batch norm + ReLU backward reads y for the ReLU's mask
+  // even where it could rebuild it from x (for comparisons; gpu-notes v20).
+  rebuild_relu_masks_ = env_choice("TB_BN_RELU_MASK", {"rebuild", "read"}) == "rebuild";
   state_ = static_cast<GpuStepState*>(allocate_internal(sizeof(GpuStepState)));
   const GpuStepState initial{};
   copy_from_host(state_, &initial, sizeof(initial));
@@ -129,6 +132,9 @@ void GpuBackend::release(void* ptr) {
   // records go.
   const char* begin = static_cast<const char*>(ptr);
   const size_t size = it->second;
+  std::erase_if(own_bn_relu_forwards_, [&](const void* m) {
+    return static_cast<const char*>(m) >= begin && static_cast<const char*>(m) < begin + size;
+  });
   if (std::any_of(weight_copies_.begin(), weight_copies_.end(), [&](const auto& e) {
         const char* w = static_cast<const char*>(e.first);
         return w >= begin && w < begin + size;
@@ -530,11 +536,16 @@ void GpuBackend::batch_norm_relu_forward_train(const BatchNormParams& p, const T
     GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
   }
   if (library_batch_norm_forward_train(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(),
-                                       residual.defined() ? residual.data : nullptr, true,
-                                       y.data, running_mean.ptr<float>(),
-                                       running_var.ptr<float>(), save_mean.ptr<float>(),
-                                       save_invstd.ptr<float>()))
+                                       residual.defined() ? residual.data : nullptr, true, y.data,
+                                       running_mean.ptr<float>(), running_var.ptr<float>(),
+                                       save_mean.ptr<float>(), save_invstd.ptr<float>())) {
+    own_bn_relu_forwards_.erase(save_mean.data);
     return;
+  }
+  if (residual.defined() || !rebuild_relu_masks_)
+    own_bn_relu_forwards_.erase(save_mean.data);
+  else
+    own_bn_relu_forwards_.insert(save_mean.data);
   void* ws = workspace(batch_norm_workspace_bytes(rows, p.C));
   gpu::batch_norm_relu_forward_train(x.dtype, p, x.data, gamma.ptr<float>(), beta.ptr<float>(),
                                      residual.defined() ? residual.data : nullptr, y.data,
@@ -565,9 +576,9 @@ void GpuBackend::batch_norm_relu_forward_eval(const BatchNormParams& p, const Te
 }
 
 void GpuBackend::batch_norm_relu_backward(const BatchNormParams& p, const Tensor& x,
-                                          const Tensor& gamma, const Tensor& save_mean,
-                                          const Tensor& save_invstd, const Tensor& y,
-                                          const Tensor& dy, const Tensor& dx,
+                                          const Tensor& gamma, const Tensor& beta,
+                                          const Tensor& save_mean, const Tensor& save_invstd,
+                                          const Tensor& y, const Tensor& dy, const Tensor& dx,
                                           const Tensor& dgamma, const Tensor& dbeta,
                                           const Tensor& dresidual, bool accumulate_dx,
                                           bool accumulate_dresidual) {
@@ -577,7 +588,7 @@ void GpuBackend::batch_norm_relu_backward(const BatchNormParams& p, const Tensor
     GPU_EXPECT(*t, p.numel(), "an activation or its gradient");
     GPU_EXPECT_DTYPE(*t, x.dtype, "an activation or its gradient");
   }
-  for (const Tensor* t : {&gamma, &save_mean, &save_invstd, &dgamma, &dbeta}) {
+  for (const Tensor* t : {&gamma, &beta, &save_mean, &save_invstd, &dgamma, &dbeta}) {
     GPU_EXPECT(*t, p.C, "a per-channel tensor");
     GPU_EXPECT_DTYPE(*t, DType::f32, "a per-channel tensor");
   }
@@ -589,12 +600,14 @@ void GpuBackend::batch_norm_relu_backward(const BatchNormParams& p, const Tensor
                                   accumulate_dresidual, true))
     return;
   void* ws = workspace(batch_norm_workspace_bytes(int64_t(p.N) * p.spatial, p.C));
-  gpu::batch_norm_relu_backward(x.dtype, p, x.data, gamma.ptr<float>(), save_mean.ptr<float>(),
-                                save_invstd.ptr<float>(), y.data, dy.data,
-                                dx.defined() ? dx.data : nullptr, dgamma.ptr<float>(),
-                                dbeta.ptr<float>(), accumulate_dx,
-                                dresidual.defined() ? dresidual.data : nullptr,
-                                accumulate_dresidual, ws, stream_);
+  // The mask comes from x where our forward, without a residual, wrote these statistics.
+  const float* mask_beta =
+      own_bn_relu_forwards_.count(save_mean.data) ? beta.ptr<float>() : nullptr;
+  gpu::batch_norm_relu_backward(
+      x.dtype, p, x.data, gamma.ptr<float>(), mask_beta, save_mean.ptr<float>(),
+      save_invstd.ptr<float>(), y.data, dy.data, dx.defined() ? dx.data : nullptr,
+      dgamma.ptr<float>(), dbeta.ptr<float>(), accumulate_dx,
+      dresidual.defined() ? dresidual.data : nullptr, accumulate_dresidual, ws, stream_);
 }
 
 // ---- loss and optimizers ----------------------------------------------------------------

@@ -14,6 +14,7 @@
 #include <cuda_runtime_api.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,9 +83,9 @@ class GpuBackend : public Backend, public GpuStepControl {
                                     const Tensor& residual, const Tensor& running_mean,
                                     const Tensor& running_var, const Tensor& y) override;
   void batch_norm_relu_backward(const BatchNormParams& p, const Tensor& x, const Tensor& gamma,
-                                const Tensor& save_mean, const Tensor& save_invstd,
-                                const Tensor& y, const Tensor& dy, const Tensor& dx,
-                                const Tensor& dgamma, const Tensor& dbeta,
+                                const Tensor& beta, const Tensor& save_mean,
+                                const Tensor& save_invstd, const Tensor& y, const Tensor& dy,
+                                const Tensor& dx, const Tensor& dgamma, const Tensor& dbeta,
                                 const Tensor& dresidual, bool accumulate_dx,
                                 bool accumulate_dresidual) override;
   void dropout_forward(const DropoutParams& p, const Tensor& x, const Tensor& y,
@@ -271,6 +272,11 @@ class GpuBackend : public Backend, public GpuStepControl {
     void* copy = nullptr;
   };
   std::map<const void*, WeightCopy> weight_copies_;
+  // The save_mean buffers of fused batch norm + ReLU layers whose latest forward ran our
+  // kernels without a residual: their backward may rebuild the ReLU's mask from x
+  // (batchnorm_kernels.h), which needs our forward's arithmetic, not a library's.
+  std::set<const void*> own_bn_relu_forwards_;
+  bool rebuild_relu_masks_ = true;  // TB_BN_RELU_MASK
   uint64_t steps_begun_ = 0;  // uncaptured begin_step calls while the copies are shared
   KrscSegment* copy_table_ = nullptr;
   int copy_count_ = 0;
