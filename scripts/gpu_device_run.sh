@@ -135,11 +135,16 @@ if has ncudetail; then
       impl=${run%:*}; b=${run#*:}
       args="throughput --model resnet18 --impl $impl --batch-size $b --precision bf16"
       bn=$(standalone_bn_env $impl)
+      # Why warps wait (cycles per issued instruction, by reason); NCU_DETAIL_STALLS=0 drops them.
+      stalls=""
+      [ "${NCU_DETAIL_STALLS:-1}" = 1 ] && stalls="--metrics $(printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' \
+        long_scoreboard short_scoreboard barrier wait math_pipe_throttle mio_throttle lg_throttle \
+        not_selected dispatch_stall sleeping branch_resolving no_instruction | sed 's/,$//')"
       tb env $bn timeout 120 $B/trainbench $args --warmup 3 --repeats 5 > /dev/null 2>&1
       tb env $bn TB_PROFILE_REPLAY=5 timeout 200 $NCU --profile-from-start off --graph-profiling node \
-        --kernel-name "regex:${NCU_DETAIL_KERNELS:-conv_wgmma|conv_mma|xmma|implicit|fprop|dgrad|wgrad|cutlass}" \
+        --kernel-name "regex:${NCU_DETAIL_KERNELS:-conv_wgmma|conv_mma|conv_halo|xmma|implicit|fprop|dgrad|wgrad|cutlass}" \
         --launch-count ${NCU_DETAIL_COUNT:-12} --section SpeedOfLight --section MemoryWorkloadAnalysis \
-        --section WarpStateStats --section Occupancy --section LaunchStats --csv --page details \
+        --section WarpStateStats --section Occupancy --section LaunchStats $stalls --csv --page details \
         --print-units base --log-file "/tmp/tb/ncudetail_${impl}_b$b.csv" \
         $B/trainbench $args --warmup 3 --repeats 3 > /tmp/tb/ncudetail_run.log 2>&1 ||
         tail -5 /tmp/tb/ncudetail_run.log
@@ -159,6 +164,16 @@ with open(sys.argv[2], "a") as f:
     for (i, name), rs in by.items():
         vals = {r["Metric Name"]: r["Metric Value"] + " " + r["Metric Unit"] for r in rs}
         line = f"#{i} {name[:110]}\n   " + "; ".join(f"{k}: {vals[k]}" for k in want if k in vals)
+        stall = {}
+        for k, v in vals.items():
+            try:
+                if "issue_stalled_" in k:
+                    stall[k.split("stalled_")[1].split("_per_issue")[0]] = float(v.split()[0].replace(",", ""))
+            except (ValueError, IndexError):
+                pass
+        if stall:  # the largest reasons first, in cycles per issued instruction
+            line += "\n   stalls: " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                                sorted(stall.items(), key=lambda kv: -kv[1]) if v >= 0.05)
         print(line)
         f.write(line + "\n")
 PY
