@@ -307,6 +307,18 @@ TEST_P(GpuOps, WeightLayoutConversionsPutEveryElementInPlace) {
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   for (size_t i = 0; i < table.size(); ++i)
     EXPECT_EQ(dev->download(batched[i]), masters[i]) << "segment " << i;
+  // And the whole table back (deferred filter gradients): into fresh fp32 tensors.
+  std::vector<Tensor> returned;
+  for (size_t i = 0; i < table.size(); ++i) {
+    returned.push_back(dev->empty(shapes[i], DType::f32));
+    table[i].kcrs = returned.back().ptr<float>();
+  }
+  gpu->copy_from_host(gtable.data, table.data(), table.size() * sizeof(KrscSegment));
+  weights_from_krsc(t(), static_cast<const KrscSegment*>(gtable.data), int(table.size()), blocks,
+                    0);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  for (size_t i = 0; i < table.size(); ++i)
+    EXPECT_EQ(dev->download(returned[i], false), masters[i]) << "segment " << i << " back";
 }
 #endif
 

@@ -207,8 +207,10 @@ TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
 
 // Six captured steps of a small resnet18 from fixed weights and one batch: the losses, then
 // the loss after the last update. The backend is made here, so that settings read from the
-// environment when a backend starts take effect.
-std::vector<double> six_captured_losses(const char* impl, DType dtype) {
+// environment when a backend starts take effect. `bytes_in_use`, when given, receives the
+// backend's device memory in use after the steps.
+std::vector<double> six_captured_losses(const char* impl, DType dtype,
+                                        size_t* bytes_in_use = nullptr) {
   const CurveSpec c{"resnet18", {3, 16, 16, 10}, 8};
   const Batches b = make_batches(c, 1, 9);
   const int steps = 6;
@@ -225,6 +227,7 @@ std::vector<double> six_captured_losses(const char* impl, DType dtype) {
   for (const StepStats& st : step.read_stats(0, steps)) losses.push_back(st.loss_sum / c.batch);
   step.sync_optimizer();
   losses.push_back(model.forward_loss(c.batch, false, 11, 0));
+  if (bytes_in_use) *bytes_in_use = TrainStep::gpu_control(*gpu)->bytes_in_use();
   return losses;
 }
 
@@ -270,6 +273,27 @@ TEST_P(GpuTraining, CudnnSideStreamChangesNoResult) {
   if (std::string(GetParam().impl) != "cudnn") GTEST_SKIP() << "a cudnn setting";
   TB_GPU_BACKEND_OR_SKIP(probe, GetParam().impl);
   expect_setting_changes_no_result(GetParam(), "TB_CUDNN_SIDE_STREAM", "off", "on");
+}
+
+// cudnn's filter gradients come from cuDNN as 16-bit K,R,S,C and are converted to the
+// graph's fp32 K,C,R,S: where the weight copies persist (small models and batches, as here),
+// all of a step's in one launch at the end of the backward pass, each into a buffer of its
+// own until then (GpuBackend::deferred_filter_gradient); a launch per layer otherwise. A
+// gradient read before that launch (by clipping, the optimizer, a host read) would be stale.
+// Both must train alike, and the deferred form must have been taken (its buffers show in
+// the memory in use).
+TEST_P(GpuTraining, FilterGradientConversionsInOneLaunchTrainAlike) {
+  if (std::string(GetParam().impl) != "cudnn") GTEST_SKIP() << "a cudnn setting";
+  TB_GPU_BACKEND_OR_SKIP(probe, GetParam().impl);
+  expect_setting_changes_no_result(GetParam(), "TB_GRADIENT_CONVERSIONS", "each", "auto");
+  size_t in_use[2] = {0, 0};
+  const char* settings[2] = {"each", "auto"};
+  for (int i = 0; i < 2; ++i) {
+    testing::ScopedEnv env("TB_GRADIENT_CONVERSIONS", settings[i]);
+    six_captured_losses(GetParam().impl, GetParam().dtype, &in_use[i]);
+  }
+  // resnet18's filter gradients: 11.2M values, 16-bit (or fp32) each.
+  EXPECT_GT(in_use[1], in_use[0] + (size_t(20) << 20)) << "no deferred conversions were taken";
 }
 
 TEST_P(GpuTraining, StepsAfterTheFirstTwoAllocateNothing) {

@@ -372,6 +372,7 @@ void Graph::backward(int n, uint64_t seed, uint64_t step) {
     else
       first_pass_trace_.time(nodes_[j].name, *backend_, [&] { backward_node(j, n, seed, step); });
   }
+  backend_->finish_backward();
   if (trace) first_pass_trace_.finish(true, n);
 }
 

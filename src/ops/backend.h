@@ -49,6 +49,10 @@ class Backend {
   virtual void fill_zero(const Tensor& t) = 0;
   // Waits until all queued work has finished (a no-op on synchronous CPU backends).
   virtual void synchronize() {}
+  // Called once a graph's whole backward pass has been issued, before anything reads its
+  // parameter gradients: a backend that defers work on them (the cudnn backend converts its
+  // filter gradients in one launch) issues it here. A no-op elsewhere.
+  virtual void finish_backward() {}
 
   // --- device-side timing (the profiler) ------------------------------------------------
   // Backends that queue work on a device can time pieces of it where it runs: mark(i) records

@@ -159,7 +159,7 @@ __global__ void __launch_bounds__(kTileThreads)
 }
 
 // Block b of the concatenation: a binary search for its segment (a few dozen).
-template <class T>
+template <class T, bool kToKrsc>
 __global__ void __launch_bounds__(kTileThreads)
     krsc_segments_kernel(const KrscSegment* segments, int count) {
   __shared__ float tile[kTileFloats];
@@ -171,7 +171,10 @@ __global__ void __launch_bounds__(kTileThreads)
     if (segments[mid].begin <= b) lo = mid; else hi = mid - 1;
   }
   const KrscSegment& g = segments[lo];
-  transpose_block<T, true>(g.w, g.out, g.C, g.R * g.S, b - g.begin, tile);
+  if (kToKrsc)
+    transpose_block<T, true>(g.kcrs, g.krsc, g.C, g.R * g.S, b - g.begin, tile);
+  else
+    transpose_block<T, false>(g.krsc, g.kcrs, g.C, g.R * g.S, b - g.begin, tile);
 }
 
 // The most fp32 partials one launch may use. Split partials cover the whole output per split:
@@ -348,7 +351,17 @@ void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t bl
                      cudaStream_t s) {
   if (count == 0 || blocks == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    launch_kernel(krsc_segments_kernel<T>, unsigned(blocks), kTileThreads, 0, s, segments, count);
+    launch_kernel(krsc_segments_kernel<T, true>, unsigned(blocks), kTileThreads, 0, s, segments,
+                  count);
+  });
+}
+
+void weights_from_krsc(DType t, const KrscSegment* segments, int count, int64_t blocks,
+                       cudaStream_t s) {
+  if (count == 0 || blocks == 0) return;
+  TB_GPU_DISPATCH(t, T, {
+    launch_kernel(krsc_segments_kernel<T, false>, unsigned(blocks), kTileThreads, 0, s, segments,
+                  count);
   });
 }
 

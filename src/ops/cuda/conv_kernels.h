@@ -71,8 +71,8 @@ int64_t krsc_blocks(int K, int C, int R, int S);
 // launch (begins ascending from 0, each segment krsc_blocks() of them; the table in device
 // memory).
 struct KrscSegment {
-  const float* w;  // K,C,R,S fp32
-  void* out;       // K,R,S,C in dtype t
+  float* kcrs;  // K,C,R,S fp32 (read by weights_to_krsc, written by weights_from_krsc)
+  void* krsc;   // K,R,S,C in dtype t
   int K, C, R, S;
   int64_t begin;
 };
@@ -80,6 +80,9 @@ void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t bl
                      cudaStream_t s);
 // w_kcrs[K,C,R,S] (fp32) = w_krsc[K,R,S,C] (dtype t): a weight gradient back to the graph.
 void weights_from_krsc(DType t, const void* w_krsc, float* w_kcrs, int K, int C, int R, int S,
+                       cudaStream_t s);
+// The same for every segment of a table, in one launch.
+void weights_from_krsc(DType t, const KrscSegment* segments, int count, int64_t blocks,
                        cudaStream_t s);
 
 }  // namespace tb::gpu

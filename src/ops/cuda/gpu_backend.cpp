@@ -63,6 +63,9 @@ GpuBackend::GpuBackend(const std::string& impl) : impl_(impl) {
   // TB_BN_RELU_MASK=read: our fused batch norm + ReLU backward reads y for the ReLU's mask
   // even where it could rebuild it from x (for comparisons; gpu-notes v20).
   rebuild_relu_masks_ = env_choice("TB_BN_RELU_MASK", {"rebuild", "read"}) == "rebuild";
+  // TB_GRADIENT_CONVERSIONS=each: every filter gradient converted by its own launch even
+  // where the weight copies persist (for comparisons; deferred_filter_gradient).
+  defer_gradients_ = env_choice("TB_GRADIENT_CONVERSIONS", {"auto", "each"}) == "auto";
   state_ = static_cast<GpuStepState*>(allocate_internal(sizeof(GpuStepState)));
   const GpuStepState initial{};
   copy_from_host(state_, &initial, sizeof(initial));
@@ -78,6 +81,9 @@ GpuBackend::~GpuBackend() {
   for (auto& [w, c] : weight_copies_)
     if (c.copy) cudaFree(c.copy);
   if (copy_table_) cudaFree(copy_table_);
+  for (auto& [dw, g] : gradient_conversions_)
+    if (g.krsc) cudaFree(g.krsc);
+  if (gradient_table_) cudaFree(gradient_table_);
   for (void* p : {static_cast<void*>(state_), static_cast<void*>(lr_schedule_),
                   static_cast<void*>(momentum_schedule_), static_cast<void*>(dataset_images_),
                   static_cast<void*>(dataset_labels_), static_cast<void*>(epoch_order_),
@@ -143,6 +149,15 @@ void GpuBackend::release(void* ptr) {
     weight_copies_.clear();
     it = allocations_.find(ptr);
   }
+  // Gradients that lived here: a pending conversion would write freed memory.
+  if (std::any_of(gradient_conversions_.begin(), gradient_conversions_.end(), [&](const auto& e) {
+        const char* dw = reinterpret_cast<const char*>(e.first);
+        return dw >= begin && dw < begin + size;
+      })) {
+    drop_deferred_gradients();
+    gradient_conversions_.clear();
+    it = allocations_.find(ptr);
+  }
   bytes_in_use_ -= it->second;
   allocations_.erase(it);
   ++weights_version_;
@@ -158,6 +173,7 @@ void GpuBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
 
 void GpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
+  convert_pending_gradients();
   TB_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
   TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
@@ -165,11 +181,17 @@ void GpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
 void GpuBackend::fill_zero(const Tensor& t) {
   if (!t.defined()) return;
   TB_CHECK(t.contiguous(), "{} fill_zero: tensor is not contiguous", impl_);
+  convert_pending_gradients();  // first, or its conversion would overwrite the zeros later
   ++weights_version_;
   TB_CUDA_CHECK(cudaMemsetAsync(t.data, 0, t.bytes(), stream_));
 }
 
-void GpuBackend::synchronize() { TB_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void GpuBackend::synchronize() {
+  convert_pending_gradients();
+  TB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void GpuBackend::finish_backward() { convert_pending_gradients(); }
 
 void GpuBackend::mark(size_t point) {
   TB_CHECK(!capturing(), "{}: timing marks cannot be recorded inside a captured graph", impl_);
@@ -234,9 +256,11 @@ void GpuBackend::adopt_persistent_copies() {
   }
   // Against the memory in use now, between steps: the step's own (the first step's peak
   // may hold an algorithm search's scratch). The copies replace one conversion launch per
-  // layer and pass with one per step, worth 1.5-2% at batch 512 (gpu-notes v15), for at
-  // most 1/64 more memory: resnet50 at b512, whose peak sits within 15 MiB of PyTorch's,
-  // stays without them.
+  // layer and pass with one per step, worth 1.5-2% at batch 512 (gpu-notes v15). They are
+  // taken where they come to at least 1/64 of that memory, i.e. where the weights are large
+  // beside the activations and their conversions weigh in the step: resnet50 at b512 (47
+  // MiB of copies beside 6.4 GiB), whose peak sits within 15 MiB of PyTorch's, stays
+  // without them.
   constexpr size_t kMemoryPerCopyByte = 64;
   bytes = size_t(elements) * dtype_size(t);
   if (copies_rule_ == CopiesRule::automatic && bytes * kMemoryPerCopyByte < bytes_in_use_) return;
@@ -245,7 +269,9 @@ void GpuBackend::adopt_persistent_copies() {
   for (auto& [w, c] : weight_copies_) {
     const int64_t n = int64_t(c.K) * c.C * c.R * c.S;
     c.copy = allocate(size_t(n) * dtype_size(t));
-    table.push_back({static_cast<const float*>(w), c.copy, c.K, c.C, c.R, c.S, begin});
+      // The table's fp32 side is only read in this direction.
+    table.push_back({const_cast<float*>(static_cast<const float*>(w)), c.copy, c.K, c.C, c.R,
+                     c.S, begin});
     begin += krsc_blocks(c.K, c.C, c.R, c.S);
   }
   copy_table_ = static_cast<KrscSegment*>(allocate(sizeof(KrscSegment) * table.size()));
@@ -255,11 +281,13 @@ void GpuBackend::adopt_persistent_copies() {
   copy_dtype_ = t;
   copies_version_ = ~uint64_t(0);
   persistent_copies_ = true;
+  adopt_deferred_gradients();
 }
 
 void GpuBackend::drop_persistent_copies() {
   if (!persistent_copies_) return;
   persistent_copies_ = false;  // first: release() below must not come back here
+  drop_deferred_gradients();
   for (auto& [w, c] : weight_copies_)
     if (c.copy) release(c.copy);
   release(copy_table_);
@@ -267,6 +295,66 @@ void GpuBackend::drop_persistent_copies() {
   copy_table_ = nullptr;
   copy_count_ = 0;
   copy_blocks_ = 0;
+}
+
+void GpuBackend::adopt_deferred_gradients() {
+  if (deferred_gradients_ || !defer_gradients_) return;
+  // The gradients the last uncaptured step converted, all of one type.
+  std::erase_if(gradient_conversions_,
+                [&](const auto& e) { return e.second.step != steps_begun_; });
+  if (gradient_conversions_.empty()) return;
+  const DType t = gradient_conversions_.begin()->second.dtype;
+  for (const auto& [dw, g] : gradient_conversions_)
+    if (g.dtype != t) return;
+  std::vector<KrscSegment> table;
+  int64_t begin = 0;
+  for (auto& [dw, g] : gradient_conversions_) {
+    g.krsc = allocate(size_t(g.K) * g.C * g.R * g.S * dtype_size(t));
+    table.push_back({dw, g.krsc, g.K, g.C, g.R, g.S, begin});
+    begin += krsc_blocks(g.K, g.C, g.R, g.S);
+  }
+  gradient_table_ = static_cast<KrscSegment*>(allocate(sizeof(KrscSegment) * table.size()));
+  copy_from_host(gradient_table_, table.data(), sizeof(KrscSegment) * table.size());
+  gradient_count_ = int(table.size());
+  gradient_blocks_ = begin;
+  gradient_dtype_ = t;
+  gradients_pending_ = false;
+  deferred_gradients_ = true;
+}
+
+void GpuBackend::drop_deferred_gradients() {
+  if (!deferred_gradients_) return;
+  // Called while memory the gradients or weights live in is being released: a conversion
+  // still pending would write there, so it is dropped with them.
+  gradients_pending_ = false;
+  deferred_gradients_ = false;  // first: release() below must not come back here
+  for (auto& [dw, g] : gradient_conversions_)
+    if (g.krsc) release(g.krsc);
+  release(gradient_table_);
+  gradient_conversions_.clear();
+  gradient_table_ = nullptr;
+  gradient_count_ = 0;
+  gradient_blocks_ = 0;
+}
+
+void* GpuBackend::deferred_filter_gradient(float* dw, DType t, int K, int C, int R, int S) {
+  if (!deferred_gradients_) {
+    if (defer_gradients_ && !capturing())
+      gradient_conversions_[dw] = GradientConversion{t, K, C, R, S, steps_begun_};
+    return nullptr;
+  }
+  auto known = gradient_conversions_.find(dw);
+  if (known == gradient_conversions_.end()) return nullptr;
+  const GradientConversion& g = known->second;
+  if (g.dtype != t || g.K != K || g.C != C || g.R != R || g.S != S) return nullptr;
+  gradients_pending_ = true;
+  return g.krsc;
+}
+
+void GpuBackend::convert_pending_gradients() {
+  if (!gradients_pending_) return;
+  gradients_pending_ = false;
+  weights_from_krsc(gradient_dtype_, gradient_table_, gradient_count_, gradient_blocks_, stream_);
 }
 
 void* GpuBackend::side_workspace(size_t bytes) {
@@ -342,6 +430,7 @@ void GpuBackend::add_forward(const Tensor& a, const Tensor& b, const Tensor& y) 
 }
 
 void GpuBackend::copy(const Tensor& src, const Tensor& dst, bool accumulate) {
+  convert_pending_gradients();  // src may be a parameter gradient
   GPU_EXPECT(src, src.numel(), "src");
   GPU_EXPECT(dst, src.numel(), "dst");
   TB_CHECK(floating(src.dtype) && floating(dst.dtype), "{} copy: {} -> {}", impl_,
@@ -637,6 +726,7 @@ void GpuBackend::cross_entropy_backward(const CrossEntropyParams& p, const Tenso
 
 void GpuBackend::clip_grad_norm(float max_norm, const std::vector<Tensor>& grads) {
   TB_CHECK(max_norm > 0, "{} clip_grad_norm: max_norm must be > 0, got {}", impl_, max_norm);
+  convert_pending_gradients();
   int count = 0;
   for (const Tensor& g : grads) {
     GPU_EXPECT(g, g.numel(), "grad");
@@ -663,6 +753,7 @@ void GpuBackend::sgd_update(const SgdUpdateParams& p, const Tensor& param, const
   GPU_EXPECT(grad, p.n, "grad");
   GPU_EXPECT_DTYPE(param, DType::f32, "param");
   GPU_EXPECT_DTYPE(grad, DType::f32, "grad");
+  convert_pending_gradients();
   float* buffer = nullptr;
   if (p.momentum != 0.0f) {
     GPU_EXPECT(momentum_buffer, p.n, "momentum_buffer");
@@ -673,6 +764,7 @@ void GpuBackend::sgd_update(const SgdUpdateParams& p, const Tensor& param, const
 }
 
 void GpuBackend::sgd_update_spans(const SgdUpdateParams& p, const std::vector<SgdSpan>& spans) {
+  convert_pending_gradients();
   gpu::SgdSpanTable table;
   auto flush = [&] {
     gpu::sgd_update_spans(p, table, kernel_state(), stream_);
@@ -705,6 +797,7 @@ void GpuBackend::adam_update(const AdamUpdateParams& p, const Tensor& param, con
   GPU_EXPECT(exp_avg_sq, p.n, "exp_avg_sq");
   for (const Tensor* t : {&param, &grad, &exp_avg, &exp_avg_sq})
     GPU_EXPECT_DTYPE(*t, DType::f32, "an optimizer tensor");
+  convert_pending_gradients();
   ++weights_version_;
   gpu::adam_update(p, param.ptr<float>(), grad.ptr<float>(), exp_avg.ptr<float>(),
                    exp_avg_sq.ptr<float>(), kernel_state(), stream_);

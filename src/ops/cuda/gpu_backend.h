@@ -45,6 +45,7 @@ class GpuBackend : public Backend, public GpuStepControl {
   void copy_to_host(void* dst, const void* src, size_t bytes) override;
   void fill_zero(const Tensor& t) override;
   void synchronize() override;
+  void finish_backward() override;
   bool has_device_timer() const override { return true; }
   void mark(size_t point) override;
   double seconds_between(size_t from, size_t to) override;
@@ -169,12 +170,23 @@ class GpuBackend : public Backend, public GpuStepControl {
   //   allocation, a replayed step) has run since. This keeps a model's worth of 16-bit
   //   weights (45 MiB for resnet50) out of the peak memory, for a conversion kernel per use.
   // - Persistent, when the copies of the weights the uncaptured step converted come to at
-  //   least a sixteenth of the memory in use: small batches, where a step is a chain of
-  //   short kernels and two conversions per layer are a tenth of its launches. Each of those
-  //   weights keeps its own copy, and one launch refreshes them all when the weights change
-  //   (once per step, at the first use after the update).
+  //   least a 64th of the memory in use (TB_WEIGHT_COPIES=auto; on, off): where a step's
+  //   weights are large beside its activations (small batches, resnet18 and resnet34 at
+  //   512; not resnet50, whose peak memory has no room), a step is a chain of kernels in
+  //   which two conversions per layer weigh. Each of those weights keeps its own copy, and
+  //   one launch refreshes them all when the weights change (once per step, at the first
+  //   use after the update).
   const void* krsc_weights(const Tensor& w, DType t, int K, int C, int R, int S,
                            bool reuse = false);
+  // Where a convolution's filter gradient, K,R,S,C in dtype t, should be written when its
+  // conversion to the graph's fp32 K,C,R,S (dw) is deferred to finish_backward(), which
+  // converts every deferred gradient in one launch; null: the caller converts it now
+  // (weights_from_krsc). Deferred where the persistent weight copies are adopted, for the
+  // gradients the uncaptured step converted (TB_GRADIENT_CONVERSIONS=each: never): at small
+  // batches the per-layer conversions are ~20 launches of 3-8 us. Each such gradient keeps
+  // a 16-bit buffer (the size of the weight copies again). The graph's backward writes the
+  // same gradients every step, so the launch converts all of them.
+  void* deferred_filter_gradient(float* dw, DType t, int K, int C, int R, int S);
   // The device's GpuStepState when kernels should read it, else null.
   const GpuStepState* kernel_state() const { return device_schedule_ ? state_ : nullptr; }
   // Memory the backend needs for its own state (counted like any allocation).
@@ -288,6 +300,28 @@ class GpuBackend : public Backend, public GpuStepControl {
   uint64_t copies_version_ = ~uint64_t(0);  // weights_version_ at the last refresh
   void adopt_persistent_copies();
   void drop_persistent_copies();
+  // Deferred filter-gradient conversions (deferred_filter_gradient): every gradient converted
+  // while none are deferred, stamped like the weight copies; once adopted, each one's 16-bit
+  // buffer and the table that converts them all.
+  struct GradientConversion {
+    DType dtype;
+    int K, C, R, S;
+    uint64_t step = 0;
+    void* krsc = nullptr;
+  };
+  std::map<float*, GradientConversion> gradient_conversions_;
+  KrscSegment* gradient_table_ = nullptr;
+  int gradient_count_ = 0;
+  int64_t gradient_blocks_ = 0;
+  DType gradient_dtype_ = DType::f32;
+  bool deferred_gradients_ = false;
+  bool gradients_pending_ = false;  // written since the last conversion launch
+  bool defer_gradients_ = true;     // TB_GRADIENT_CONVERSIONS=auto (not each)
+  void adopt_deferred_gradients();
+  void drop_deferred_gradients();
+  // Issues the deferred conversions if any gradient awaits one; every op that may read a
+  // gradient (the optimizer, clipping, copies, host reads) calls it first.
+  void convert_pending_gradients();
   // Device-side step scalars and the schedule.
   GpuStepState* state_ = nullptr;
   float* lr_schedule_ = nullptr;

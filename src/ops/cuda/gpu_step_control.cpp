@@ -64,6 +64,7 @@ void GpuBackend::begin_step() {
 
 void GpuBackend::check_gradients(const Tensor& gradient_block) {
   GPU_EXPECT_DTYPE(gradient_block, DType::f32, "gradients");
+  convert_pending_gradients();
   gpu::check_gradients(gradient_block.ptr<float>(), gradient_block.numel(), state_, stream_);
 }
 

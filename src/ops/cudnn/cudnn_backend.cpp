@@ -5,7 +5,8 @@
 // (small_channel_conv.h), as may the forward of 1x1 stride-2 shortcuts (TB_CUDNN_STRIDED_1X1).
 // Weights reach both libraries as K,R,S,C copies in the activation dtype, refreshed at every
 // use; weight gradients come back in that layout and dtype and are converted to the graph's
-// fp32 K,C,R,S.
+// fp32 K,C,R,S (one launch for all of a step's filter gradients where the weight copies
+// persist: GpuBackend::deferred_filter_gradient).
 #include "ops/cudnn/cudnn_backend.h"
 
 #include <cstdlib>
@@ -113,8 +114,10 @@ class CudnnBackend final : public GpuBackend {
       join_side();
     } else {
       if (dx.defined()) convs_.backward_data(t, g, dy.data, wk, dx.data, accumulate_dx);
-      const void* dwk = convs_.backward_filter(t, g, x.data, dy.data);
-      weights_from_krsc(t, dwk, dw32, g.K, g.C, g.R, g.S, stream());
+      // Converted here, or with every other filter gradient at finish_backward().
+      void* deferred = deferred_filter_gradient(dw32, t, g.K, g.C, g.R, g.S);
+      const void* dwk = convs_.backward_filter(t, g, x.data, dy.data, deferred);
+      if (!deferred) weights_from_krsc(t, dwk, dw32, g.K, g.C, g.R, g.S, stream());
     }
     if (p.has_bias) bias_gradient(t, dy.data, int64_t(g.N) * g.P * g.Q, g.K, dbias);
   }

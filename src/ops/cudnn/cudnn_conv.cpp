@@ -492,33 +492,36 @@ void CudnnConvolutions::backward_data_gathered(DType t, const ConvGeometry& g, c
 }
 
 const void* CudnnConvolutions::backward_filter(DType t, const ConvGeometry& g, const void* x,
-                                               const void* dy) {
+                                               const void* dy, void* into) {
   // Only unchunked: chunks would sum the filter gradient in the activation dtype.
   if (strided_.gathered && strided_pointwise(g) &&
       gather_chunk(t, g, strided_.chunk_images) == g.N)
-    return backward_filter_gathered(t, g, x, dy);
-  return backward_filter_direct(t, g, x, dy);
+    return backward_filter_gathered(t, g, x, dy, into);
+  return backward_filter_direct(t, g, x, dy, nullptr, nullptr, into);
 }
 
 const void* CudnnConvolutions::backward_filter_direct(DType t, const ConvGeometry& g, const void* x,
                                                       const void* dy, cudnnHandle_t handle,
-                                                      char* base) {
-  // Workspace: [the filter gradient][cuDNN's scratch].
-  const size_t front = filter_bytes(t, g);
+                                                      char* base, void* into) {
+  // Workspace: [the filter gradient, unless it goes `into` a buffer][cuDNN's scratch].
+  const size_t front = into ? 0 : filter_bytes(t, g);
   const Plan& p = wgrad_plan(t, g, x, dy);
   const Pass& pass = p.pass[2];
   if (!base) base = static_cast<char*>(workspace_(front + pass.workspace));
+  void* out = into ? into : base;
   const float one = 1.0f, zero = 0.0f;
   TB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
       handle ? handle : handle_, &one, p.x, x, p.y, dy, pass.conv,
       cudnnConvolutionBwdFilterAlgo_t(pass.algo), pass.workspace ? base + front : nullptr,
-      pass.workspace, &zero, p.w, base));
-  return base;
+      pass.workspace, &zero, p.w, out));
+  return out;
 }
 
 const void* CudnnConvolutions::backward_filter_gathered(DType t, const ConvGeometry& g,
-                                                        const void* x, const void* dy) {
-  // Workspace: [the filter gradient][x's strided pixels][cuDNN's scratch].
+                                                        const void* x, const void* dy,
+                                                        void* into) {
+  // Workspace: [the filter gradient][x's strided pixels][cuDNN's scratch]; the first part
+  // goes unused when the gradient goes `into` a buffer.
   const ConvGeometry g1 = gathered_geometry(g);
   const size_t w_bytes = filter_bytes(t, g);
   const size_t front = w_bytes + activation_bytes(t, g1.N, g1.H, g1.W, g1.C);
@@ -530,8 +533,9 @@ const void* CudnnConvolutions::backward_filter_gathered(DType t, const ConvGeome
   TB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.x, base + w_bytes, p.y, dy,
                                                 pass.conv,
                                                 cudnnConvolutionBwdFilterAlgo_t(pass.algo),
-                                                base + front, pass.workspace, &zero, p.w, base));
-  return base;
+                                                base + front, pass.workspace, &zero, p.w,
+                                                into ? into : base));
+  return into ? into : base;
 }
 
 void CudnnConvolutions::set_side_stream(cudaStream_t side) {

@@ -44,8 +44,10 @@ class CudnnConvolutions {
   // dx (=|+=) dgrad(dy, w)
   void backward_data(DType t, const ConvGeometry& g, const void* dy, const void* w, void* dx,
                      bool accumulate);
-  // dw_krsc (dtype t, K,R,S,C) = wgrad(x, dy); returns where it wrote (the workspace)
-  const void* backward_filter(DType t, const ConvGeometry& g, const void* x, const void* dy);
+  // dw_krsc (dtype t, K,R,S,C) = wgrad(x, dy), into `into` when given (a buffer that
+  // outlives the call), else into the workspace; returns where it wrote.
+  const void* backward_filter(DType t, const ConvGeometry& g, const void* x, const void* dy,
+                              void* into = nullptr);
 
   // The filter gradient beside the data gradient, on a second stream (its own cuDNN handle):
   // small layers leave most SMs idle, and two independent kernels fill more of them.
@@ -131,9 +133,10 @@ class CudnnConvolutions {
   void backward_data_gathered(DType t, const ConvGeometry& g, const void* dy, const void* w,
                               void* dx, bool accumulate);
   const void* backward_filter_direct(DType t, const ConvGeometry& g, const void* x, const void* dy,
-                                     cudnnHandle_t handle = nullptr, char* base = nullptr);
+                                     cudnnHandle_t handle = nullptr, char* base = nullptr,
+                                     void* into = nullptr);
   const void* backward_filter_gathered(DType t, const ConvGeometry& g, const void* x,
-                                       const void* dy);
+                                       const void* dy, void* into);
   // The workspace of at least `total` bytes with x's strided pixels (g's images) at offset
   // `front`, gathered unless `base` is that workspace already (it did not grow).
   char* gathered_workspace(DType t, const ConvGeometry& g, const void* x, size_t front,
