@@ -281,7 +281,6 @@ void GpuBackend::adopt_persistent_copies() {
   copy_dtype_ = t;
   copies_version_ = ~uint64_t(0);
   persistent_copies_ = true;
-  adopt_deferred_gradients();
 }
 
 void GpuBackend::drop_persistent_copies() {
@@ -298,7 +297,7 @@ void GpuBackend::drop_persistent_copies() {
 }
 
 void GpuBackend::adopt_deferred_gradients() {
-  if (deferred_gradients_ || !defer_gradients_) return;
+  if (deferred_gradients_ || !defer_gradients_ || !persistent_copies_) return;
   // The gradients the last uncaptured step converted, all of one type.
   std::erase_if(gradient_conversions_,
                 [&](const auto& e) { return e.second.step != steps_begun_; });

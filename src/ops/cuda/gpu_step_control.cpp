@@ -247,6 +247,8 @@ void GpuBackend::gather_batch(const Tensor& input, const Tensor& labels, int n, 
 
 void GpuBackend::begin_capture() {
   adopt_persistent_copies();
+  // Again at every capture: a graph whose gradients moved (a new memory plan) drops them.
+  adopt_deferred_gradients();
   TB_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
 }
 
