@@ -347,22 +347,24 @@ void weights_to_krsc(DType t, const float* w_kcrs, void* w_krsc, int K, int C, i
   });
 }
 
-void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t blocks,
-                     cudaStream_t s) {
+template <bool kToKrsc>
+void krsc_segments(DType t, const KrscSegment* segments, int count, int64_t blocks,
+                   cudaStream_t s) {
   if (count == 0 || blocks == 0) return;
   TB_GPU_DISPATCH(t, T, {
-    launch_kernel(krsc_segments_kernel<T, true>, unsigned(blocks), kTileThreads, 0, s, segments,
-                  count);
+    launch_kernel(krsc_segments_kernel<T, kToKrsc>, unsigned(blocks), kTileThreads, 0, s,
+                  segments, count);
   });
+}
+
+void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t blocks,
+                     cudaStream_t s) {
+  krsc_segments<true>(t, segments, count, blocks, s);
 }
 
 void weights_from_krsc(DType t, const KrscSegment* segments, int count, int64_t blocks,
                        cudaStream_t s) {
-  if (count == 0 || blocks == 0) return;
-  TB_GPU_DISPATCH(t, T, {
-    launch_kernel(krsc_segments_kernel<T, false>, unsigned(blocks), kTileThreads, 0, s, segments,
-                  count);
-  });
+  krsc_segments<false>(t, segments, count, blocks, s);
 }
 
 void weights_from_krsc(DType t, const void* w_krsc, float* w_kcrs, int K, int C, int R, int S,

@@ -138,22 +138,19 @@ void GpuBackend::release(void* ptr) {
   // records go.
   const char* begin = static_cast<const char*>(ptr);
   const size_t size = it->second;
-  std::erase_if(own_bn_relu_forwards_, [&](const void* m) {
-    return static_cast<const char*>(m) >= begin && static_cast<const char*>(m) < begin + size;
-  });
-  if (std::any_of(weight_copies_.begin(), weight_copies_.end(), [&](const auto& e) {
-        const char* w = static_cast<const char*>(e.first);
-        return w >= begin && w < begin + size;
-      })) {
+  auto inside = [&](const void* p) {
+    return static_cast<const char*>(p) >= begin && static_cast<const char*>(p) < begin + size;
+  };
+  std::erase_if(own_bn_relu_forwards_, inside);
+  if (std::any_of(weight_copies_.begin(), weight_copies_.end(),
+                  [&](const auto& e) { return inside(e.first); })) {
     drop_persistent_copies();
     weight_copies_.clear();
     it = allocations_.find(ptr);
   }
   // Gradients that lived here: a pending conversion would write freed memory.
-  if (std::any_of(gradient_conversions_.begin(), gradient_conversions_.end(), [&](const auto& e) {
-        const char* dw = reinterpret_cast<const char*>(e.first);
-        return dw >= begin && dw < begin + size;
-      })) {
+  if (std::any_of(gradient_conversions_.begin(), gradient_conversions_.end(),
+                  [&](const auto& e) { return inside(e.first); })) {
     drop_deferred_gradients();
     gradient_conversions_.clear();
     it = allocations_.find(ptr);
@@ -269,9 +266,9 @@ void GpuBackend::adopt_persistent_copies() {
   for (auto& [w, c] : weight_copies_) {
     const int64_t n = int64_t(c.K) * c.C * c.R * c.S;
     c.copy = allocate(size_t(n) * dtype_size(t));
-      // The table's fp32 side is only read in this direction.
-    table.push_back({const_cast<float*>(static_cast<const float*>(w)), c.copy, c.K, c.C, c.R,
-                     c.S, begin});
+    // The table's fp32 side is only read in this direction.
+    table.push_back(
+        {const_cast<float*>(static_cast<const float*>(w)), c.copy, c.K, c.C, c.R, c.S, begin});
     begin += krsc_blocks(c.K, c.C, c.R, c.S);
   }
   copy_table_ = static_cast<KrscSegment*>(allocate(sizeof(KrscSegment) * table.size()));

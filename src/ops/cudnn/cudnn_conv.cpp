@@ -518,8 +518,7 @@ const void* CudnnConvolutions::backward_filter_direct(DType t, const ConvGeometr
 }
 
 const void* CudnnConvolutions::backward_filter_gathered(DType t, const ConvGeometry& g,
-                                                        const void* x, const void* dy,
-                                                        void* into) {
+                                                        const void* x, const void* dy, void* into) {
   // Workspace: [the filter gradient][x's strided pixels][cuDNN's scratch]; the first part
   // goes unused when the gradient goes `into` a buffer.
   const ConvGeometry g1 = gathered_geometry(g);
@@ -530,11 +529,10 @@ const void* CudnnConvolutions::backward_filter_gathered(DType t, const ConvGeome
   const Pass& pass = p.pass[2];
   base = gathered_workspace(t, g, x, w_bytes, front + pass.workspace, base);
   const float one = 1.0f, zero = 0.0f;
-  TB_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.x, base + w_bytes, p.y, dy,
-                                                pass.conv,
-                                                cudnnConvolutionBwdFilterAlgo_t(pass.algo),
-                                                base + front, pass.workspace, &zero, p.w,
-                                                into ? into : base));
+  TB_CUDNN_CHECK(
+      cudnnConvolutionBackwardFilter(handle_, &one, p.x, base + w_bytes, p.y, dy, pass.conv,
+                                     cudnnConvolutionBwdFilterAlgo_t(pass.algo), base + front,
+                                     pass.workspace, &zero, p.w, into ? into : base));
   return into ? into : base;
 }
 
