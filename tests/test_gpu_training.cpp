@@ -208,14 +208,17 @@ TEST_P(GpuTraining, CapturedStepsMatchHostSteps) {
 // Six captured steps of a small resnet18 from fixed weights and one batch: the losses, then
 // the loss after the last update. The backend is made here, so that settings read from the
 // environment when a backend starts take effect. `bytes_in_use`, when given, receives the
-// backend's device memory in use after the steps.
+// backend's device memory in use after the steps; `options` plans the graph.
 std::vector<double> six_captured_losses(const char* impl, DType dtype,
-                                        size_t* bytes_in_use = nullptr) {
+                                        size_t* bytes_in_use = nullptr,
+                                        const PlanOptions& options = {}) {
   const CurveSpec c{"resnet18", {3, 16, 16, 10}, 8};
   const Batches b = make_batches(c, 1, 9);
   const int steps = 6;
   std::unique_ptr<Backend> gpu = make_backend(impl, 0);
-  Classifier model(build_model(c.model, c.input), *gpu, c.batch, true, 0.0f, dtype);
+  Graph graph = build_model(c.model, c.input);
+  graph.set_plan_options(options);
+  Classifier model(std::move(graph), *gpu, c.batch, true, 0.0f, dtype);
   model.graph().init_parameters(5);
   Optimizer opt(*gpu, model.graph().parameters(), sgd());
   TrainStep step(model, opt, 11);
@@ -238,14 +241,14 @@ std::vector<double> six_captured_losses(const char* impl, DType dtype,
 // backends can pick different bf16 algorithms at these small sizes, whose rounding differs by
 // more than any setting should (up to 1.6% of the loss by step 2 in one H100 run).
 void expect_setting_changes_no_result(const GpuCase& c, const char* variable, const char* first,
-                                      const char* second) {
+                                      const char* second, const PlanOptions& options = {}) {
   const testing::TempDir dir;
   const std::string cache = dir.str() + "/algorithms.json";
   const testing::ScopedEnv shared_cache("TB_ALGO_CACHE", cache.c_str());
   std::vector<std::vector<double>> runs;
   for (const char* value : {first, second}) {
     testing::ScopedEnv env(variable, value);
-    runs.push_back(six_captured_losses(c.impl, c.dtype));
+    runs.push_back(six_captured_losses(c.impl, c.dtype, nullptr, options));
   }
   const std::vector<double>&a = runs[0], &b = runs[1];
   ASSERT_EQ(a.size(), b.size());
@@ -281,11 +284,20 @@ TEST_P(GpuTraining, CudnnSideStreamChangesNoResult) {
 // own until then (GpuBackend::deferred_filter_gradient); a launch per layer otherwise. A
 // gradient read before that launch (by clipping, the optimizer, a host read) would be stale.
 // Both must train alike, and the deferred form must have been taken (its buffers show in
-// the memory in use).
+// the memory in use). Without batch norm fused, the residual adds' backward copies (which
+// convert what is pending) run in the middle of the backward pass, with gradients and
+// activations sharing memory: only the gradients written so far may be converted there.
 TEST_P(GpuTraining, FilterGradientConversionsInOneLaunchTrainAlike) {
   if (std::string(GetParam().impl) != "cudnn") GTEST_SKIP() << "a cudnn setting";
   TB_GPU_BACKEND_OR_SKIP(probe, GetParam().impl);
   expect_setting_changes_no_result(GetParam(), "TB_GRADIENT_CONVERSIONS", "each", "auto");
+  {
+    PlanOptions unfused;
+    unfused.fuse_batch_norm_relu = false;
+    SCOPED_TRACE("batch norm, ReLU and the residual adds as separate nodes");
+    expect_setting_changes_no_result(GetParam(), "TB_GRADIENT_CONVERSIONS", "each", "auto",
+                                     unfused);
+  }
   size_t in_use[2] = {0, 0};
   const char* settings[2] = {"each", "auto"};
   for (int i = 0; i < 2; ++i) {

@@ -314,7 +314,7 @@ void GpuBackend::adopt_deferred_gradients() {
   gradient_count_ = int(table.size());
   gradient_blocks_ = begin;
   gradient_dtype_ = t;
-  gradients_pending_ = false;
+  gradients_written_ = 0;
   deferred_gradients_ = true;
 }
 
@@ -322,7 +322,7 @@ void GpuBackend::drop_deferred_gradients() {
   if (!deferred_gradients_) return;
   // Called while memory the gradients or weights live in is being released: a conversion
   // still pending would write there, so it is dropped with them.
-  gradients_pending_ = false;
+  gradients_written_ = 0;
   deferred_gradients_ = false;  // first: release() below must not come back here
   for (auto& [dw, g] : gradient_conversions_)
     if (g.krsc) release(g.krsc);
@@ -341,16 +341,23 @@ void* GpuBackend::deferred_filter_gradient(float* dw, DType t, int K, int C, int
   }
   auto known = gradient_conversions_.find(dw);
   if (known == gradient_conversions_.end()) return nullptr;
-  const GradientConversion& g = known->second;
+  GradientConversion& g = known->second;
   if (g.dtype != t || g.K != K || g.C != C || g.R != R || g.S != S) return nullptr;
-  gradients_pending_ = true;
+  if (!g.written) ++gradients_written_;
+  g.written = true;
   return g.krsc;
 }
 
 void GpuBackend::convert_pending_gradients() {
-  if (!gradients_pending_) return;
-  gradients_pending_ = false;
-  weights_from_krsc(gradient_dtype_, gradient_table_, gradient_count_, gradient_blocks_, stream_);
+  if (gradients_written_ == 0) return;
+  if (gradients_written_ == gradient_count_)
+    weights_from_krsc(gradient_dtype_, gradient_table_, gradient_count_, gradient_blocks_, stream_);
+  for (auto& [dw, g] : gradient_conversions_) {
+    if (g.written && gradients_written_ < gradient_count_)
+      weights_from_krsc(g.dtype, g.krsc, dw, g.K, g.C, g.R, g.S, stream_);
+    g.written = false;
+  }
+  gradients_written_ = 0;
 }
 
 void* GpuBackend::side_workspace(size_t bytes) {

@@ -184,8 +184,7 @@ class GpuBackend : public Backend, public GpuStepControl {
   // (weights_from_krsc). Deferred where the persistent weight copies are adopted, for the
   // gradients the uncaptured step converted (TB_GRADIENT_CONVERSIONS=each: never): at small
   // batches the per-layer conversions are ~20 launches of 3-8 us. Each such gradient keeps
-  // a 16-bit buffer (the size of the weight copies again). The graph's backward writes the
-  // same gradients every step, so the launch converts all of them.
+  // a 16-bit buffer (the size of the weight copies again).
   void* deferred_filter_gradient(float* dw, DType t, int K, int C, int R, int S);
   // The device's GpuStepState when kernels should read it, else null.
   const GpuStepState* kernel_state() const { return device_schedule_ ? state_ : nullptr; }
@@ -308,6 +307,7 @@ class GpuBackend : public Backend, public GpuStepControl {
     int K, C, R, S;
     uint64_t step = 0;
     void* krsc = nullptr;
+    bool written = false;  // since the last conversion launch
   };
   std::map<float*, GradientConversion> gradient_conversions_;
   KrscSegment* gradient_table_ = nullptr;
@@ -315,12 +315,15 @@ class GpuBackend : public Backend, public GpuStepControl {
   int64_t gradient_blocks_ = 0;
   DType gradient_dtype_ = DType::f32;
   bool deferred_gradients_ = false;
-  bool gradients_pending_ = false;  // written since the last conversion launch
+  int gradients_written_ = 0;       // how many of the table's gradients await conversion
   bool defer_gradients_ = true;     // TB_GRADIENT_CONVERSIONS=auto (not each)
   void adopt_deferred_gradients();
   void drop_deferred_gradients();
   // Issues the deferred conversions if any gradient awaits one; every op that may read a
-  // gradient (the optimizer, clipping, copies, host reads) calls it first.
+  // gradient (the optimizer, clipping, copies, host reads) calls it first. Only gradients
+  // written since the last call are converted: the table's one launch when that is all of
+  // them (the end of a backward pass), a launch each otherwise (a copy in the middle of a
+  // backward pass, where the other gradients' memory may still hold live activations).
   void convert_pending_gradients();
   // Device-side step scalars and the schedule.
   GpuStepState* state_ = nullptr;
