@@ -74,7 +74,7 @@ struct KrscSegment {
   float* kcrs;  // K,C,R,S fp32 (read by weights_to_krsc, written by weights_from_krsc)
   void* krsc;   // K,R,S,C in dtype t
   int K, C, R, S;
-  int64_t begin;
+  int64_t begin = 0;  // its first block in the launch
 };
 void weights_to_krsc(DType t, const KrscSegment* segments, int count, int64_t blocks,
                      cudaStream_t s);

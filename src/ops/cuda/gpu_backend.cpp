@@ -261,23 +261,28 @@ void GpuBackend::adopt_persistent_copies() {
   constexpr size_t kMemoryPerCopyByte = 64;
   bytes = size_t(elements) * dtype_size(t);
   if (copies_rule_ == CopiesRule::automatic && bytes * kMemoryPerCopyByte < bytes_in_use_) return;
-  std::vector<KrscSegment> table;
-  int64_t begin = 0;
+  std::vector<KrscSegment> rows;
   for (auto& [w, c] : weight_copies_) {
-    const int64_t n = int64_t(c.K) * c.C * c.R * c.S;
-    c.copy = allocate(size_t(n) * dtype_size(t));
+    c.copy = allocate(size_t(c.K) * c.C * c.R * c.S * dtype_size(t));
     // The table's fp32 side is only read in this direction.
-    table.push_back(
-        {const_cast<float*>(static_cast<const float*>(w)), c.copy, c.K, c.C, c.R, c.S, begin});
-    begin += krsc_blocks(c.K, c.C, c.R, c.S);
+    rows.push_back({const_cast<float*>(static_cast<const float*>(w)), c.copy, c.K, c.C, c.R, c.S});
   }
-  copy_table_ = static_cast<KrscSegment*>(allocate(sizeof(KrscSegment) * table.size()));
-  copy_from_host(copy_table_, table.data(), sizeof(KrscSegment) * table.size());
-  copy_count_ = int(table.size());
-  copy_blocks_ = begin;
+  copy_table_ = upload_segment_table(rows, copy_blocks_);
+  copy_count_ = int(rows.size());
   copy_dtype_ = t;
   copies_version_ = ~uint64_t(0);
   persistent_copies_ = true;
+}
+
+KrscSegment* GpuBackend::upload_segment_table(std::vector<KrscSegment>& rows, int64_t& blocks) {
+  blocks = 0;
+  for (KrscSegment& r : rows) {
+    r.begin = blocks;
+    blocks += krsc_blocks(r.K, r.C, r.R, r.S);
+  }
+  auto* table = static_cast<KrscSegment*>(allocate(sizeof(KrscSegment) * rows.size()));
+  copy_from_host(table, rows.data(), sizeof(KrscSegment) * rows.size());
+  return table;
 }
 
 void GpuBackend::drop_persistent_copies() {
@@ -302,17 +307,13 @@ void GpuBackend::adopt_deferred_gradients() {
   const DType t = gradient_conversions_.begin()->second.dtype;
   for (const auto& [dw, g] : gradient_conversions_)
     if (g.dtype != t) return;
-  std::vector<KrscSegment> table;
-  int64_t begin = 0;
+  std::vector<KrscSegment> rows;
   for (auto& [dw, g] : gradient_conversions_) {
     g.krsc = allocate(size_t(g.K) * g.C * g.R * g.S * dtype_size(t));
-    table.push_back({dw, g.krsc, g.K, g.C, g.R, g.S, begin});
-    begin += krsc_blocks(g.K, g.C, g.R, g.S);
+    rows.push_back({dw, g.krsc, g.K, g.C, g.R, g.S});
   }
-  gradient_table_ = static_cast<KrscSegment*>(allocate(sizeof(KrscSegment) * table.size()));
-  copy_from_host(gradient_table_, table.data(), sizeof(KrscSegment) * table.size());
-  gradient_count_ = int(table.size());
-  gradient_blocks_ = begin;
+  gradient_table_ = upload_segment_table(rows, gradient_blocks_);
+  gradient_count_ = int(rows.size());
   gradient_dtype_ = t;
   gradients_written_ = 0;
   deferred_gradients_ = true;

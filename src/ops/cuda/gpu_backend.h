@@ -299,6 +299,9 @@ class GpuBackend : public Backend, public GpuStepControl {
   uint64_t copies_version_ = ~uint64_t(0);  // weights_version_ at the last refresh
   void adopt_persistent_copies();
   void drop_persistent_copies();
+  // The rows of one conversion launch (their `begin`s filled in here) as a device table;
+  // `blocks` receives the launch's size.
+  KrscSegment* upload_segment_table(std::vector<KrscSegment>& rows, int64_t& blocks);
   // Deferred filter-gradient conversions (deferred_filter_gradient): every gradient converted
   // while none are deferred, stamped like the weight copies; once adopted, each one's 16-bit
   // buffer and the table that converts them all.
