@@ -9,7 +9,9 @@ set -uo pipefail
 OUT=${OUT:-/tmp/tb-out}
 mkdir -p "$OUT" /tmp/tb
 SECTIONS=${*:-tests bench torch sanitizer}
-tar -C /tmp/tb -xJf devdata/bundle.tar.xz
+# BUNDLE: which build every section runs (default devdata/bundle.tar.xz). AB_BUNDLE: a second
+# build (make_device_bundle.sh's BUNDLE=...), timed against it in the bench section's A/B.
+tar -C /tmp/tb -xJf "${BUNDLE:-devdata/bundle.tar.xz}"
 lib_dir() { find /usr/local /usr/lib /opt -name "$1" 2>/dev/null | head -1 | xargs -r dirname; }
 # Only our programs see these libraries: PyTorch must keep its own cuDNN.
 TBLIB=/tmp/tb/lib:$(lib_dir libcudnn.so.9):$(lib_dir libcublasLt.so.13)
@@ -212,11 +214,23 @@ if has bench; then
   # AB="VAR=value ...": resnet18 bf16 with the default build, then with each setting, twice
   # over, interleaved (not in the JSON: the table above stays the default build's). E.g.
   # AB="TB_WEIGHT_COPIES=off TB_CUDNN_BATCH_NORM=ours"; AB_MODELS, AB_BATCHES and AB_IMPLS
-  # change the rows (default resnet18, 64,512, cudnn,cuda).
+  # change the rows (default resnet18, 64,512, cudnn,cuda). AB_BUNDLE=<second bundle> adds
+  # that build as one more setting ("bundle-b"), run with its own libraries.
+  if [ -n "${AB_BUNDLE:-}" ]; then
+    mkdir -p /tmp/tb-b
+    tar -C /tmp/tb-b -xJf "$AB_BUNDLE"
+  fi
+  settings=
+  [ -n "${AB:-}${AB_BUNDLE:-}" ] && settings="default ${AB:-} ${AB_BUNDLE:+bundle-b}"
   for round in 1 2; do
-    for setting in ${AB:+default} ${AB:-}; do
-      env $([ "$setting" = default ] || echo "$setting") LD_LIBRARY_PATH=$TBLIB timeout 100 \
-        $B/trainbench throughput --warmup 3 --repeats 20 --impl ${AB_IMPLS:-cudnn,cuda} \
+    for setting in $settings; do
+      bin=$B lib=$TBLIB vars=$setting
+      [ "$setting" = default ] && vars=
+      if [ "$setting" = bundle-b ]; then
+        bin=/tmp/tb-b/bin lib=/tmp/tb-b/lib:${TBLIB#/tmp/tb/lib:} vars=
+      fi
+      env $vars LD_LIBRARY_PATH=$lib timeout 100 \
+        $bin/trainbench throughput --warmup 3 --repeats 20 --impl ${AB_IMPLS:-cudnn,cuda} \
         --model ${AB_MODELS:-resnet18} --batch-size ${AB_BATCHES:-64,512} --precision bf16 2>&1 |
         grep -E "^(resnet|alexnet|cifar)" | sed "s/^/$setting  /"
     done
