@@ -16,6 +16,7 @@
 #include "nn/models.h"
 #include "ops/onednn/onednn_backend.h"
 #include "ops/ref/ref_backend.h"
+#include "synced_training.h"
 #include "train/classifier.h"
 #include "train/optimizer.h"
 
@@ -23,6 +24,8 @@ namespace tb {
 namespace {
 
 using Vecf = std::vector<float>;
+using testing::CurveCase;
+using testing::TrainingRun;
 
 Tensor tf(Vecf& v, Shape s) { return Tensor(v.data(), DType::f32, s); }
 
@@ -116,122 +119,17 @@ TEST(OneDnnBackend, CachedWeightCopiesFollowUpdates) {
   expect_matches_ref("a host write and forget_cached_weights");
 }
 
-struct CurveCase {
-  std::string model;
-  ModelInput input;
-  int batch;
-  float lr, momentum;
-  int compare_every;  // steps between comparisons with ref in the synced run
-};
-
-// SGD steps of one model on a fixed random batch, from fixed initial weights.
-class TrainingRun {
- public:
-  TrainingRun(Backend& backend, const CurveCase& c)
-      : c_(c), model_(build_model(c.model, c.input), backend, c.batch, true, 0.0f) {
-    model_.graph().init_parameters(42);
-    OptimizerConfig config;
-    config.kind = "sgd";
-    config.momentum = c.momentum;
-    config.weight_decay = 5e-4f;
-    opt_ = std::make_unique<Optimizer>(backend, model_.graph().parameters(), config);
-  }
-
-  // One fixed random batch, which the model memorises: its loss falls step after step.
-  void load_batch() {
-    Rng rng(1000);
-    const int64_t item = int64_t(c_.input.channels) * c_.input.height * c_.input.width;
-    Vecf images = uniform(rng, item * c_.batch);
-    std::vector<int32_t> labels(static_cast<size_t>(c_.batch));
-    for (int32_t& l : labels) l = int32_t(rng.below(uint64_t(c_.input.classes)));
-    model_.set_batch(c_.batch, images.data(), labels.data());
-  }
-  double forward_backward(int step) {
-    load_batch();
-    const double loss = model_.forward_loss(c_.batch, true, 3, uint64_t(step));
-    model_.backward(c_.batch, 3, uint64_t(step));
-    return loss;
-  }
-  void update() { opt_->step(c_.lr); }
-  double step(int step) {
-    const double loss = forward_backward(step);
-    update();
-    return loss;
-  }
-
-  Graph& graph() { return model_.graph(); }
-
- private:
-  CurveCase c_;
-  Classifier model_;
-  std::unique_ptr<Optimizer> opt_;
-};
-
-// ||a - b|| / ||b|| over the same-shaped float tensors of two models.
-double rel_error(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
-  double diff = 0, norm = 0;
-  for (size_t t = 0; t < b.size(); ++t) {
-    const float* x = static_cast<const float*>(a[t].data);
-    const float* y = static_cast<const float*>(b[t].data);
-    for (int64_t i = 0; i < b[t].numel(); ++i) {
-      diff += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
-      norm += double(y[i]) * y[i];
-    }
-  }
-  return std::sqrt(diff / std::max(norm, 1e-300));
-}
-
-template <class Ref>
-std::vector<Tensor> pick(const std::vector<Ref>& refs, Tensor Ref::*field) {
-  std::vector<Tensor> out;
-  for (const Ref& r : refs) out.push_back(r.*field);
-  return out;
-}
-
 // One thread: the op tests cover two, and whole steps on a loaded machine are much slower
 // when OpenMP's threads wait for each other at every barrier.
 class OneDnnTraining : public ::testing::TestWithParam<CurveCase> {};
 
-// The onednn run trains freely; every compare_every steps the ref model is given its exact
-// parameters and batch-norm statistics and must agree on the loss, every gradient and the
-// updated running statistics. (Comparing two free-running curves only works for models
-// without batch norm: at batch 4 the BN nets are chaotic, and ref against itself with one
-// weight changed by 1e-6 ends 5% apart within 10 steps.)
+// Every compared step of a free-training onednn run against ref (synced_training.h). 1e-2 on
+// the gradients: summation order alone gives ~1e-5, but an input that rounds to the other
+// side of a ReLU's or a max-pool's kink moves one unit's gradient wholesale, which weighs more
+// as the loss (and the gradient) shrinks. A broken op gives errors of order 1.
 TEST_P(OneDnnTraining, EveryComparedStepOfA20StepRunMatchesRef) {
-  const CurveCase c = GetParam();
-  auto ref_backend = make_ref_backend();
   OneDnnBackend dnn(1);
-  TrainingRun run(dnn, c), ref(*ref_backend, c);
-  std::vector<double> losses;
-  for (int step = 0; step < 20; ++step) {
-    if (step % c.compare_every != 0 && step != 19) {
-      losses.push_back(run.step(step));
-      continue;
-    }
-    const auto params = run.graph().parameters(), ref_params = ref.graph().parameters();
-    for (size_t i = 0; i < params.size(); ++i)
-      std::memcpy(ref_params[i].value.data, params[i].value.data, params[i].value.bytes());
-    const auto buffers = run.graph().persistent_buffers(), ref_buffers = ref.graph().persistent_buffers();
-    for (size_t i = 0; i < buffers.size(); ++i)
-      std::memcpy(ref_buffers[i].value.data, buffers[i].value.data, buffers[i].value.bytes());
-    const double loss = run.forward_backward(step), want = ref.forward_backward(step);
-    EXPECT_NEAR(loss, want, 1e-4 * std::abs(want)) << "step " << step;
-    // 1e-2: summation order alone gives ~1e-5, but an input that rounds to the other side
-    // of a ReLU's or a max-pool's kink moves one unit's gradient wholesale, which weighs
-    // more as the loss (and the gradient) shrinks. A broken op gives errors of order 1.
-    EXPECT_LE(rel_error(pick(run.graph().parameters(), &ParamRef::grad),
-                        pick(ref.graph().parameters(), &ParamRef::grad)),
-              1e-2)
-        << "gradients, step " << step;
-    if (!buffers.empty())
-      EXPECT_LE(rel_error(pick(run.graph().persistent_buffers(), &StateRef::value),
-                          pick(ref.graph().persistent_buffers(), &StateRef::value)),
-                1e-5)
-          << "running statistics, step " << step;
-    run.update();
-    losses.push_back(loss);
-  }
-  EXPECT_LT(losses.back(), losses.front()) << "the run should learn something";
+  testing::expect_synced_steps_match_ref(dnn, GetParam(), 1e-2);
 }
 
 TEST_P(OneDnnTraining, WarmStepsCreateNoPrimitiveAndAllocateNothing) {
@@ -253,20 +151,8 @@ INSTANTIATE_TEST_SUITE_P(Models, OneDnnTraining,
                                            CurveCase{"resnet18", {3, 8, 8, 10}, 4, 0.01f, 0.9f, 10}),
                          [](const auto& info) { return info.param.model; });
 
-// Free-running curves, where they are not chaotic: simple_cnn (no batch norm) at a real
-// learning rate, cifar_cnn at a small one.
 TEST(OneDnnTrainingCurve, FreeRunning20StepLossCurvesMatchRef) {
-  const CurveCase cases[] = {{"simple_cnn", {1, 28, 28, 10}, 8, 0.05f, 0.9f, 1},
-                             {"cifar_cnn", {3, 16, 16, 10}, 4, 1e-4f, 0.0f, 1}};
-  for (const CurveCase& c : cases) {
-    auto ref_backend = make_ref_backend();
-    OneDnnBackend dnn(1);
-    TrainingRun run(dnn, c), ref(*ref_backend, c);
-    for (int step = 0; step < 20; ++step) {
-      const double got = run.step(step), want = ref.step(step);
-      EXPECT_NEAR(got, want, 1e-3 * std::abs(want)) << c.model << " step " << step;
-    }
-  }
+  testing::expect_free_running_curves_match_ref([] { return std::make_unique<OneDnnBackend>(1); });
 }
 
 }  // namespace
