@@ -1,4 +1,5 @@
-"""Prints trainbench's GPU throughput rows next to the PyTorch peer measured in the same call.
+"""Prints trainbench's GPU throughput rows next to the PyTorch peer measured in the same call,
+then issue 4's two speed targets against that peer and against fixed PyTorch figures.
 
 Usage: gpu_compare.py THROUGHPUT.jsonl TORCH_ANCHOR.jsonl
 """
@@ -64,3 +65,41 @@ for k, v in sorted((k, v) for k, v in ours.items() if k[5] == "nograph"):
     g = ours.get(k[:5] + ("graph",))
     print(f"no-graph {k[0]} b{k[2]} {k[3]} {k[4]}: {v['images_per_second']:.0f} img/s"
           + (f" (graph {g['images_per_second']:.0f})" if g else ""))
+
+# Issue 4's targets on this call's rows, then against fixed PyTorch figures: the issue's H200
+# reference (eager resnet18 b64 13.1k, compiled b512 72.8k img/s) and the fastest PyTorch any
+# H100 call has measured here (session 21's call A: 12,184 and 66,881; docs/gpu-notes.md v23).
+# The b64 target names no backend, so the faster of ours counts; the b512 one names cudnn.
+REFERENCES = [("PyTorch on an H200 (issue)", 13100, 72800),
+              ("fastest H100 PyTorch seen", 12184, 66881)]
+
+
+def best_b64():
+    got = [(ours.get(("resnet18", "3x32x32", 64, "bf16", impl, "graph")), impl)
+           for impl in ("cudnn", "cuda")]
+    got = [(r["images_per_second"], impl) for r, impl in got if r]
+    return max(got) if got else (None, None)
+
+
+b64, b64_impl = best_b64()
+c512 = ours.get(("resnet18", "3x32x32", 512, "bf16", "cudnn", "graph"))
+e64 = torch.get(("resnet18", "3x32x32", 64, "bf16", "eager"))
+t512 = torch.get(("resnet18", "3x32x32", 512, "bf16", "compiled"))
+if b64 or c512:
+    print("\nTargets (resnet18 bf16): b64 ours >= 3x eager, b512 cudnn >= 1.3x compiled")
+
+    def line(label, eager, compiled):
+        parts = []
+        if b64 and eager:
+            parts.append(f"b64 {b64_impl} {b64:.0f} / {eager:.0f} = {b64 / eager:.2f}x"
+                         f" ({'met' if b64 >= 3 * eager else 'missed'})")
+        if c512 and compiled:
+            ci = c512["images_per_second"]
+            parts.append(f"b512 cudnn {ci:.0f} / {compiled:.0f} = {ci / compiled:.2f}x"
+                         f" ({'met' if ci >= 1.3 * compiled else 'missed'})")
+        if parts:
+            print(f"  {label + ':':<28}" + "; ".join(parts))
+
+    line("this call's PyTorch", e64 and e64["img_s"], t512 and t512["img_s"])
+    for label, eager, compiled in REFERENCES:
+        line(label, eager, compiled)
