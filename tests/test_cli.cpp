@@ -1,9 +1,7 @@
 // The trainbench executable as a user meets it: help, exit codes, one-line errors for bad
 // input, a results line for a good run.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,20 +13,10 @@ namespace {
 
 using testing::TempDir;
 
-struct CliRun {
-  int code;
-  std::string output;  // stdout and stderr
-};
+using CliRun = testing::CommandResult;
 
 CliRun trainbench(const std::string& args) {
-  const std::string cmd = std::string(TB_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return testing::run_command(std::string(TB_BINARY) + " " + args + " 2>&1");
 }
 
 TEST(Cli, HelpListsEverySubcommand) {

@@ -3,29 +3,21 @@
 // against the same call's PyTorch and the fixed reference figures; with no files, the bare
 // header and no target lines.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include "test_util.h"
 
 namespace tb {
 namespace {
 
-std::string run(const std::string& command, int* code) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
 std::string gpu_compare(const std::string& throughput, const std::string& torch, int* code) {
   const std::string dir = std::string(TB_SOURCE_DIR);
-  return run("python3 " + dir + "/scripts/gpu_compare.py " + throughput + " " + torch, code);
+  const testing::CommandResult r = testing::run_command(
+      "python3 " + dir + "/scripts/gpu_compare.py " + throughput + " " + torch + " 2>&1");
+  *code = r.code;
+  return r.output;
 }
 
 TEST(CompareScripts, GpuComparePrintsTheTargetsOnARecordedCall) {

@@ -1,7 +1,6 @@
 // Reports from results records: reading and naming runs, baselines and speedups, the tables
 // (HTML, Markdown), the chart specs, CSV export, and the report / export-csv subcommands.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <fstream>
 
@@ -340,19 +339,10 @@ TEST(CsvExport, OneRowPerRecordWithEveryFinalField) {
   EXPECT_EQ(csv_field("a\"b"), "\"a\"\"b\"");
 }
 
-struct CliRun {
-  int code;
-  std::string output;
-};
+using CliRun = testing::CommandResult;
 
 CliRun trainbench(const std::string& args) {
-  FILE* p = popen((std::string(TB_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return testing::run_command(std::string(TB_BINARY) + " " + args + " 2>&1");
 }
 
 TEST(ReportCli, WritesHtmlMarkdownAndCsv) {

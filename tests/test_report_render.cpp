@@ -3,9 +3,7 @@
 // (as a non-empty SVG), every sample image too, with no script error, and the screenshot
 // must not be blank. Skipped where Chromium is not installed or the build has no charts.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <set>
 
@@ -20,26 +18,14 @@ namespace {
 
 using testing::TempDir;
 
-struct Output {
-  int code;
-  std::string text;
-};
-
-Output run_command(const std::string& command) {
-  FILE* p = popen(command.c_str(), "r");
-  std::string out;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using Output = testing::CommandResult;
+using testing::run_command;
 
 std::string find_chromium() {
   for (const char* name :
        {"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}) {
     const Output o = run_command(std::string("command -v ") + name + " 2>/dev/null");
-    if (o.code == 0 && !o.text.empty()) return o.text.substr(0, o.text.find('\n'));
+    if (o.code == 0 && !o.output.empty()) return o.output.substr(0, o.output.find('\n'));
   }
   return "";
 }
@@ -91,7 +77,7 @@ TEST(ReportRender, EveryChartDrawsInHeadlessChromium) {
   const std::string page = tmp.str() + "/report.html";
   const Output made =
       run_command(std::string(TB_BINARY) + " report " + results + " -o " + page + " 2>&1");
-  ASSERT_EQ(made.code, 0) << made.text;
+  ASSERT_EQ(made.code, 0) << made.output;
   const std::string html = read_file(page);
   const int expected = std::atoi(attribute(html, "<body", "data-charts-expected").c_str());
   EXPECT_EQ(expected, 16);
@@ -99,13 +85,13 @@ TEST(ReportRender, EveryChartDrawsInHeadlessChromium) {
   const Output dom =
       run_command(chromium_command(chromium, tmp.str() + "/profile-dom", "--dump-dom", page));
   ASSERT_EQ(dom.code, 0) << "chromium failed";
-  const std::string errors = attribute(dom.text, "<body", "data-errors");
+  const std::string errors = attribute(dom.output, "<body", "data-errors");
   EXPECT_EQ(errors, "0") << "script errors on the page; the list is in #tb-errors:\n"
-                         << dom.text.substr(dom.text.find("id=\"tb-errors\""), 2000);
-  EXPECT_EQ(attribute(dom.text, "<body", "data-charts-status"), "ok");
-  EXPECT_EQ(attribute(dom.text, "<body", "data-charts-drawn"), std::to_string(expected));
-  EXPECT_EQ(drawn_svgs(dom.text), expected);
-  EXPECT_EQ(attribute(dom.text, "<body", "data-samples-drawn"), "24");  // 6 runs x 4 images
+                         << dom.output.substr(dom.output.find("id=\"tb-errors\""), 2000);
+  EXPECT_EQ(attribute(dom.output, "<body", "data-charts-status"), "ok");
+  EXPECT_EQ(attribute(dom.output, "<body", "data-charts-drawn"), std::to_string(expected));
+  EXPECT_EQ(drawn_svgs(dom.output), expected);
+  EXPECT_EQ(attribute(dom.output, "<body", "data-samples-drawn"), "24");  // 6 runs x 4 images
 
   const std::string png = tmp.str() + "/report.png";
   const Output shot = run_command(

@@ -1,9 +1,11 @@
 // Helpers shared by tests: temp folders, synthetic datasets written in the real file
 // formats, and where to find real data if it is present.
 #pragma once
+#include <sys/wait.h>
 #include <zlib.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -95,6 +97,21 @@ inline std::string real_data_dir(const std::string& name) {
   for (const auto& c : candidates)
     if (std::filesystem::exists(c + "/" + name + "/train-images-idx3-ubyte.gz")) return c;
   return "";
+}
+
+// A shell command's exit code and standard output (add " 2>&1" for its errors too).
+struct CommandResult {
+  int code;
+  std::string output;
+};
+inline CommandResult run_command(const std::string& command) {
+  FILE* p = popen(command.c_str(), "r");
+  std::string out;
+  char buf[65536];
+  size_t n;
+  while (p && (n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = p ? pclose(p) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 }  // namespace tb::testing
